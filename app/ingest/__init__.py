@@ -1,0 +1,44 @@
+"""File ingest: every reader turns one input file into a part of a ``PatientCase``.
+
+Bad input raises :class:`IngestError` (file, modality, problem) and never anything else;
+:func:`read_file` and :func:`load_case` turn those errors into :class:`FileReport` entries.
+"""
+
+from app.ingest.case_folder import case_inputs, load_case, read_file
+from app.ingest.cxr_dicom import read_cxr_dicom
+from app.ingest.cxr_image import read_cxr_image
+from app.ingest.detect import detect
+from app.ingest.ecg_csv import read_ecg_csv
+from app.ingest.ecg_dicom import read_ecg_dicom
+from app.ingest.ecg_npy import read_ecg_npy
+from app.ingest.ecg_wfdb import read_ecg_wfdb
+from app.ingest.echo_dicom import read_echo_dicom
+from app.ingest.echo_frames import read_echo_frames
+from app.ingest.echo_video import read_echo_video
+from app.ingest.errors import IngestError
+from app.ingest.labs_csv import read_labs_csv
+from app.ingest.labs_json import read_labs_json
+from app.ingest.labs_text import read_labs_text
+from app.ingest.report import FileReport, Reading
+
+__all__ = [
+    "FileReport",
+    "IngestError",
+    "Reading",
+    "case_inputs",
+    "detect",
+    "load_case",
+    "read_cxr_dicom",
+    "read_cxr_image",
+    "read_ecg_csv",
+    "read_ecg_dicom",
+    "read_ecg_npy",
+    "read_ecg_wfdb",
+    "read_echo_dicom",
+    "read_echo_frames",
+    "read_echo_video",
+    "read_file",
+    "read_labs_csv",
+    "read_labs_json",
+    "read_labs_text",
+]

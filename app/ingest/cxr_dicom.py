@@ -1,0 +1,93 @@
+"""Chest radiograph from DICOM CR/DX: modality LUT, VOI LUT or window, MONOCHROME1 inverted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from app.ingest import dicom
+from app.ingest.errors import IngestError, guarded
+from app.ingest.report import Reading
+from model_zoo.case import CXR
+
+
+def voi_output_range(ds: Dataset) -> tuple[float, float] | None:
+    """The value range ``apply_voi_lut`` maps into, None when it leaves values unchanged."""
+    if ds.get("VOILUTSequence"):
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+        return 0.0, float(2**bits - 1)
+    if "WindowCenter" not in ds and "WindowWidth" not in ds:
+        return None
+    if ds.get("ModalityLUTSequence"):
+        bits = int(ds.ModalityLUTSequence[0].LUTDescriptor[2])
+        low, high = 0.0, float(2**bits - 1)
+    elif int(ds.get("PixelRepresentation", 0)) == 0:
+        low, high = 0.0, float(2 ** int(ds.BitsStored) - 1)
+    else:
+        low, high = -float(2 ** (int(ds.BitsStored) - 1)), float(2 ** (int(ds.BitsStored) - 1) - 1)
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds:
+        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+        low, high = sorted((low * slope + intercept, high * slope + intercept))
+    return low, high
+
+
+def pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
+    """``(spacing_mm, warning)`` from PixelSpacing or ImagerPixelSpacing; zeros are no spacing."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        if value is None:
+            continue
+        if len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
+            return (float(value[0]), float(value[1])), None
+        return None, f"{keyword} {[float(v) for v in value]} is not a usable spacing: ignored"
+    return None, None
+
+
+def windowed_unit(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+    """Modality LUT, then VOI LUT or window, scaled to [0, 1] with bone bright."""
+    arr = apply_modality_lut(pixels, ds)
+    out_range = voi_output_range(ds)
+    arr = apply_voi_lut(arr, ds).astype(np.float64)
+    low, high = out_range if out_range else (float(arr.min()), float(arr.max()))
+    unit = np.clip((arr - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(arr)
+    if str(ds.PhotometricInterpretation) == "MONOCHROME1":
+        unit = 1.0 - unit
+    return unit
+
+
+@guarded("cxr")
+def read_cxr_dicom(path: str | Path) -> Reading[CXR]:
+    """A CR/DX radiograph as float32 [0, 1]; the size is checked before any pixel is decoded."""
+    header = dicom.read_dicom_header(path, "cxr")
+    dicom.check_image_header(path, header, "cxr")
+    ds = dicom.read_dicom(path, "cxr")
+    dicom.check_pixel_data(path, ds, "cxr")
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    if photometric not in {"MONOCHROME1", "MONOCHROME2"}:
+        raise IngestError(path, "cxr", f"photometric interpretation {photometric!r}: expected grey")
+    warnings: list[str] = []
+    pixels = ds.pixel_array
+    if dicom.number_of_frames(ds) > 1:
+        pixels = pixels[0]
+        warnings.append(f"{dicom.number_of_frames(ds)} frames: only the first is used")
+    image = windowed_unit(ds, pixels).astype(np.float32)
+    spacing, spacing_warning = pixel_spacing(ds)
+    if spacing_warning:
+        warnings.append(spacing_warning)
+    cxr = CXR(
+        image=image,
+        view_position=str(ds.get("ViewPosition", "") or "unknown"),
+        pixel_spacing_mm=spacing,
+    )
+    cxr.validate()
+    details = dicom.dicom_details(ds)
+    details.update({"shape": list(image.shape), "view_position": cxr.view_position})
+    if spacing is not None:
+        details["pixel_spacing"] = list(spacing)
+    reading = Reading(part=cxr, warnings=warnings, details=details)
+    reading.identifiers = dicom.identifiers(ds)
+    reading.demographics = dicom.demographics(ds)
+    return reading

@@ -1,0 +1,41 @@
+"""Echo cine from an MP4 or AVI video, decoded by imageio's ffmpeg plugin."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+
+from app.ingest.echo_common import MAX_CINE_BYTES, build_cine, to_grey, view_from_filename
+from app.ingest.errors import IngestError, guarded
+from app.ingest.report import Reading
+from model_zoo.case import MAX_IMAGE_PIXELS, EchoCine
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".m4v", ".mkv", ".webm"}
+
+
+@guarded("echo")
+def read_echo_video(path: str | Path) -> Reading[EchoCine]:
+    """Every frame as uint8 grey; frame rate from the container, view from the file name."""
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError(path, "echo", "file not found")
+    meta = iio.immeta(path, plugin="FFMPEG")
+    width, height = meta.get("size", (0, 0))
+    if width * height > MAX_IMAGE_PIXELS:
+        raise IngestError(path, "echo", f"frame size {height} x {width} is too large")
+    max_frames = MAX_CINE_BYTES // max(width * height, 1)
+    grey = []
+    for frame in iio.imiter(path, plugin="FFMPEG"):
+        grey.append(to_grey(frame))
+        if len(grey) > max_frames:
+            raise IngestError(path, "echo", f"more than {max_frames} frames: too large to load")
+    if not grey:
+        raise IngestError(path, "echo", "video holds no frames")
+    fps = meta.get("fps")
+    rate = float(fps) if isinstance(fps, int | float) and math.isfinite(fps) and fps > 0 else None
+    reading = build_cine(path, np.stack(grey), rate, view_from_filename(path))
+    reading.details.update({"format": path.suffix.lstrip(".").upper(), "codec": meta.get("codec")})
+    return reading
