@@ -12,6 +12,7 @@ from app.ingest.report import FileReport
 from model_zoo.case import PatientCase
 
 IGNORED_NAMES = {"evidence.npz", "truth.json", "manifest.json"}
+PATIENT_KEYS = ("PatientID", "PatientName")
 
 
 def read_file(path: str | Path) -> tuple[str, Any, FileReport]:
@@ -85,9 +86,21 @@ def _add(case: PatientCase, modality: str, part: Any, report: FileReport) -> Non
         case.labs.medications = " ".join(t for t in (case.labs.medications, part.medications) if t)
         return
     if getattr(case, modality) is not None:
-        report.warnings.append(f"the case already has a {modality} from another file: not used")
+        report.warnings.append(
+            f"the case already has {modality.upper()} from another file: not used"
+        )
         return
     setattr(case, modality, part)
+
+
+def _merge_identifiers(case: PatientCase, report: FileReport) -> None:
+    """Keep the first value of each field; warn (without values) when files disagree."""
+    known = case.identifiers.reveal()
+    incoming = report.identifiers.reveal()
+    for key in PATIENT_KEYS:
+        if key in known and key in incoming and known[key] != incoming[key]:
+            report.warnings.append(f"{key} differs from other files: is this one patient?")
+    case.identifiers.update({k: v for k, v in incoming.items() if k not in known})
 
 
 def load_case(folder: str | Path) -> tuple[PatientCase, list[FileReport]]:
@@ -104,7 +117,7 @@ def load_case(folder: str | Path) -> tuple[PatientCase, list[FileReport]]:
             case.warnings.append(f"{report.error} (not loaded)")
             continue
         _add(case, modality, part, report)
-        case.identifiers.update(report.identifiers.reveal())
+        _merge_identifiers(case, report)
         demo = report.details.get("demographics")
         if demo and case.demographics.age is None and case.demographics.sex == "":
             case.demographics.age = demo.get("age")

@@ -1,0 +1,58 @@
+"""Shared test helpers: the real files shipped by pydicom / pydicom-data, and a DICOM writer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+
+@pytest.fixture
+def testdata() -> Callable[[str], str]:
+    """Path of a real file shipped by pydicom or pydicom-data."""
+
+    def find(name: str) -> str:
+        path = get_testdata_file(name)
+        assert path is not None, f"{name} not installed (pip install pydicom-data)"
+        return str(path)
+
+    return find
+
+
+@pytest.fixture
+def write_dicom() -> Callable[..., Path]:
+    """Write a DICOM file: ``(path, sop_class_uid, modality, pixels=None, photometric, **tags)``."""
+
+    def write(
+        path: Path,
+        sop_class: str,
+        modality: str,
+        pixels: np.ndarray | None = None,
+        photometric: str = "MONOCHROME2",
+        **tags: Any,
+    ) -> Path:
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.SOPClassUID = sop_class
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+        ds.Modality = modality
+        ds.PatientName = "Testperson^Alice"
+        ds.PatientID = "ID-998877"
+        if pixels is not None:
+            bits = 8 if pixels.dtype == np.uint8 else 16
+            ds.set_pixel_data(pixels, photometric, bits)
+        for key, value in tags.items():
+            setattr(ds, key, value)
+        ds.save_as(path, enforce_file_format=True)
+        return path
+
+    return write
