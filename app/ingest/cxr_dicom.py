@@ -36,13 +36,16 @@ def voi_output_range(ds: Dataset) -> tuple[float, float] | None:
 
 def pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
     """``(spacing_mm, warning)`` from PixelSpacing or ImagerPixelSpacing; zeros are no spacing."""
+    unusable = []
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(keyword)
         if value is None:
             continue
         if len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
             return (float(value[0]), float(value[1])), None
-        return None, f"{keyword} {[float(v) for v in value]} is not a usable spacing: ignored"
+        unusable.append(f"{keyword} {[float(v) for v in value]}")
+    if unusable:
+        return None, f"{' and '.join(unusable)} not a usable pixel spacing: ignored"
     return None, None
 
 
