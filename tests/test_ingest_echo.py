@@ -168,3 +168,17 @@ def test_frame_folder_size_mismatch(tmp_path):
         Image.fromarray(np.zeros(size, np.uint8)).save(tmp_path / f"{k}.png")
     with pytest.raises(IngestError, match="2.png is 41 x 50"):
         read_echo_frames(tmp_path)
+
+
+def test_uncompressed_ybr_full_converted_to_grey(tmp_path, write_dicom):
+    from pydicom.pixels import convert_color_space
+
+    grey = cine()
+    rgb = np.stack([grey, grey // 2, 255 - grey], axis=3)
+    ybr = convert_color_space(rgb.copy(), "RGB", "YBR_FULL", per_frame=True)  # works in place
+    path = write_dicom(
+        tmp_path / "ybr.dcm", UltrasoundMultiFrameImageStorage, "US", ybr, photometric="YBR_FULL"
+    )
+    frames = read_echo_dicom(path).part.frames
+    luminance = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(frames - luminance).max() <= 2.0
