@@ -1,0 +1,57 @@
+"""Cross-modal attention matrices as annotated heat maps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+ANNOTATE_MAX_CELLS = 400
+
+
+def attention_heatmap_figure(
+    matrix: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    title: str,
+    annotate: bool | None = None,
+) -> go.Figure:
+    """Attention weights (rows attend to columns) with each value written in its cell.
+
+    ``annotate=None`` writes values when the matrix has at most 400 cells.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(
+            f"matrix {m.shape} does not match {len(row_labels)} rows x {len(col_labels)} columns"
+        )
+    if not np.isfinite(m).all():
+        raise ValueError("attention weights must be finite")
+    if annotate is None:
+        annotate = m.size <= ANNOTATE_MAX_CELLS
+    text = [[f"{v:.2f}" for v in row] for row in m] if annotate else None
+    zmax = max(float(m.max()), 1e-12)
+    fig = go.Figure(
+        go.Heatmap(
+            z=m,
+            x=list(col_labels),
+            y=list(row_labels),
+            zmin=min(0.0, float(m.min())),
+            zmax=zmax,
+            colorscale="Viridis",
+            text=text,
+            texttemplate="%{text}" if annotate else None,
+            hovertemplate="%{y} → %{x}: %{z:.4f}<extra></extra>",
+            colorbar=dict(title=dict(text="weight")),
+        )
+    )
+    fig.update_layout(
+        title=dict(text=title, x=0.01),
+        xaxis=dict(title="attended to (key)", side="bottom"),
+        yaxis=dict(title="attending (query)", autorange="reversed"),
+        height=180 + 40 * min(len(row_labels), 16),
+        margin=dict(l=10, r=10, t=50, b=50),
+        plot_bgcolor="white",
+    )
+    return fig

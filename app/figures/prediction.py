@@ -1,0 +1,43 @@
+"""The prediction card: task, answer, probability, device, model and the demo-model caveat."""
+
+from __future__ import annotations
+
+import math
+
+DEMO_CAVEAT = "Demonstration model trained on synthetic data — not for clinical use."
+BAR_CELLS = 20
+
+
+def _escape(text: str) -> str:
+    """Keep user-visible strings from being read as Markdown or HTML."""
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "\\`*_[]|#":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def prediction_markdown(
+    task_label: str,
+    answer: str,
+    probability: float,
+    device: str,
+    model_name: str,
+) -> str:
+    """Markdown for the prediction panel; always ends with :data:`DEMO_CAVEAT`."""
+    p = float(probability)
+    if not math.isfinite(p) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"probability must be in [0, 1], got {probability!r}")
+    filled = round(p * BAR_CELLS)
+    bar = "█" * filled + "░" * (BAR_CELLS - filled)
+    return "\n".join(
+        [
+            f"### {_escape(task_label)}",
+            f"**{_escape(answer)}** — probability **{p:.1%}**",
+            "",
+            f"`{bar}`",
+            "",
+            f"Model: {_escape(model_name)} · device: {_escape(device)}",
+            "",
+            f"> ⚠️ {DEMO_CAVEAT}",
+        ]
+    )
