@@ -210,3 +210,9 @@ def test_low_rate_signal_is_not_upsampled(real_ecg: ECG) -> None:
     low = ECG(real_ecg.signal[:, ::5].copy(), 200.0, real_ecg.lead_names)
     rhythm = _lead_trace(ecg_print_figure(low), "II", rhythm=True)
     assert len(rhythm.x) == 2000
+
+
+def test_width_follows_the_container_and_height_is_settable(real_ecg: ECG) -> None:
+    fig = ecg_print_figure(real_ecg, height=600)
+    assert fig.layout.height == 600 and fig.layout.width is None
+    assert fig.layout.xaxis.constrain == "domain" and fig.layout.yaxis.constrain == "domain"

@@ -60,7 +60,9 @@ def test_real_tokenizer_output_reads_as_the_original_text() -> None:
     words = _words(segs)
     assert words["proBNP"] == pytest.approx(1.0)
     assert words["Sodium"] == pytest.approx(-0.5)
-    assert "café" in words
+    assert "proBNP" not in "".join(t for t, s in segs if s is None)
+    plain = "".join(t for t, s in segs if s is None)
+    assert "café owner" in plain and " of the patient is 12500 pg/mL.\n" in plain
     assert sum(t.count("\n") for t, s in segs if s is None) == 2
     assert max(abs(s) for s in words.values()) == pytest.approx(1.0)
 
@@ -74,9 +76,15 @@ def test_unknown_tokens_take_the_text_they_stand_for() -> None:
     assert ("☆", -1.0) in segs
 
 
-def test_all_zero_scores_stay_zero_and_lengths_are_checked() -> None:
-    segs = highlighted_tokens(["a", "b"], [0.0, 0.0])
-    assert _words(segs) == {"a": 0.0, "b": 0.0}
+def test_negligible_scores_become_plain_text() -> None:
+    segs = highlighted_tokens(["a", "b", "c", "d"], [1.0, 0.01, -0.015, 0.5])
+    assert segs == [("a", 1.0), (" b c ", None), ("d", 0.5)]
+    kept = highlighted_tokens(["a", "b"], [1.0, 0.01], min_abs=0.0)
+    assert _words(kept) == {"a": 1.0, "b": pytest.approx(0.01)}
+    assert highlighted_tokens(["a", "b"], [0.0, 0.0]) == [("a b", None)]
+
+
+def test_lengths_and_values_are_checked() -> None:
     with pytest.raises(ValueError, match="2 tokens but 1 scores"):
         highlighted_tokens(["a", "b"], [1.0])
     with pytest.raises(ValueError, match="not finite"):

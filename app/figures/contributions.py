@@ -101,7 +101,7 @@ def interaction_matrix_figure(matrix: np.ndarray, modalities: Sequence[str]) -> 
             texttemplate="%{text}",
             hovertemplate="%{y} × %{x}: %{z:+.4f}<extra></extra>",
             colorbar=dict(
-                title=dict(text="interaction"),
+                title=dict(text="interaction", side="right"),
                 tickvals=[-span, 0, span],
                 ticktext=["redundancy", "0", "synergy"],
             ),

@@ -198,12 +198,14 @@ def ecg_print_figure(
     *,
     heat_label: str = "attribution",
     title: str | None = None,
+    height: int = 820,
 ) -> go.Figure:
     """The standard 12-lead print of ``ecg``, with ``heat`` (leads x samples, [0, 1]) as shading.
 
-    Traces carry ``meta`` dicts (``kind`` = lead, calibration, separator, shading) so callers
-    and tests can find them; lead-label annotations are named ``label:<lead>`` and empty
-    slots ``missing:<lead>``.
+    The width follows the container (the grid keeps its 25 mm/s : 10 mm/mV aspect by
+    shrinking the plot area); ``height`` is in pixels. Traces carry ``meta`` dicts
+    (``kind`` = lead, calibration, separator, shading) so callers and tests can find them;
+    lead-label annotations are named ``label:<lead>`` and empty slots ``missing:<lead>``.
     """
     sig, draw_rate = _drawing_signal(ecg)
     leads = list(ecg.lead_names)
@@ -304,8 +306,7 @@ def ecg_print_figure(
         annotations=notes,
         plot_bgcolor="#fffafb",
         paper_bgcolor="white",
-        width=1400,
-        height=900,
+        height=height,
         margin=dict(l=10, r=90, t=45, b=35),
         dragmode="zoom",
     )

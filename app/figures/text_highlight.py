@@ -6,6 +6,10 @@ spaces and newlines, so the text reads as written. WordPiece ``##`` pieces are m
 their word and their scores summed (SHAP values are additive). Given the original
 ``text``, words are located in it (case- and accent-insensitively) and the original
 spelling, spaces and newlines are kept; without it, spacing follows punctuation rules.
+
+Gradio 6 lays score tokens out as flex items, which swallows newlines and pads every
+token: give the component ``elem_classes=[HIGHLIGHT_CLASS]`` and launch with
+``css=HIGHLIGHT_CSS`` so the text flows as written, lines break, and "lowers" is blue.
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ NO_SPACE_BEFORE = frozenset(".,;:!?)]}%/-'")
 NO_SPACE_AFTER = frozenset("([{/-")
 
 Segment = tuple[str, float | None]
+HIGHLIGHT_CLASS = "fl-tokens"
+HIGHLIGHT_CSS = (
+    f".{HIGHLIGHT_CLASS} .textfield {{display: block !important; line-height: 1.9;}}\n"
+    f".{HIGHLIGHT_CLASS} .token-container {{display: inline;}}\n"
+    f".{HIGHLIGHT_CLASS} .token.highlighted "
+    f"{{margin: 0 !important; padding: 1px 2px !important;}}\n"
+    # Gradio paints negative scores purple (128, 90, 213); turn them blue.
+    f'.{HIGHLIGHT_CLASS} .token[style*="128, 90, 213"] {{filter: hue-rotate(-45deg);}}\n'
+    f".{HIGHLIGHT_CLASS} .score-legend {{background: linear-gradient(to right, "
+    f"rgb(50, 100, 230), transparent, rgb(239, 68, 60)) !important;}}\n"
+)
 
 
 @dataclass
@@ -138,14 +153,24 @@ def _merge_gaps(segments: list[Segment]) -> list[Segment]:
 
 
 def highlighted_tokens(
-    tokens: Sequence[str], scores: Sequence[float], text: str | None = None
+    tokens: Sequence[str],
+    scores: Sequence[float],
+    text: str | None = None,
+    min_abs: float = 0.02,
 ) -> list[Segment]:
-    """``gr.HighlightedText`` value for token ``scores``: words with scores in [-1, 1]."""
+    """``gr.HighlightedText`` value for token ``scores``: words with scores in [-1, 1].
+
+    Words whose normalised score is within ``min_abs`` of 0 (invisible as a colour anyway)
+    become plain text, so unremarkable stretches read as ordinary prose.
+    """
     words = _merge_pieces(tokens, scores)
     segments = _segments_in_text(words, text) if text is not None else _segments_by_rules(words)
     peak = max((abs(s) for _, s in segments if s is not None), default=0.0)
     scale = 1.0 / peak if peak > 0 else 0.0
-    return _merge_gaps([(t, None if s is None else s * scale) for t, s in segments])
+    scaled = [
+        (t, None if s is None or abs(s * scale) <= min_abs else s * scale) for t, s in segments
+    ]
+    return _merge_gaps(scaled)
 
 
 def lab_item_table(
