@@ -1,0 +1,286 @@
+"""Training the fusion model on PatientCase objects with modality dropout.
+
+Each batch runs the encoders once on everything present, then fuses the features several
+times: once with every present modality (diagnosis, report and contrastive losses) and
+``subsets_per_batch`` times with a random non-empty subset per case (diagnosis loss), so
+every subset, single modalities included, is trained through the missing-modality path.
+CUDA with mixed precision when present, CPU otherwise; tqdm progress, a log file and
+``metrics.json`` in ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from model_zoo.case import MODALITIES, PatientCase
+from model_zoo.config import ModelConfig
+from model_zoo.dataset import (
+    CohortData,
+    add_text_states,
+    build_cohort_data,
+    cache_key,
+    load_cohort_data,
+    save_cohort_data,
+)
+from model_zoo.evaluation import subset_auc_table
+from model_zoo.losses import contrastive_loss, diagnosis_loss, report_loss
+from model_zoo.model import FusionModel
+from model_zoo.registry import default_device, save_model
+from model_zoo.report import Vocabulary
+from model_zoo.synth.vocab import LABEL
+
+log = logging.getLogger("model_zoo.training")
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation settings plus the model's own :class:`ModelConfig`."""
+
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 2e-3
+    text_lr: float = 2e-4
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    seed: int = 0
+    subsets_per_batch: int = 2
+    hf_weight: float = 2.0
+    report_weight: float = 0.5
+    contrastive_weight: float = 0.1
+    grad_clip: float = 1.0
+    threads: int | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: FusionModel
+    metrics: dict
+    out_dir: Path
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def random_subsets(present: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A uniformly random non-empty subset of each row's present modalities."""
+    out = torch.zeros_like(present)
+    while True:
+        todo = ~out.any(dim=1)
+        if not todo.any():
+            return out
+        draw = torch.rand(present.shape, generator=gen) < 0.5
+        out[todo] = (draw & present)[todo]
+
+
+def _report_targets(
+    data: CohortData, idx: list[int], vocab: Vocabulary, max_words: int
+) -> torch.Tensor:
+    seqs = [vocab.encode(data.reports[i], max_words) for i in idx]
+    out = torch.zeros(len(seqs), max(len(s) for s in seqs), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        out[row, : len(s)] = torch.tensor(s)
+    return out
+
+
+def _setup_logging(out_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(out_dir / "train.log", mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def _cohort(
+    cases: list[PatientCase], model: FusionModel, path: Path, name: str, progress: bool
+) -> CohortData:
+    key = cache_key(cases, model.config)
+    data = load_cohort_data(path, key)
+    if data is None:
+        t0 = time.perf_counter()
+        data = build_cohort_data(cases, model.config, model.task_names, progress)
+        add_text_states(data, model, progress=progress)
+        save_cohort_data(data, path, key)
+        log.info(
+            "%s: preprocessed %d cases in %.1f s -> %s",
+            name,
+            len(data),
+            time.perf_counter() - t0,
+            path,
+        )
+    else:
+        log.info("%s: %d cases from cache %s", name, len(data), path)
+    return data
+
+
+def _optimizer(model: FusionModel, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    text, rest = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (text if name.startswith("encoders.labs.bert.") else rest).append(p)
+    groups = [{"params": rest, "lr": cfg.lr}, {"params": text, "lr": cfg.text_lr}]
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+
+def _schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train_step(
+    model: FusionModel,
+    data: CohortData,
+    idx: list[int],
+    cfg: TrainingConfig,
+    gen: torch.Generator,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """Losses of one batch (not yet backpropagated)."""
+    inputs = data.batch(idx, model.config).to(device)
+    labels = torch.from_numpy(data.labels[idx]).to(device)
+    feats = model.encode(inputs)
+    full = model.fuse(feats, inputs.present)
+    diag = diagnosis_loss(
+        full.logits, labels, model.task_names, inputs.present, LABEL, cfg.hf_weight
+    )
+    for _ in range(cfg.subsets_per_batch):
+        sub = random_subsets(inputs.present.cpu(), gen).to(device)
+        out = model.fuse(feats, sub)
+        diag = diag + diagnosis_loss(
+            out.logits, labels, model.task_names, sub, LABEL, cfg.hf_weight
+        )
+    diag = diag / (1 + cfg.subsets_per_batch)
+    losses = {"diagnosis": diag}
+    if model.report is not None:
+        targets = _report_targets(data, idx, model.vocab, model.config.report_max_words).to(device)
+        memory, mask, _ = model.report_memory(full)
+        logits, _ = model.report(targets[:, :-1], memory, mask)
+        losses["report"] = report_loss(logits, targets[:, 1:])
+    losses["contrastive"] = contrastive_loss(
+        full.embeddings, inputs.present, model.contrastive.log_temperature
+    )
+    losses["total"] = (
+        diag
+        + cfg.report_weight * losses.get("report", diag.new_zeros(()))
+        + cfg.contrastive_weight * losses["contrastive"]
+    )
+    return losses
+
+
+def train_model(
+    train_cases: list[PatientCase],
+    val_cases: list[PatientCase],
+    config: TrainingConfig | None = None,
+    out_dir: str | Path = "fusion_model",
+    progress: bool = True,
+) -> TrainResult:
+    """Train, log, save the checkpoint (``out_dir/model``) and ``metrics.json``."""
+    cfg = config or TrainingConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    handler = _setup_logging(out)
+    try:
+        return _train(train_cases, val_cases, cfg, out, progress)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _train(
+    train_cases: list[PatientCase],
+    val_cases: list[PatientCase],
+    cfg: TrainingConfig,
+    out: Path,
+    progress: bool,
+) -> TrainResult:
+    t_start = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = default_device()
+    use_amp = device.type == "cuda"
+    reports = [c.truth.report for c in train_cases if c.truth is not None and c.truth.report]
+    model_cfg = ModelConfig.from_dict(cfg.model.to_dict())
+    model_cfg.report_vocab = Vocabulary.build(reports).words if reports else []
+    model = FusionModel(model_cfg).to(device)
+    log.info(
+        "device %s, %d train / %d val cases, config %s",
+        device,
+        len(train_cases),
+        len(val_cases),
+        json.dumps(cfg.to_dict()),
+    )
+    train = _cohort(train_cases, model, out / "cache_train.pt", "train", progress)
+    val = _cohort(val_cases, model, out / "cache_val.pt", "val", progress) if val_cases else None
+    t_prep = time.perf_counter() - t_start
+
+    opt = _optimizer(model, cfg)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    warmup = max(1, int(cfg.warmup_fraction * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, total, warmup))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    order_rng = np.random.default_rng(cfg.seed)
+    history = []
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = order_rng.permutation(len(train))
+        sums: dict[str, float] = {}
+        bar = tqdm(
+            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress
+        )
+        for step in bar:
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size].tolist()
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                losses = train_step(model, train, idx, cfg, gen, device)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(losses["total"]).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            bar.set_postfix(loss=f"{sums['total'] / (step + 1):.3f}")
+        record = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()}}
+        record["elapsed_s"] = round(time.perf_counter() - t_start, 1)
+        if val is not None:
+            table = subset_auc_table(model, val, [tuple(MODALITIES), *[(m,) for m in MODALITIES]])
+            record["val_auc"] = {"+".join(r["modalities"]): r["auc"] for r in table}
+        history.append(record)
+        log.info("epoch %s", json.dumps(record))
+    model.eval()
+    save_model(model, out / "model")
+    metrics = {
+        "history": history,
+        "train_cases": len(train),
+        "val_cases": len(val) if val is not None else 0,
+        "device": str(device),
+        "preprocess_s": round(t_prep, 1),
+        "train_s": round(time.perf_counter() - t_start, 1),
+        "torch_threads": torch.get_num_threads(),
+        "config": cfg.to_dict(),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info("done in %.1f s; checkpoint %s", metrics["train_s"], out / "model")
+    return TrainResult(model=model, metrics=metrics, out_dir=out)

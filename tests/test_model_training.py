@@ -1,0 +1,41 @@
+"""Training: a tiny run lowers the loss and writes its checkpoint, log and metrics."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from test_model_support import make_case, tiny_config
+
+from model_zoo.registry import load_model
+from model_zoo.training import TrainingConfig, random_subsets, train_model
+
+
+def test_random_subsets_are_non_empty_subsets_of_the_present_modalities() -> None:
+    present = torch.tensor([[True, False, True, True]] * 200 + [[False, True, False, False]] * 5)
+    gen = torch.Generator().manual_seed(0)
+    sub = random_subsets(present, gen)
+    assert sub.any(dim=1).all() and not (sub & ~present).any()
+    assert len({tuple(r) for r in sub[:200].tolist()}) == 7  # every subset of 3 modalities
+
+
+def test_a_tiny_training_run_lowers_the_loss(tmp_path) -> None:
+    cases = [make_case(i, i % 2) for i in range(24)]
+    cases += [make_case(100 + i, i % 2, ("ecg", "cxr")) for i in range(8)]
+    cfg = TrainingConfig(epochs=4, batch_size=8, lr=3e-3, model=tiny_config())
+    result = train_model(cases[:28], cases[28:], cfg, tmp_path, progress=False)
+    hist = result.metrics["history"]
+    assert hist[-1]["total"] < 0.8 * hist[0]["total"]
+    assert hist[-1]["diagnosis"] < hist[0]["diagnosis"]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["train_cases"] == 28 and len(metrics["history"]) == 4
+    assert "epoch" in (tmp_path / "train.log").read_text()
+    model, config = load_model(tmp_path / "model", device="cpu")
+    assert (
+        config.report_vocab[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
+        and "lbbb" in config.report_vocab
+    )
+    # a second run reuses the preprocessing cache
+    again = train_model(cases[:28], cases[28:], cfg, tmp_path, progress=False)
+    assert "from cache" in (tmp_path / "train.log").read_text()
+    assert again.metrics["history"][-1]["total"] == hist[-1]["total"]
