@@ -27,6 +27,81 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_cohort(cohort: str, progress: bool = True) -> list:
+    """Every case folder of a cohort as a PatientCase with its planted truth attached."""
+    from pathlib import Path
+
+    from model_zoo.synth.truth import load_truth
+    from tqdm.auto import tqdm
+
+    from app.ingest import load_case
+
+    folders = sorted(p for p in Path(cohort).iterdir() if (p / "truth.json").is_file())
+    if not folders:
+        raise SystemExit(f"{cohort}: no case folders with truth.json")
+    cases = []
+    for folder in tqdm(folders, desc="load cases", disable=not progress, unit="case"):
+        case, _ = load_case(folder)
+        case.truth = load_truth(folder)
+        cases.append(case)
+    return cases
+
+
+def _train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from model_zoo.training import TrainingConfig, train_model
+
+    cases = _load_cohort(args.cohort)
+    order = np.random.default_rng(args.seed).permutation(len(cases))
+    n_val = int(round(args.val_fraction * len(cases)))
+    val = [cases[i] for i in sorted(order[:n_val])]
+    train = [cases[i] for i in sorted(order[n_val:])]
+    cfg = TrainingConfig(epochs=args.epochs, seed=args.seed)
+    result = train_model(train, val, cfg, args.out)
+    print(f"checkpoint: {result.out_dir / 'model'} ({result.metrics['train_s']:.0f} s)")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import json
+
+    from app.ingest import load_case
+    from model_zoo.predict import predict_case
+    from model_zoo.registry import load_model
+
+    model, _ = load_model(args.model)
+    case, _ = load_case(args.case_dir)
+    result = predict_case(model, case)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"case {result['case_id']}: modalities used {', '.join(result['modalities_used'])}")
+    for task, r in result["tasks"].items():
+        print(f"  {task:<20} {r['answer']:<4} p(yes)={r['probability']:.3f}")
+    print(f"device {result['device']}, {result['seconds']:.3f} s; {result['caveat']}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from model_zoo.dataset import add_text_states, build_cohort_data
+    from model_zoo.evaluation import evaluate_model, format_tables
+    from model_zoo.registry import load_model
+
+    model, config = load_model(args.model)
+    data = build_cohort_data(_load_cohort(args.cohort), config, model.task_names)
+    add_text_states(data, model)
+    result = evaluate_model(model, data, n_boot=args.bootstrap)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2) if args.json else format_tables(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fuselens",
@@ -50,6 +125,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_synth)
+
+    p = sub.add_parser("train", help="train the fusion model on a synthetic cohort")
+    p.add_argument("--cohort", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser("predict", help="probability and answer per task for one case folder")
+    p.add_argument("case_dir")
+    p.add_argument("--model", default="demo", help="checkpoint folder (default: the demo model)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_predict)
+
+    p = sub.add_parser("eval", help="held-out evaluation: subsets, reports, retrieval")
+    p.add_argument("--cohort", required=True)
+    p.add_argument("--model", default="demo")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
+    p.add_argument("--out", help="also write the JSON here")
+    p.set_defaults(handler=_eval)
 
     return parser
 

@@ -205,3 +205,30 @@ def evaluate_model(
     result["device"] = str(model.device)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def format_tables(result: dict) -> str:
+    """The evaluation as plain-text tables (Table 2-, report- and Table 3-shaped)."""
+    lines = ["Heart failure by available modalities (95% bootstrap CI)", ""]
+    lines.append(f"{'modalities':<24} {'n':>5} {'AUC':>6} {'95% CI':>15} {'accuracy':>9}")
+    for r in result["subsets"]:
+        ci = f"{r.get('auc_low', float('nan')):.3f}-{r.get('auc_high', float('nan')):.3f}"
+        lines.append(
+            f"{'+'.join(r['modalities']):<24} {r['n']:>5} {r['auc']:>6.3f} {ci:>15} "
+            f"{r['accuracy']:>9.3f}"
+        )
+    rep = result.get("report")
+    if rep:
+        lines += [
+            "",
+            f"Reports (n={rep['n']}): BLEU-4 {rep['bleu4']:.3f}, ROUGE-L "
+            f"{rep['rouge_l']:.3f}, finding F1 {rep['finding_f1']:.3f}",
+        ]
+    lines += ["", f"{'retrieval query->gallery':<24} {'n':>5} {'R@1':>6} {'LRAP':>6} {'chance':>7}"]
+    for r in result["retrieval"]:
+        pair = f"{r['query']}->{r['gallery']}"
+        lines.append(
+            f"{pair:<24} {r['n']:>5} {r['recall_at_1']:>6.3f} {r['lrap']:>6.3f} "
+            f"{r['chance_recall_at_1']:>7.4f}"
+        )
+    return "\n".join(lines)
