@@ -21,9 +21,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from model_zoo.synth.cohort import write_cohort
+    from model_zoo.synth.cohort import default_workers, write_cohort
 
-    write_cohort(args.out, n=args.n, seed=args.seed, progress=not args.quiet)
+    workers = args.workers if args.workers > 0 else default_workers()
+    write_cohort(args.out, n=args.n, seed=args.seed, progress=not args.quiet, workers=workers)
     return 0
 
 
@@ -31,10 +32,10 @@ def _load_cohort(cohort: str, progress: bool = True) -> list:
     """Every case folder of a cohort as a PatientCase with its planted truth attached."""
     from pathlib import Path
 
-    from model_zoo.synth.truth import load_truth
     from tqdm.auto import tqdm
 
     from app.ingest import load_case
+    from model_zoo.synth.truth import load_truth
 
     folders = sorted(p for p in Path(cohort).iterdir() if (p / "truth.json").is_file())
     if not folders:
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--workers", type=int, default=0, help="parallel processes (0: one per CPU, up to 8)"
+    )
     p.set_defaults(handler=_synth)
 
     p = sub.add_parser("train", help="train the fusion model on a synthetic cohort")

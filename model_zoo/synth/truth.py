@@ -1,0 +1,43 @@
+"""Read a synthetic case's planted truth back: labels, findings, report and evidence masks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_zoo.case import GroundTruth
+
+
+def load_truth(case_dir: str | Path) -> GroundTruth:
+    """The case's :class:`GroundTruth`.
+
+    ``masks`` holds ``"labs"`` (evidence item names), ``"ecg"`` (bool (12, samples), leads
+    I, II, III, aVR, aVL, aVF, V1..V6 at the file's 500 Hz), ``"echo"`` (view -> bool
+    (frames, H, W)) and ``"cxr"`` (bool (H, W) in stored image geometry), each only for the
+    modalities present.
+    """
+    folder = Path(case_dir)
+    meta = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
+    masks: dict[str, Any] = {}
+    if "labs" in meta["modalities"]:
+        masks["labs"] = list(meta["lab_evidence"])
+    with np.load(folder / "evidence.npz", allow_pickle=False) as npz:
+        for key in npz.files:
+            if key.startswith("echo_"):
+                masks.setdefault("echo", {})[key.removeprefix("echo_")] = npz[key].astype(bool)
+            else:
+                masks[key] = npz[key].astype(bool)
+    return GroundTruth(
+        labels={k: int(v) for k, v in meta["labels"].items()},
+        findings={m: list(fs) for m, fs in meta["findings"].items()},
+        report=meta["report"],
+        masks=masks,
+    )
+
+
+def load_manifest(cohort_dir: str | Path) -> dict[str, Any]:
+    """The cohort's ``manifest.json`` (seed, n, generator_version, cases)."""
+    return json.loads((Path(cohort_dir) / "manifest.json").read_text(encoding="utf-8"))
