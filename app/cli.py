@@ -32,10 +32,10 @@ def _load_cohort(cohort: str, progress: bool = True) -> list:
     """Every case folder of a cohort as a PatientCase with its planted truth attached."""
     from pathlib import Path
 
+    from model_zoo.synth.truth import load_truth
     from tqdm.auto import tqdm
 
     from app.ingest import load_case
-    from model_zoo.synth.truth import load_truth
 
     folders = sorted(p for p in Path(cohort).iterdir() if (p / "truth.json").is_file())
     if not folders:
