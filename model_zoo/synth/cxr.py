@@ -41,12 +41,12 @@ class Layer:
         self.draw.line(pts, fill=value, width=max(1, int(round(width * SIZE))), joint="curve")
 
     def array(self, blur_px: float = 0.0) -> np.ndarray:
-        arr = np.asarray(self.img, dtype=np.float64)
+        arr = np.asarray(self.img, dtype=np.float32)
         return gaussian_filter(arr, blur_px) if blur_px > 0 else arr.copy()
 
 
 def _soft(mask: np.ndarray, blur_px: float) -> np.ndarray:
-    return gaussian_filter(mask.astype(np.float64), blur_px)
+    return gaussian_filter(mask.astype(np.float32), blur_px)
 
 
 def _body(th: Thorax) -> np.ndarray:
@@ -107,19 +107,21 @@ def _bones(th: Thorax, rng: np.random.Generator, cage: np.ndarray) -> np.ndarray
             ]
         )
         cortex.line(scap, 0.004, 0.7)
-    spine = _soft(np.abs(XX - th.cx) < 0.03, 2.0)
-    endplates = 0.5 + 0.5 * np.cos(2 * np.pi * (YY - th.apex_y) / 0.052) ** 8
-    pedicles = np.zeros_like(XX)
-    for sx in (-0.021, 0.021):
-        pedicles += np.exp(-(((XX - th.cx - sx) / 0.006) ** 2)) * (
-            np.cos(2 * np.pi * (YY - th.apex_y) / 0.052 + 1.2) > 0.6
-        )
-    cage_soft = _soft(cage, 2.0)
-    rib_img = (ribs.array(1.0) + 0.8 * cortex.array(0.7)) * (0.35 + 0.65 * cage_soft)
-    jitter = 1.0 + 0.08 * rng.standard_normal()
-    return jitter * (
-        0.45 * rib_img + other.array(1.5) + 0.45 * spine * (0.7 + 0.3 * endplates) + 0.2 * pedicles
+    spine = np.zeros_like(XX)
+    cols = slice(max(0, int((th.cx - 0.05) * SIZE)), min(SIZE, int((th.cx + 0.05) * SIZE)))
+    x, y = XX[:, cols] - th.cx, YY[:, cols] - th.apex_y
+    column = np.clip((0.03 - np.abs(x)) * SIZE / 4.0 + 0.5, 0.0, 1.0)
+    endplates = 0.5 + 0.5 * np.cos(2 * np.pi * y / 0.052) ** 8
+    pedicles = np.exp(-(((np.abs(x) - 0.021) / 0.006) ** 2)) * (
+        np.cos(2 * np.pi * y / 0.052 + 1.2) > 0.6
     )
+    spine[:, cols] = 0.45 * column * (0.7 + 0.3 * endplates) + 0.2 * pedicles
+    cage_soft = np.clip(
+        (lateral_margin(th, YY) + 0.01 - np.abs(XX - th.cx)) * SIZE / 4.0 + 0.5, 0.0, 1.0
+    )
+    rib_img = gaussian_filter(ribs.array() + 0.8 * cortex.array(), 0.9) * (0.35 + 0.65 * cage_soft)
+    jitter = 1.0 + 0.08 * rng.standard_normal()
+    return jitter * (0.45 * rib_img + other.array(1.5) + spine)
 
 
 def _vessels(th: Thorax, rng: np.random.Generator, scale: float) -> np.ndarray:
@@ -159,7 +161,7 @@ def _effusion(th: Thorax, side: str, size: float, lungs: np.ndarray) -> np.ndarr
     lateral = th.cx + sign * th.half_width
     medial = th.cx + sign * th.mediastinum
     frac = np.clip((XX - medial) / (lateral - medial), 0.0, 1.0)
-    height = 0.035 + 0.13 * size
+    height = 0.05 + 0.16 * size
     meniscus = th.costophrenic_y - height * (0.25 + 0.75 * frac**2.5)
     below_dome = (YY < diaphragm_y(th, XX) + 0.012) & (np.abs(XX - th.cx) < lateral_margin(th, YY))
     fluid = (frac > 0) & (YY > meniscus) & (lungs | below_dome)
@@ -174,7 +176,7 @@ def _edema(
     for hx, hy in th.hila:
         sign = -1.0 if hx < th.cx else 1.0
         haze += np.exp(-(((XX - hx - sign * 0.05) / 0.13) ** 2 + ((YY - hy - 0.04) / 0.17) ** 2))
-    texture = gaussian_filter(rng.standard_normal(XX.shape), 5.0)
+    texture = gaussian_filter(rng.standard_normal(XX.shape, dtype=np.float32), 5.0)
     haze = np.clip(haze * (1.0 + 3.0 * texture), 0.0, None) * air
     kerley = Layer()
     zone = np.zeros(XX.shape, dtype=bool)
@@ -199,7 +201,7 @@ def _consolidation(
     cx = th.cx + sign * th.half_width * 0.55
     cy = th.costophrenic_y - 0.13 if zone == "lower" else 0.45
     blob = np.exp(-(((XX - cx) / 0.11) ** 2 + ((YY - cy) / 0.085) ** 2))
-    patch = gaussian_filter(rng.standard_normal(XX.shape), 5.0)
+    patch = gaussian_filter(rng.standard_normal(XX.shape, dtype=np.float32), 5.0)
     cons = np.clip(blob * (0.8 + 12.0 * patch), 0.0, 1.0)
     bronchi = Layer()
     for _ in range(4):
@@ -235,7 +237,7 @@ def simulate_cxr(latent: Latent, rng: np.random.Generator) -> tuple[np.ndarray, 
         - 0.2 * np.clip((YY - th.dome_y + 0.12) / 0.12, 0, 1)
     )
     lucency = (0.42 if th.copd else 0.36) * air * depth_shade
-    reticular = gaussian_filter(rng.standard_normal(XX.shape), 2.0) * air
+    reticular = gaussian_filter(rng.standard_normal(XX.shape, dtype=np.float32), 2.0) * air
     img = 0.72 * _body(th) - lucency + (0.22 if th.copd else 0.34) * vessels + 0.1 * reticular
     img += 0.2 * _bones(th, rng, cage)
     trachea = Layer()
@@ -274,7 +276,7 @@ def simulate_cxr(latent: Latent, rng: np.random.Generator) -> tuple[np.ndarray, 
             th, rng, str(p["pneumonia_side"]), str(p["pneumonia_zone"]), air
         )
 
-    img = gaussian_filter(img, 0.7) + rng.normal(0.0, 0.006, img.shape)
+    img = gaussian_filter(img, 0.7) + 0.006 * rng.standard_normal(img.shape, dtype=np.float32)
     lo, hi = np.percentile(img, [0.5, 99.9])
     out = np.clip((img - lo) / (hi - lo), 0.0, 1.0) ** rng.uniform(0.9, 1.15)
     return out.astype(np.float32), mask

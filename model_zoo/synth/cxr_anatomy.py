@@ -15,7 +15,7 @@ SIZE = 512
 
 
 def _grid() -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
     return (xx + 0.5) / SIZE, (yy + 0.5) / SIZE
 
 
@@ -101,21 +101,28 @@ def _ellipse(
     return (u / a) ** 2 + (v / b) ** 2 <= 1.0
 
 
+def _half_extent(a: float, b: float, angle_deg: float) -> float:
+    """Horizontal half-width of an ellipse with semi-axes a, b rotated by ``angle_deg``."""
+    th = np.deg2rad(angle_deg)
+    return float(np.hypot(a * np.cos(th), b * np.sin(th)))
+
+
 def heart_silhouette(th: Thorax) -> np.ndarray:
     """The cardiac silhouette (bool), scaled so its widest extent gives the planted CTR."""
     floor = th.dome_y + 0.02
-
-    def shape(xx: np.ndarray) -> np.ndarray:
-        lv = _ellipse((th.cx + 0.07, floor - 0.09), 0.17, 0.115, 32.0, xx)
-        ra = _ellipse((th.cx - 0.035, floor - 0.1), 0.075, 0.12, -8.0, xx)
-        trunk = _ellipse((th.cx + 0.02, floor - 0.2), 0.07, 0.07, 0.0, xx)
-        return (lv | ra | trunk) & (YY < floor + 0.04)
-
-    base = shape(XX)
-    cols = np.where(base.any(axis=0))[0]
-    width0 = (cols[-1] - cols[0] + 1) / SIZE
-    scale = th.ctr * 2 * th.half_width / width0
-    return shape(th.cx + (XX - th.cx) / scale)
+    parts = (
+        ((th.cx + 0.07, floor - 0.09), 0.17, 0.115, 32.0),
+        ((th.cx - 0.035, floor - 0.1), 0.075, 0.12, -8.0),
+        ((th.cx + 0.02, floor - 0.2), 0.07, 0.07, 0.0),
+    )
+    left = min(c[0] - _half_extent(a, b, ang) for c, a, b, ang in parts)
+    right = max(c[0] + _half_extent(a, b, ang) for c, a, b, ang in parts)
+    scale = th.ctr * 2 * th.half_width / (right - left)
+    xx = th.cx + (XX - th.cx) / scale
+    heart = np.zeros(XX.shape, dtype=bool)
+    for center, a, b, angle in parts:
+        heart |= _ellipse(center, a, b, angle, xx)
+    return heart & (YY < floor + 0.04)
 
 
 def measured_ctr(th: Thorax, heart: np.ndarray) -> float:

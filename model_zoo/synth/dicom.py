@@ -58,6 +58,14 @@ class PatientMeta:
     def study_date(self) -> dt.date:
         return dt.date(2024, 1, 1) + dt.timedelta(days=(self.index * 7) % 360)
 
+    @property
+    def birth_date(self) -> dt.date:
+        """A birth date giving the patient's age (in whole years) on the study date."""
+        study = self.study_date
+        return dt.date(study.year - self.age - 1, 1, 1) + dt.timedelta(
+            days=study.timetuple().tm_yday
+        )
+
     def uid(self, role: str) -> str:
         """A ``2.25.<UUID>`` UID from a name-based (v5) UUID of seed, case and role."""
         name = f"fuselens-synth/{self.seed}/{self.case_id}/{role}"
@@ -82,9 +90,6 @@ def _base(meta: PatientMeta, sop_class: str, modality: str, role: str, time: str
     fm.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = fm
     date = meta.study_date.strftime("%Y%m%d")
-    birth = meta.study_date.replace(year=meta.study_date.year - meta.age) - dt.timedelta(
-        days=meta.index % 300
-    )
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = fm.MediaStorageSOPInstanceUID
@@ -99,7 +104,7 @@ def _base(meta: PatientMeta, sop_class: str, modality: str, role: str, time: str
     ds.ReferringPhysicianName = "SYNTH^REFERRER"
     ds.PatientName = f"SYNTH^{meta.case_id}"
     ds.PatientID = f"SYNTH-{meta.case_id}"
-    ds.PatientBirthDate = birth.strftime("%Y%m%d")
+    ds.PatientBirthDate = meta.birth_date.strftime("%Y%m%d")
     ds.PatientSex = meta.sex
     ds.PatientAge = f"{meta.age:03d}Y"
     ds.StudyInstanceUID = meta.uid(f"{role}/study")

@@ -59,38 +59,38 @@ def _sector_geometry() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 SECTOR, RADIUS, ANGLE = _sector_geometry()
+DEPTH_GAIN = 1.0 - 0.35 * (RADIUS / SECTOR_RADIUS) ** 1.5
+EDGE_GAIN = 1.0 - 0.6 * np.minimum(np.abs(ANGLE) / SECTOR_HALF_ANGLE_DEG, 1.0) ** 4
+GAIN_MAP = (DEPTH_GAIN * EDGE_GAIN).astype(np.float32)
+CLUTTER = (0.3 * np.exp(-RADIUS / 6.0)).astype(np.float32)
 
 
 def _speckle(rng: np.random.Generator, n: int) -> np.ndarray:
     """(n, H, W) unit-mean speckle intensity, correlated in space and (partly) in time."""
     rho = 0.75
-    out = np.empty((n, SIZE, SIZE))
-    field = np.zeros((SIZE, SIZE), dtype=np.complex128)
-    for i in range(n):
-        fresh = rng.normal(size=(2, SIZE, SIZE))
-        fresh = gaussian_filter(fresh, sigma=(0, 0.6, 1.1))
-        new = fresh[0] + 1j * fresh[1]
-        field = new if i == 0 else rho * field + np.sqrt(1.0 - rho**2) * new
-        out[i] = np.abs(field) ** 2
+    fresh = gaussian_filter(
+        rng.standard_normal((n, 2, SIZE, SIZE), dtype=np.float32), sigma=(0, 0, 0.6, 1.1)
+    )
+    new = fresh[:, 0] + 1j * fresh[:, 1]
+    field = new.copy()
+    for i in range(1, n):
+        field[i] = rho * field[i - 1] + np.sqrt(1.0 - rho**2) * new[i]
+    out = np.abs(field) ** 2
     return out / out.mean()
 
 
 def _image(refl: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Reflectivity (F, H, W) -> uint8 B-mode frames."""
     n = refl.shape[0]
-    texture = np.exp(0.5 * gaussian_filter(rng.normal(size=(SIZE, SIZE)), 2.5) / 0.11)
-    soft = gaussian_filter(refl, sigma=(0, 0.7, 0.7)) * texture
-    depth = 1.0 - 0.35 * (RADIUS / SECTOR_RADIUS) ** 1.5
-    edge = 1.0 - 0.6 * np.minimum(np.abs(ANGLE) / SECTOR_HALF_ANGLE_DEG, 1.0) ** 4
-    clutter = 0.3 * np.exp(-RADIUS / 6.0)
-    intensity = (soft * depth * edge + clutter) * _speckle(rng, n) + 3e-5 * rng.exponential(
-        size=soft.shape
-    )
+    noise = rng.standard_normal((SIZE, SIZE), dtype=np.float32)
+    texture = np.exp(0.5 * gaussian_filter(noise, 2.5) / 0.11)
+    soft = gaussian_filter(refl, sigma=(0, 0.7, 0.7)) * (texture * GAIN_MAP)
+    floor = 3e-5 * rng.standard_exponential(soft.shape, dtype=np.float32)
+    intensity = (soft + CLUTTER) * _speckle(rng, n) + floor
     dyn = rng.uniform(40.0, 46.0)
     gain = rng.uniform(-1.5, 1.5)
-    db = 10.0 * np.log10(intensity) + gain
-    gray = 255.0 * np.clip((db + dyn) / dyn, 0.0, 1.0) ** 2.0
-    return np.where(SECTOR[None], np.round(gray), 0).astype(np.uint8)
+    level = np.clip((10.0 * np.log10(intensity) + (gain + dyn)) / dyn, 0.0, 1.0)
+    return np.where(SECTOR[None], np.round(255.0 * level * level), 0).astype(np.uint8)
 
 
 def simulate_echo(latent: Latent, rng: np.random.Generator) -> list[EchoClip]:
@@ -103,7 +103,7 @@ def simulate_echo(latent: Latent, rng: np.random.Generator) -> list[EchoClip]:
     clips = []
     for view in latent.echo_views:
         start = rng.uniform(0.0, 1.0)
-        refl = np.empty((N_FRAMES, SIZE, SIZE))
+        refl = np.empty((N_FRAMES, SIZE, SIZE), dtype=np.float32)
         mask = np.zeros((N_FRAMES, SIZE, SIZE), dtype=bool)
         for f in range(N_FRAMES):
             canvas = render_anatomy(view, heart, cycle_phase(start + f * hr / 60.0 / fps))

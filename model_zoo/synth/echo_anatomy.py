@@ -70,22 +70,31 @@ def cycle_phase(phi: float) -> Phase:
     return Phase(float(v), float(mitral), float(aortic))
 
 
+_YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+
+
 class Canvas:
     """A reflectivity map painted shape by shape, with anti-aliased edges and region masks."""
 
     def __init__(self) -> None:
-        yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
-        self.xx, self.yy = xx, yy
-        self.refl = np.full((SIZE, SIZE), TISSUE)
+        self.refl = np.full((SIZE, SIZE), TISSUE, dtype=np.float32)
         self.regions: dict[str, np.ndarray] = {}
 
-    def local(self, center: tuple[float, float], angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
-        """Coordinates along (u) and across (v) an axis pointing down-screen rotated by angle."""
-        a = np.deg2rad(angle_deg)
-        dx, dy = self.xx - center[0], self.yy - center[1]
-        u = dx * np.sin(a) + dy * np.cos(a)
-        v = dx * np.cos(a) - dy * np.sin(a)
-        return u, v
+    @property
+    def xx(self) -> np.ndarray:
+        return _XX
+
+    @property
+    def yy(self) -> np.ndarray:
+        return _YY
+
+    @staticmethod
+    def _window(cx: float, cy: float, radius: float) -> tuple[slice, slice]:
+        """Rows and columns within ``radius`` (+2 px of soft edge) of a point."""
+        r = radius + 2.0
+        rows = slice(max(0, int(cy - r)), max(0, min(SIZE, int(cy + r) + 2)))
+        cols = slice(max(0, int(cx - r)), max(0, min(SIZE, int(cx + r) + 2)))
+        return rows, cols
 
     def ellipse(
         self,
@@ -96,21 +105,34 @@ class Canvas:
         u_max: float | None = None,
     ) -> np.ndarray:
         """Soft coverage (0..1) of an ellipse, optionally cut at ``u <= u_max``."""
-        u, v = self.local(center, angle_deg)
+        cover = np.zeros((SIZE, SIZE), dtype=np.float32)
+        rows, cols = self._window(center[0], center[1], max(semi_u, semi_v))
+        a = np.deg2rad(angle_deg)
+        dx, dy = _XX[rows, cols] - center[0], _YY[rows, cols] - center[1]
+        u = dx * np.sin(a) + dy * np.cos(a)
+        v = dx * np.cos(a) - dy * np.sin(a)
         r = np.sqrt((u / semi_u) ** 2 + (v / semi_v) ** 2)
-        cover = np.clip(0.5 - (r - 1.0) * min(semi_u, semi_v), 0.0, 1.0)
+        part = np.clip(0.5 - (r - 1.0) * min(semi_u, semi_v), 0.0, 1.0)
         if u_max is not None:
-            cover *= np.clip(0.5 - (u - u_max), 0.0, 1.0)
+            part *= np.clip(0.5 - (u - u_max), 0.0, 1.0)
+        cover[rows, cols] = part
         return cover
 
     def segment(
         self, p: tuple[float, float], q: tuple[float, float], half_width: float
     ) -> np.ndarray:
-        px, py = self.xx - p[0], self.yy - p[1]
+        """Soft coverage of a thick line segment from p to q."""
+        cover = np.zeros((SIZE, SIZE), dtype=np.float32)
+        mid = ((p[0] + q[0]) / 2, (p[1] + q[1]) / 2)
+        rows, cols = self._window(
+            mid[0], mid[1], np.hypot(q[0] - p[0], q[1] - p[1]) / 2 + half_width
+        )
+        px, py = _XX[rows, cols] - p[0], _YY[rows, cols] - p[1]
         dx, dy = q[0] - p[0], q[1] - p[1]
         t = np.clip((px * dx + py * dy) / max(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
         d = np.hypot(px - t * dx, py - t * dy)
-        return np.clip(0.5 - (d - half_width), 0.0, 1.0)
+        cover[rows, cols] = np.clip(0.5 - (d - half_width), 0.0, 1.0)
+        return cover
 
     def paint(self, cover: np.ndarray, value: float) -> None:
         self.refl = self.refl * (1.0 - cover) + value * cover
@@ -212,7 +234,7 @@ def _parasternal(canvas: Canvas, heart: Heart, phase: Phase) -> None:
     body = np.maximum(body, canvas.ellipse(c_ao, 24.0, 13.0, tilt - 2.0))
     body = np.maximum(body, canvas.ellipse(c_la, la_semi[0] + 2.5, la_semi[1] + 2.5, 90.0))
     peri = canvas.ellipse(c_lv, lv_half_len + wall + 3.0, lvid + wall + 3.0, tilt)
-    peri *= (canvas.yy > c_lv[1]).astype(float)
+    peri *= canvas.yy > c_lv[1]
     canvas.paint(np.clip(peri - body, 0.0, 1.0), PERICARDIUM)
     canvas.paint(body, MYOCARDIUM)
 

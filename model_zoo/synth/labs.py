@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model_zoo.case import format_lab_value
+from model_zoo.case import format_lab_value, reference_flag
 from model_zoo.lab_reference import lookup
 from model_zoo.synth.latent import Latent
 from model_zoo.synth.vocab import LAB_EVIDENCE_ITEMS
@@ -163,11 +163,15 @@ def make_labs(latent: Latent, rng: np.random.Generator) -> LabPanel:
 
 
 def lab_evidence(latent: Latent, panel: LabPanel) -> list[str]:
-    """Lab item names carrying the planted lab findings."""
-    names = panel.names()
+    """Lab items carrying the planted lab findings (those outside their reference range)."""
+    rows = {r.name: r for r in panel.rows}
     out: list[str] = []
     for finding in latent.findings["labs"]:
-        out.extend(n for n in LAB_EVIDENCE_ITEMS[finding] if n in names and n not in out)
+        for name in LAB_EVIDENCE_ITEMS[finding]:
+            row = rows.get(name)
+            flag = reference_flag(row.value, row.low, row.high) if row else ""
+            if flag in ("H", "L") and name not in out:
+                out.append(name)
     return out
 
 
