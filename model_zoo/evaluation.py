@@ -134,7 +134,7 @@ def report_metrics(
     hyps = generate_reports(model, {m: f[idx] for m, f in feats.items()}, present[idx])
     refs = [data.reports[i] for i in idx]
     truth = finding_truth(data)
-    predicted = [set(findings_from_report(h)) for h in hyps]
+    predicted = [set().union(*findings_from_report(h).values()) for h in hyps]
     f1 = finding_f1([truth[i] for i in idx], predicted, list(ALL_FINDINGS))
     return {
         "n": int(len(idx)),
@@ -232,3 +232,38 @@ def format_tables(result: dict) -> str:
             f"{r['chance_recall_at_1']:>7.4f}"
         )
     return "\n".join(lines)
+
+
+def markdown_tables(result: dict) -> str:
+    """The evaluation as Markdown tables (for model cards and exports)."""
+    out = ["| modalities | n | AUC (95% CI) | accuracy (95% CI) |", "| --- | ---: | --- | --- |"]
+    for r in result["subsets"]:
+        nan = float("nan")
+        auc = f"{r['auc']:.3f} ({r.get('auc_low', nan):.3f}-{r.get('auc_high', nan):.3f})"
+        acc = (
+            f"{r['accuracy']:.3f} ({r.get('accuracy_low', float('nan')):.3f}-"
+            f"{r.get('accuracy_high', float('nan')):.3f})"
+        )
+        out.append(f"| {' + '.join(r['modalities'])} | {r['n']} | {auc} | {acc} |")
+    rep = result.get("report")
+    if rep:
+        out += ["", "| reports (n) | BLEU-4 | ROUGE-L | finding F1 | precision | recall |"]
+        out += ["| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        out.append(
+            f"| {rep['n']} | {rep['bleu4']:.3f} | {rep['rouge_l']:.3f} | {rep['finding_f1']:.3f} "
+            f"| {rep['finding_precision']:.3f} | {rep['finding_recall']:.3f} |"
+        )
+    out += [
+        "",
+        "| query -> gallery | n | Recall@1 | LRAP | chance R@1 |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["retrieval"]:
+        out.append(
+            f"| {r['query']} -> {r['gallery']} | {r['n']} | {r['recall_at_1']:.3f} "
+            f"| {r['lrap']:.3f} | {r['chance_recall_at_1']:.4f} |"
+        )
+    if "tasks_auc" in result:
+        out += ["", "| task | AUC |", "| --- | ---: |"]
+        out += [f"| {t} | {a:.3f} |" for t, a in result["tasks_auc"].items()]
+    return "\n".join(out)

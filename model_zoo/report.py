@@ -16,8 +16,8 @@ from model_zoo.layers import AttentionDecoderLayer
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
-_WORD = re.compile(r"[a-z0-9]+(?:[-'/.][a-z0-9]+)*%?|[.,;:()]")
-_NO_SPACE_BEFORE = {".", ",", ";", ":", ")"}
+_WORD = re.compile(r"[a-z0-9]+(?:,[0-9]{3}(?![0-9]))*(?:[-'/.][a-z0-9]+)*%?|[.,;:()]|\n")
+_NO_SPACE_BEFORE = {".", ",", ";", ":", ")", "\n"}
 
 
 def split_words(text: str) -> list[str]:
@@ -29,11 +29,10 @@ def join_words(words: list[str]) -> str:
     """Words back to text: no space before punctuation, sentences capitalised."""
     out = ""
     for w in words:
-        if out and w not in _NO_SPACE_BEFORE and not out.endswith("("):
+        if out and w not in _NO_SPACE_BEFORE and not out.endswith(("(", "\n")):
             out += " "
         out += w
-    sentences = re.split(r"(?<=[.])\s", out)
-    return " ".join(s[:1].upper() + s[1:] for s in sentences)
+    return re.sub(r"(^|[.]\s|\n)([a-z])", lambda m: m.group(1) + m.group(2).upper(), out)
 
 
 class Vocabulary:
