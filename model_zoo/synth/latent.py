@@ -20,12 +20,13 @@ Generative story (the numbers live in the constants below):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from model_zoo.case import ECHO_VIEWS, MODALITIES
-from model_zoo.synth.vocab import CONFOUNDERS, FINDINGS
+from model_zoo.synth.vocab import ALL_FINDINGS, CONFOUNDERS, FINDINGS
 
 P_HEART_FAILURE = 0.45
 P_CONFOUNDER: dict[str, float] = {"ckd": 0.2, "copd": 0.15, "pneumonia": 0.1, "hypertension": 0.4}
@@ -142,29 +143,23 @@ def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def _params(
+Severity = Callable[[str], float]
+
+
+def _lab_params(
     rng: np.random.Generator,
-    findings: dict[str, set[str]],
-    hf_findings: dict[str, set[str]],
+    labs: set[str],
+    hf_labs: set[str],
+    s: Severity,
     conf: set[str],
     sex: str,
 ) -> dict[str, float | str]:
-    """Physiological values behind the findings, graded by a severity per finding."""
-    sev = {f: float(rng.beta(2.5, 2.0)) for f in FINDINGS_FLAT}
-    mild = {f: float(rng.beta(2.0, 3.5)) for f in FINDINGS_FLAT}
-    labs, ecg, echo, cxr = (findings[m] for m in MODALITIES)
-
-    def s(f: str) -> float:
-        hf_caused = any(f in fs for fs in hf_findings.values())
-        return sev[f] if hf_caused else mild[f]
-
     p: dict[str, float | str] = {}
-    if "raised_ntprobnp" in labs:
-        if "raised_ntprobnp" in hf_findings["labs"]:
-            v = float(np.clip(np.exp(rng.normal(np.log(3200.0), 0.75)), 900.0, 35000.0))
-            p["ntprobnp"] = v * (1.4 if "ckd" in conf else 1.0)
-        else:
-            p["ntprobnp"] = _loguniform(rng, 450.0, 2600.0)
+    if "raised_ntprobnp" in hf_labs:
+        v = float(np.clip(np.exp(rng.normal(np.log(3200.0), 0.75)), 900.0, 35000.0))
+        p["ntprobnp"] = v * (1.4 if "ckd" in conf else 1.0)
+    elif "raised_ntprobnp" in labs:
+        p["ntprobnp"] = _loguniform(rng, 450.0, 2600.0)
     else:
         p["ntprobnp"] = float(np.clip(np.exp(rng.normal(np.log(90.0), 0.6)), 20.0, 420.0))
     if "hyponatraemia" in labs:
@@ -172,61 +167,82 @@ def _params(
     else:
         p["sodium"] = float(np.clip(rng.normal(140.0, 2.0), 136.0, 145.0))
     if "raised_creatinine" in labs:
-        base = 1.5 if "ckd" in conf else 1.35
-        p["creatinine"] = float(base + (1.8 if "ckd" in conf else 1.0) * s("raised_creatinine"))
+        base, span = (1.5, 1.8) if "ckd" in conf else (1.35, 1.0)
+        p["creatinine"] = float(base + span * s("raised_creatinine"))
     else:
         p["creatinine"] = float(np.clip(rng.normal(0.95 if sex == "M" else 0.8, 0.12), 0.55, 1.15))
+    return p
 
+
+def _ecg_params(rng: np.random.Generator, ecg: set[str], s: Severity) -> dict[str, float | str]:
     af = "atrial_fibrillation" in ecg
-    p["heart_rate"] = float(rng.uniform(75.0, 125.0) if af else rng.uniform(58.0, 92.0))
-    p["qrs_ms"] = float(130.0 + 40.0 * s("lbbb") if "lbbb" in ecg else rng.uniform(78.0, 102.0))
-    p["st_depression_mv"] = float(0.08 + 0.17 * s("lateral_st_t")) if "lateral_st_t" in ecg else 0.0
+    lbbb, lateral = "lbbb" in ecg, "lateral_st_t" in ecg
+    return {
+        "heart_rate": float(rng.uniform(75.0, 125.0) if af else rng.uniform(58.0, 92.0)),
+        "qrs_ms": float(130.0 + 40.0 * s("lbbb") if lbbb else rng.uniform(78.0, 102.0)),
+        "st_depression_mv": float(0.08 + 0.17 * s("lateral_st_t")) if lateral else 0.0,
+    }
 
-    if "reduced_ef" in echo:
-        hf_ef = "reduced_ef" in hf_findings["echo"]
-        p["ef"] = (
-            float(40.0 - 25.0 * s("reduced_ef"))
-            if hf_ef
-            else float(45.0 - 7.0 * mild["reduced_ef"])
-        )
+
+def _echo_params(
+    rng: np.random.Generator, echo: set[str], hf_echo: set[str], s: Severity
+) -> dict[str, float | str]:
+    if "reduced_ef" in hf_echo:
+        ef = 40.0 - 25.0 * s("reduced_ef")
+    elif "reduced_ef" in echo:
+        ef = 45.0 - 7.0 * s("reduced_ef")
     else:
-        p["ef"] = float(rng.uniform(55.0, 70.0))
-    p["lv_scale"] = (
-        float(1.2 + 0.2 * s("dilated_lv"))
-        if "dilated_lv" in echo
-        else float(rng.uniform(0.9, 1.05))
-    )
-    p["la_scale"] = (
-        float(1.3 + 0.35 * s("enlarged_la"))
-        if "enlarged_la" in echo
-        else float(rng.uniform(0.9, 1.05))
-    )
+        ef = rng.uniform(55.0, 70.0)
+    dilated, big_la = "dilated_lv" in echo, "enlarged_la" in echo
+    return {
+        "ef": float(ef),
+        "lv_scale": float(1.2 + 0.2 * s("dilated_lv") if dilated else rng.uniform(0.9, 1.05)),
+        "la_scale": float(1.3 + 0.35 * s("enlarged_la") if big_la else rng.uniform(0.9, 1.05)),
+    }
 
-    p["ctr"] = (
-        float(0.53 + 0.1 * s("cardiomegaly"))
-        if "cardiomegaly" in cxr
-        else float(rng.uniform(0.4, 0.48))
-    )
-    p["pneumonia_side"] = str(rng.choice(["right", "left"]))
-    p["pneumonia_zone"] = str(rng.choice(["lower", "lower", "middle"]))
+
+def _cxr_params(
+    rng: np.random.Generator, cxr: set[str], hf_cxr: set[str], s: Severity, conf: set[str]
+) -> dict[str, float | str]:
+    big = "cardiomegaly" in cxr
+    p: dict[str, float | str] = {
+        "ctr": float(0.53 + 0.1 * s("cardiomegaly") if big else rng.uniform(0.4, 0.48)),
+        "pneumonia_side": str(rng.choice(["right", "left"])),
+        "pneumonia_zone": str(rng.choice(["lower", "lower", "middle"])),
+    }
+    if "pleural_effusion" in hf_cxr:
+        p["effusion_side"] = str(rng.choice(["bilateral", "right", "left"], p=[0.55, 0.3, 0.15]))
+    elif "pleural_effusion" in cxr:
+        side = p["pneumonia_side"] if "pneumonia" in conf else rng.choice(["right", "left"])
+        p["effusion_side"] = str(side)
     if "pleural_effusion" in cxr:
-        if "pleural_effusion" in hf_findings["cxr"]:
-            p["effusion_side"] = str(
-                rng.choice(["bilateral", "right", "left"], p=[0.55, 0.3, 0.15])
-            )
-        else:
-            p["effusion_side"] = (
-                str(p["pneumonia_side"])
-                if "pneumonia" in conf
-                else str(rng.choice(["right", "left"]))
-            )
         p["effusion_size"] = float(0.3 + 0.7 * s("pleural_effusion"))
     if "pulmonary_edema" in cxr:
         p["edema_severity"] = float(0.4 + 0.6 * s("pulmonary_edema"))
     return p
 
 
-FINDINGS_FLAT: tuple[str, ...] = tuple(f for m in MODALITIES for f in FINDINGS[m])
+def _params(
+    rng: np.random.Generator,
+    findings: dict[str, set[str]],
+    hf_findings: dict[str, set[str]],
+    conf: set[str],
+    sex: str,
+) -> dict[str, float | str]:
+    """Physiological values behind the findings: HF-caused findings are graded more severe."""
+    sev = {f: float(rng.beta(2.5, 2.0)) for f in ALL_FINDINGS}
+    mild = {f: float(rng.beta(2.0, 3.5)) for f in ALL_FINDINGS}
+    hf_caused = {f for fs in hf_findings.values() for f in fs}
+
+    def s(f: str) -> float:
+        return sev[f] if f in hf_caused else mild[f]
+
+    return {
+        **_lab_params(rng, findings["labs"], hf_findings["labs"], s, conf, sex),
+        **_ecg_params(rng, findings["ecg"], s),
+        **_echo_params(rng, findings["echo"], hf_findings["echo"], s),
+        **_cxr_params(rng, findings["cxr"], hf_findings["cxr"], s, conf),
+    }
 
 
 def draw_latent(seed: int, index: int) -> Latent:
