@@ -183,6 +183,14 @@ def test_ecg_masks_cover_the_right_leads(cohort):
             assert {STANDARD_LEADS[i] for i in np.where(rows)[0]} == {"I", "aVL", "V5", "V6"}
 
 
+def test_rewriting_a_smaller_cohort_removes_stale_cases(tmp_path):
+    write_cohort(tmp_path, n=3, seed=1, progress=False, workers=1)
+    (tmp_path / "notes.txt").write_text("mine")
+    write_cohort(tmp_path, n=1, seed=1, progress=False, workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["P00000", "manifest.json", "notes.txt"]
+    assert len(load_manifest(tmp_path)["cases"]) == 1
+
+
 def test_cli_synth_writes_a_cohort(tmp_path):
     assert (
         main(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -44,6 +45,7 @@ CASE_FILES = (
     "cxr.dcm", "evidence.npz", "truth.json",
 )  # fmt: skip
 ECG_SENSITIVITIES_UV = (1.0, 1.25, 2.5)
+CASE_ID = re.compile(r"P\d{5,}")
 MEASUREMENT_KEYS = ("ntprobnp", "sodium", "creatinine", "heart_rate", "qrs_ms", "ef", "ctr")
 
 
@@ -117,6 +119,17 @@ def write_case(out: Path, seed: int, index: int) -> dict[str, Any]:
     return truth
 
 
+def _remove_stale_cases(out: Path, keep: set[str]) -> None:
+    """Delete the files of synthetic case folders a previous, larger run left behind."""
+    for folder in out.iterdir():
+        stale = CASE_ID.fullmatch(folder.name) and folder.name not in keep
+        if stale and folder.is_dir() and (folder / "truth.json").is_file():
+            for name in CASE_FILES:
+                (folder / name).unlink(missing_ok=True)
+            if not any(folder.iterdir()):
+                folder.rmdir()
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -144,6 +157,7 @@ def write_cohort(
         cases.append({**truth, "folder": truth["case_id"]})
         bar.update(1)
     bar.close()
+    _remove_stale_cases(out, {c["folder"] for c in cases})
     manifest = {
         "seed": int(seed),
         "n": int(n),
