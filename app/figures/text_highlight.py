@@ -33,7 +33,13 @@ HIGHLIGHT_CSS = (
     f".{HIGHLIGHT_CLASS} .textfield {{display: block !important; line-height: 1.9;}}\n"
     f".{HIGHLIGHT_CLASS} .token-container {{display: inline;}}\n"
     f".{HIGHLIGHT_CLASS} .token.highlighted "
-    f"{{margin: 0 !important; padding: 1px 2px !important;}}\n"
+    f"{{margin: 0 !important; padding: 0 !important;}}\n"
+    # Gradio's template puts a space after every token: size it to nothing so only the
+    # text's own spaces show, and paint each token's colour on its text.
+    f".{HIGHLIGHT_CLASS} .textfield {{font-size: 0 !important;}}\n"
+    f".{HIGHLIGHT_CLASS} .token .text {{font-size: var(--text-md, 14px); "
+    f"background-color: inherit; border-radius: 3px;}}\n"
+    f".{HIGHLIGHT_CLASS} .token.highlighted .text {{padding: 2px 0;}}\n"
     # Gradio paints negative scores purple (128, 90, 213); turn them blue.
     f'.{HIGHLIGHT_CLASS} .token[style*="128, 90, 213"] {{filter: hue-rotate(-45deg);}}\n'
     f".{HIGHLIGHT_CLASS} .score-legend {{background: linear-gradient(to right, "

@@ -1,0 +1,244 @@
+"""What one workstation session holds: the model, the open case and explained results.
+
+Everything here runs without a browser: the Gradio callbacks only call these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import zipfile
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+import torch
+
+from app.demo_cases import DemoCase, materialise
+from app.ingest import FileReport, load_case
+from model_zoo.case import PatientCase
+
+MAX_ZIP_BYTES = 2 * 1024**3
+MAX_ZIP_MEMBERS = 5000
+DEVICES = ("auto", "cpu", "cuda")
+STATUS_COLUMNS = ["File", "Read as", "Status", "Details"]
+DETAIL_KEYS = (
+    ("view", "view {}"),
+    ("frames", "{} frames"),
+    ("frame_rate", "{:g} frames/s"),
+    ("leads", "{} leads"),
+    ("sampling_rate", "{:g} Hz"),
+    ("duration_s", "{:g} s"),
+    ("view_position", "{} view"),
+    ("shape", "{}"),
+    ("items", "{} lab items"),
+    ("format", "{}"),
+)
+
+
+@dataclass
+class LoadedModel:
+    """A fusion model ready for the workstation, with what the header shows about it."""
+
+    model: Any
+    config: Any
+    name: str
+    device: str
+
+
+@dataclass
+class LoadedCase:
+    """An opened case: the patient, a report per input file, and where it came from."""
+
+    case: PatientCase
+    reports: list[FileReport]
+    key: str
+    title: str
+    story: str = ""
+    folder: Path | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(choice: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; ``cuda`` must be present."""
+    if choice not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {choice!r}")
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    return choice
+
+
+def model_display_name(name: str) -> str:
+    """How the header names the model: the demo label or the checkpoint folder's name."""
+    if name == "demo":
+        return "FuseLens demo model (synthetic data)"
+    return f"checkpoint {Path(name).name}"
+
+
+def load_workstation_model(name: str = "demo", device: str = "auto") -> LoadedModel:
+    """Load the checkpoint ``name`` (``"demo"`` or a folder) on the resolved device."""
+    from model_zoo.registry import load_model
+
+    resolved = resolve_device(device)
+    model, config = load_model(name, device=resolved)
+    return LoadedModel(model, config, model_display_name(str(name)), resolved)
+
+
+def _digest_files(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(paths, key=lambda p: p.as_posix()):
+        h.update(path.name.encode("utf-8", "surrogateescape"))
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def open_demo(demo: DemoCase, cache_dir: str | Path | None = None) -> LoadedCase:
+    """Write (on first use) and read one demo case; synthetic cases get their planted truth."""
+    folder = materialise(demo, cache_dir)
+    case, reports = load_case(folder)
+    if (folder / "truth.json").is_file():
+        from model_zoo.synth.truth import load_truth
+
+        case.truth = load_truth(folder)
+    case.case_id = f"demo-{demo.key}"
+    return LoadedCase(
+        case, reports, key=case.case_id, title=demo.title, story=demo.story, folder=folder
+    )
+
+
+def _safe_member(name: str) -> PurePosixPath | None:
+    """A zip member's relative path, or None when it is a folder or would escape the target."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if name.endswith("/") or path.is_absolute() or ".." in path.parts or not path.parts:
+        return None
+    if path.parts[0] == "__MACOSX" or path.name.startswith("."):
+        return None
+    return path
+
+
+def extract_zip(archive: Path, target: Path) -> list[str]:
+    """Extract ``archive`` into ``target`` safely; returns problems (skipped members)."""
+    problems: list[str] = []
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ZIP_MEMBERS:
+            raise ValueError(f"{archive.name}: more than {MAX_ZIP_MEMBERS} files")
+        if sum(i.file_size for i in infos) > MAX_ZIP_BYTES:
+            raise ValueError(f"{archive.name}: more than {MAX_ZIP_BYTES // 1024**3} GiB unpacked")
+        for info in infos:
+            rel = _safe_member(info.filename)
+            if rel is None:
+                if not info.is_dir() and not PurePosixPath(info.filename).name.startswith("."):
+                    problems.append(f"{info.filename}: unsafe path in the zip: skipped")
+                continue
+            out = target.joinpath(*rel.parts)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, out.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return problems
+
+
+def _single_subfolder(folder: Path) -> Path:
+    """A zip of a case folder holds one folder: read inside it."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir():
+        return _single_subfolder(entries[0])
+    return folder
+
+
+def open_uploads(paths: Sequence[str | Path], work_dir: str | Path | None = None) -> LoadedCase:
+    """Read uploaded files (any mix of single files and zips of a case folder) as one case.
+
+    The case is named by a digest of the uploaded bytes, never by file or patient names.
+    """
+    files = [Path(p) for p in paths]
+    if not files:
+        raise ValueError("no files uploaded")
+    digest = _digest_files(files)
+    root = Path(tempfile.mkdtemp(prefix="fuselens-upload-", dir=work_dir))
+    folder = root / "case"
+    folder.mkdir()
+    zip_reports: list[FileReport] = []
+    for path in files:
+        if path.suffix.lower() == ".zip":
+            try:
+                for problem in extract_zip(path, folder):
+                    zip_reports.append(FileReport(path.name, "unknown", False, problem))
+            except (zipfile.BadZipFile, ValueError, OSError) as exc:
+                zip_reports.append(
+                    FileReport(
+                        path.name, "unknown", False, f"{path.name}: not a readable zip: {exc}"
+                    )
+                )
+        else:
+            shutil.copyfile(path, folder / path.name)
+    case, reports = load_case(_single_subfolder(folder))
+    case.case_id = f"upload-{digest}"
+    reports = zip_reports + reports
+    return LoadedCase(case, reports, key=case.case_id, title="Uploaded case", folder=folder)
+
+
+def describe_report(report: FileReport) -> str:
+    """One line saying what a file was read as (or why not), without identifying fields."""
+    if not report.ok:
+        return report.error
+    parts = []
+    for key, template in DETAIL_KEYS:
+        value = report.details.get(key)
+        if value is None or value == "":
+            continue
+        if key in ("leads", "items"):
+            value = len(value)
+        if key == "shape":
+            value = " x ".join(str(v) for v in value)
+        parts.append(template.format(value))
+    parts.extend(f"warning: {w}" for w in report.warnings)
+    return "; ".join(parts)
+
+
+def status_table(reports: Sequence[FileReport]) -> pd.DataFrame:
+    """The per-file status table: file name, modality, read or error, and what was found."""
+    rows = [
+        [
+            Path(r.path).name,
+            r.modality.upper() if r.modality in ("ecg", "cxr") else r.modality,
+            "read" if r.ok else "error",
+            describe_report(r),
+        ]
+        for r in reports
+    ]
+    return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+
+@dataclass
+class ExplanationCache:
+    """Finished explanation bundles by (case key, task, class), least recently used dropped."""
+
+    capacity: int = 32
+    _items: OrderedDict[tuple[str, str, str], Any] = field(default_factory=OrderedDict)
+
+    def get(self, key: tuple[str, str, str]) -> Any | None:
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return self._items[key]
+
+    def put(self, key: tuple[str, str, str], bundle: Any) -> None:
+        self._items[key] = bundle
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def __contains__(self, key: tuple[str, str, str]) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
