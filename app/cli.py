@@ -103,6 +103,95 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    import json
+
+    from app.ingest import load_case
+    from explain.html_report import write_html
+    from explain.pipeline import explain_case
+    from model_zoo.registry import load_model
+
+    model, config = load_model(args.model)
+    case, _ = load_case(args.case_dir)
+    bundle = explain_case(
+        model, config, case, task=args.task, target=args.target, model_name=str(args.model)
+    )
+    out = bundle.save(args.out)
+    html = write_html(bundle, case, out / "report.html")
+    summary = {**bundle.summary(), "bundle": str(out), "html": str(html)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"case {bundle.case_id}: P({args.task}={args.target}) = {bundle.probability:.3f}")
+    for stage in bundle.stages:
+        print(f"  {stage:<11} {bundle.timings[stage]:.3f} s")
+    print(f"bundle {out}, report {html}; {bundle.caveat}")
+    return 0
+
+
+def _bench_case(case_dir: str | None):
+    """The case to time: a case folder, or the 'hf-clear' demo patient rendered afresh."""
+    import tempfile
+    from pathlib import Path
+
+    from app.ingest import load_case
+    from model_zoo.synth.cohort import write_case
+
+    if case_dir:
+        return load_case(case_dir)[0]
+    tmp = Path(tempfile.mkdtemp(prefix="fuselens-bench-"))
+    meta = write_case(tmp, 505, 21)
+    return load_case(tmp / meta["case_id"])[0]
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from explain.bench import speed_benchmark
+    from model_zoo.registry import load_model
+
+    model, _ = load_model(args.model)
+    result = speed_benchmark(
+        model, _bench_case(args.case), repeats=args.repeats, baseline_repeats=args.baseline_repeats
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for stage, s in result["stages"].items():
+        print(f"  {stage:<14} p50 {s:.3f} s")
+    print(
+        f"total p50 {result['total_p50_s']:.2f} s vs baseline {result['baseline_total_p50_s']:.2f}"
+        f" s: {result['speedup']:.1f}x faster ({result['device']})"
+    )
+    return 0
+
+
+def _bench_xai(args: argparse.Namespace) -> int:
+    import json
+
+    from app.ingest import load_case
+    from explain.bench_xai import bench_xai, select_cases
+    from model_zoo.registry import load_model
+    from model_zoo.synth.truth import load_truth
+
+    model, _ = load_model(args.model)
+    folders = select_cases(args.cohort, args.limit)
+
+    def cases():
+        for folder in folders:
+            case, _ = load_case(folder)
+            case.truth = load_truth(folder)
+            yield case
+
+    result = bench_xai(model, cases(), fidelity_cases=args.fidelity_cases, progress=not args.json)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fuselens",
@@ -151,6 +240,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     p.add_argument("--out", help="also write the JSON here")
     p.set_defaults(handler=_eval)
+
+    p = sub.add_parser("explain", help="explanation bundle and offline HTML report of a case")
+    p.add_argument("case_dir")
+    p.add_argument("--out", required=True, help="folder for bundle.json, arrays.npz, report.html")
+    p.add_argument("--model", default="demo", help="checkpoint folder (default: the demo model)")
+    p.add_argument("--task", default="heart_failure")
+    p.add_argument("--target", default="yes", help="the answer to explain")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_explain)
+
+    p = sub.add_parser("bench", help="explanation speed vs a naive baseline on one case")
+    p.add_argument("--case", help="case folder (default: a rendered four-modality demo case)")
+    p.add_argument("--model", default="demo")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--baseline-repeats", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_bench)
+
+    p = sub.add_parser("bench-xai", help="explanation quality against planted evidence")
+    p.add_argument("--cohort", required=True)
+    p.add_argument("--model", default="demo")
+    p.add_argument("--limit", type=int, help="evaluate at most N cases")
+    p.add_argument("--fidelity-cases", type=int, default=10, help="cases given a SHAP reference")
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--json", action="store_true", help="JSON only (no progress bar)")
+    p.set_defaults(handler=_bench_xai)
 
     return parser
 

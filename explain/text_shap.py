@@ -1,0 +1,194 @@
+"""SHAP on the lab text: shap's Partition explainer with a masker that groups each lab line.
+
+The features are the word pieces the model reads (``[CLS]``/``[SEP]`` always kept); a masked
+piece becomes ``[MASK]``, so every masked text keeps its length and a whole batch runs as one
+tensor. The partition tree splits each line's pieces into balanced halves and joins the lines
+in a balanced tree above them, so a lab line's pieces form one group and its value is an Owen
+value of the line. Only the text encoder and the fusion head run for masked texts; the other
+modalities come from the context's cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shap
+import torch
+
+from explain.context import CaseContext
+
+DEFAULT_MAX_EVALS = 96
+BATCH_SIZE = 64
+
+
+@dataclass
+class LabTokens:
+    """The lab text as the model reads it, with each word piece's line."""
+
+    text: str
+    ids: np.ndarray  # (L,) int64, specials included
+    feature_pos: np.ndarray  # (n,) positions in ids of the explained pieces
+    tokens: list[str]
+    spans: np.ndarray  # (n, 2) character spans in text
+    lines: np.ndarray  # (n,) int64 line of each piece
+
+
+def lab_tokens(ctx: CaseContext) -> LabTokens:
+    """Tokenise the case's lab text exactly as the model did, keeping character spans."""
+    tok = ctx.model.tokenizer
+    text = ctx.case.labs.textualise()
+    enc = tok(
+        text,
+        truncation=True,
+        max_length=ctx.model.config.text_max_tokens,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    ids = np.asarray(enc["input_ids"], dtype=np.int64)
+    model_ids = ctx.inputs.input_ids[0].cpu().numpy()
+    if not np.array_equal(ids, model_ids[: len(ids)]) or len(ids) != len(model_ids):
+        raise RuntimeError("lab text tokenisation differs from the model's input")
+    special = np.asarray(enc["special_tokens_mask"], dtype=bool)
+    pos = np.nonzero(~special)[0]
+    spans = np.asarray(enc["offset_mapping"], dtype=np.int64)[pos]
+    line_starts = np.cumsum([0] + [len(s) + 1 for s in text.split("\n")])[:-1]
+    lines = np.searchsorted(line_starts, spans[:, 0], side="right") - 1
+    return LabTokens(
+        text=text,
+        ids=ids,
+        feature_pos=pos,
+        tokens=tok.convert_ids_to_tokens(ids[pos].tolist()),
+        spans=spans,
+        lines=lines.astype(np.int64),
+    )
+
+
+class _TreeBuilder:
+    """Rows of a scipy-style linkage matrix, appended level by level (heights never fall)."""
+
+    def __init__(self, n_leaves: int):
+        self.n = n_leaves
+        self.rows: list[list[float]] = []
+        self.size = {i: 1 for i in range(n_leaves)}
+
+    def join(self, a: int, b: int, height: float) -> int:
+        node = self.n + len(self.rows)
+        self.size[node] = self.size[a] + self.size[b]
+        self.rows.append([a, b, height, self.size[node]])
+        return node
+
+    def pair_up(self, groups: list[list[int]], height: float) -> list[list[int]]:
+        """One level: adjacent nodes of each group join in pairs (an odd last one waits)."""
+        out = []
+        for nodes in groups:
+            nxt = [self.join(nodes[i], nodes[i + 1], height) for i in range(0, len(nodes) - 1, 2)]
+            out.append(nxt + nodes[-1:] if len(nodes) % 2 else nxt)
+        return out
+
+
+def line_partition(lines: np.ndarray) -> np.ndarray:
+    """A linkage matrix over pieces: each line's pieces join first (balanced), then the lines
+    (balanced)."""
+    if len(lines) < 2:
+        raise ValueError("text SHAP needs at least two word pieces")
+    tree = _TreeBuilder(len(lines))
+    groups = [np.nonzero(lines == k)[0].tolist() for k in np.unique(lines)]
+    height = 0.0
+    while any(len(g) > 1 for g in groups):
+        height += 1.0
+        groups = tree.pair_up(groups, height)
+    top = [[g[0] for g in groups]]
+    while len(top[0]) > 1:
+        height += 1.0
+        top = tree.pair_up(top, height)
+    return np.asarray(tree.rows, dtype=np.float64)
+
+
+class LabLineMasker(shap.maskers.Masker):
+    """Masks word pieces with ``[MASK]``; clustering groups each lab line's pieces."""
+
+    def __init__(self, tokens: LabTokens, mask_id: int):
+        self.base = tokens.ids
+        self.pos = tokens.feature_pos
+        self.mask_id = mask_id
+        self.shape = (1, len(self.pos))
+        self.clustering = line_partition(tokens.lines)
+
+    def __call__(self, mask: np.ndarray, x: np.ndarray) -> np.ndarray:
+        mask = self._standardize_mask(mask, x)
+        out = self.base.copy()
+        out[self.pos] = np.where(mask, x, self.mask_id)
+        return out[None]
+
+
+@dataclass
+class TextShapResult:
+    tokens: LabTokens
+    values: np.ndarray  # (n,) per piece
+    base_value: float
+    full_value: float
+    max_evals: int
+    evals: int
+
+
+def text_score_fn(ctx: CaseContext, batch_size: int = BATCH_SIZE):
+    """Token-id batches ``(B, L)`` -> target log-odds ``(B,)`` (text encoder + fusion only)."""
+
+    def score(ids: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(ids), dtype=torch.long, device=ctx.model.device)
+        return ctx.scores("labs", x, batch_size).cpu().numpy().astype(np.float64)
+
+    return score
+
+
+def text_shap(
+    ctx: CaseContext,
+    max_evals: int = DEFAULT_MAX_EVALS,
+    batch_size: int = BATCH_SIZE,
+    seed: int = 0,
+) -> TextShapResult:
+    """Partition SHAP values of every lab-text word piece for the explained answer."""
+    if "labs" not in ctx.modalities:
+        raise ValueError(f"case {ctx.case.case_id} has no labs")
+    tokens = lab_tokens(ctx)
+    masker = LabLineMasker(tokens, ctx.model.tokenizer.mask_token_id)
+    explainer = shap.explainers.Partition(text_score_fn(ctx, batch_size), masker)
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        exp = explainer(
+            tokens.ids[tokens.feature_pos][None],
+            max_evals=max_evals,
+            batch_size=batch_size,
+            silent=True,
+        )
+    finally:
+        np.random.set_state(state)
+    return TextShapResult(
+        tokens=tokens,
+        values=np.asarray(exp.values[0], dtype=np.float64),
+        base_value=float(np.asarray(exp.base_values).reshape(-1)[0]),
+        full_value=float(ctx.score(ctx.output)[0]),
+        max_evals=max_evals,
+        evals=int(explainer.last_eval_count) + 2,
+    )
+
+
+def item_values(lines: np.ndarray, values: np.ndarray, n_items: int) -> np.ndarray:
+    """Sum of the piece values of each line (item)."""
+    out = np.zeros(n_items, dtype=np.float64)
+    np.add.at(out, lines, values)
+    return out
+
+
+@torch.no_grad()
+def line_occlusion(ctx: CaseContext, tokens: LabTokens, n_lines: int) -> np.ndarray:
+    """Per line: f(text) - f(text with that line's pieces masked) (one batch; a quick proxy
+    used until text SHAP finishes)."""
+    mask_id = ctx.model.tokenizer.mask_token_id
+    batch = np.repeat(tokens.ids[None], n_lines, axis=0)
+    for line in range(n_lines):
+        batch[line, tokens.feature_pos[tokens.lines == line]] = mask_id
+    full = float(ctx.score(ctx.output)[0])
+    return full - text_score_fn(ctx)(batch)

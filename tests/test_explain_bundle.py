@@ -1,0 +1,156 @@
+"""The staged pipeline, the bundle's save/load round trip, grounding and the HTML report."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import torch
+from test_model_support import make_case, tiny_config
+
+from explain.bundle import DEMO_CAVEAT, ExplanationBundle
+from explain.context import CaseContext
+from explain.grounding import ground_report, heading_modality, sentence_spans
+from explain.html_report import render_html
+from explain.pipeline import STAGES, explain_stages, map_evidence
+from model_zoo.model import FusionModel
+
+VOCAB = ["<pad>", "<bos>", "<eos>", "<unk>", ".", ":", "\n", "ecg", "echo", "labs", "lbbb"]
+
+
+@pytest.fixture(scope="module")
+def case():
+    return make_case(7, 1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return FusionModel(tiny_config(report_vocab=VOCAB)).eval()
+
+
+@pytest.fixture(scope="module")
+def staged(model, case):
+    return list(explain_stages(model, model.config, case, text_max_evals=40, model_name="tiny"))
+
+
+def test_stages_run_quick_ones_first_and_the_bundle_grows(staged) -> None:
+    assert [s for s, _ in staged] == list(STAGES)
+    first, last = staged[0][1], staged[-1][1]
+    assert first.gradcam is first.text is first.shapley is first.report is None
+    assert staged[1][1].gradcam is not None and staged[1][1].shapley is None
+    assert last.stages == list(STAGES)
+    assert set(STAGES) <= set(last.timings)
+    assert {"gradcam:ecg", "gradcam:echo", "gradcam:cxr"} <= set(last.timings)
+    assert last.caveat == DEMO_CAVEAT and last.model_name == "tiny"
+    assert 0.0 <= last.probability <= 1.0
+    assert last.probability == pytest.approx(last.prediction["heart_failure"]["probability"])
+    assert staged[4][1].report is not None
+
+
+def test_lab_evidence_comes_from_occlusion_until_text_shap_is_done(model, case, staged) -> None:
+    ctx = CaseContext.build(model, case)
+    quick = map_evidence(ctx, staged[4][1])
+    final = map_evidence(ctx, staged[-1][1])
+    assert quick["labs"]["source"] == "occlusion" and final["labs"]["source"] == "text_shap"
+    assert {"ecg", "echo", "cxr", "labs"} == set(final)
+    top = final["labs"]["items"]
+    values = dict(zip(staged[-1][1].text.items, staged[-1][1].text.item_values, strict=True))
+    assert [i["name"] for i in top] == sorted(
+        (k for k, v in values.items() if v > 0), key=lambda k: -values[k]
+    )[:3]
+
+
+def test_maps_are_shaped_like_the_case(staged, case) -> None:
+    b = staged[-1][1]
+    assert b.gradcam.ecg.shape == case.ecg.signal.shape
+    assert b.gradcam.ecg_leads == case.ecg.lead_names and b.gradcam.ecg_rate_hz == 500.0
+    assert set(b.gradcam.echo) == set(case.echo)
+    for v, cam in b.gradcam.echo.items():
+        assert cam.shape == case.echo[v].frames.shape
+    assert b.gradcam.cxr.shape == case.cxr.image.shape
+    assert b.text.token_values.shape == (len(b.text.tokens),)
+    assert b.attention.modality_attention.shape == (4, 4)
+    n_tokens = len(b.attention.token_labels)
+    assert b.attention.guidance.shape == (len(b.attention.guidance_rows), n_tokens)
+    assert sum(b.attention.guidance_blocks.values()) == pytest.approx(1.0)
+    assert len(b.shapley.coalitions) == 16
+
+
+def _assert_same(a, b, path="bundle") -> None:
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b), path
+        for f in dataclasses.fields(a):
+            _assert_same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype, path
+        np.testing.assert_array_equal(a, b, err_msg=path)
+    elif isinstance(a, dict):
+        assert list(a) == list(b), path
+        for k in a:
+            _assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{path}.{i}")
+    else:
+        assert type(a) is type(b) and a == b, path
+
+
+def test_save_and_load_give_an_identical_bundle(staged, tmp_path) -> None:
+    for stage, bundle in (staged[0], staged[-1]):
+        folder = bundle.save(tmp_path / stage)
+        assert sorted(p.name for p in folder.iterdir()) == ["arrays.npz", "bundle.json"]
+        _assert_same(bundle, ExplanationBundle.load(folder))
+
+
+def test_load_rejects_other_formats(tmp_path, staged) -> None:
+    folder = staged[0][1].save(tmp_path / "b")
+    text = (folder / "bundle.json").read_text()
+    text = text.replace('"format_version": 1', '"format_version": 9')
+    (folder / "bundle.json").write_text(text)
+    with pytest.raises(ValueError):
+        ExplanationBundle.load(folder)
+
+
+class _Refs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs, self.tags = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.refs += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def test_html_report_is_self_contained(staged, case) -> None:
+    page = render_html(staged[-1][1], case)
+    parser = _Refs()
+    parser.feed(page)
+    assert "script" not in parser.tags and "link" not in parser.tags
+    assert parser.refs and all(r.startswith("data:image/png;base64,") for r in parser.refs)
+    assert parser.tags.count("img") >= 4  # ECG, two echo views, CXR
+    assert "<svg" in page
+    without_data = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+    assert not re.search(r"(?:https?:)?//[a-z]", without_data)
+    assert page.count(DEMO_CAVEAT.replace("—", "&mdash;")) + page.count(DEMO_CAVEAT) >= 2
+
+
+def test_sentences_follow_headings_then_attention() -> None:
+    words = ["ecg", ":", "lbbb", ".", "\n", "impression", ":", "lbbb", ".", "x"]
+    assert sentence_spans(words) == [(0, 4), (5, 9), (9, 10)]
+    assert heading_modality(["chest", "x-ray", ":", "edema"]) == "cxr"
+    assert heading_modality(["echo", "normal"]) is None
+    labels = ["labs:0", "ecg:0", "echo:0", "cxr:0", "shared:0", "task:heart_failure"]
+    att = np.zeros((len(words), len(labels)))
+    att[:, 2] = 1.0  # every word looks at echo
+    evidence = {"ecg": {"leads": []}, "echo": {"view": "A4C"}}
+    rep = ground_report(words, att, labels, ["ecg", "echo"], evidence)
+    assert [s.modality for s in rep.sentences] == ["ecg", "echo", "echo"]
+    assert [s.basis for s in rep.sentences] == ["section", "attention", "attention"]
+    assert rep.sentences[0].evidence == {"leads": []}
+    assert rep.sentences[1].attention["echo"] == pytest.approx(1.0)
+    assert rep.sentences[0].text == "Ecg: lbbb."
