@@ -103,6 +103,14 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from app.workstation import serve
+
+    return serve(
+        host=args.host, port=args.port, model=args.model, cases_dir=args.cases, device=args.device
+    )
+
+
 def _explain(args: argparse.Namespace) -> int:
     import json
 
@@ -240,6 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     p.add_argument("--out", help="also write the JSON here")
     p.set_defaults(handler=_eval)
+
+    p = sub.add_parser("serve", help="the workstation: a Gradio app in the browser")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--model", default="demo", help="checkpoint folder (default: the demo model)")
+    p.add_argument("--cases", help="folder for the demo cases (default: ~/.cache/fuselens)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(handler=_serve)
 
     p = sub.add_parser("explain", help="explanation bundle and offline HTML report of a case")
     p.add_argument("case_dir")

@@ -1,0 +1,90 @@
+"""Downloads of an explained case: the self-contained HTML report and the bundle as a zip.
+
+Exports are checked for identifying DICOM fields before they are offered: a file that
+contains one is deleted and the export refused.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from explain.bundle import BUNDLE_JSON, ExplanationBundle
+from explain.html_report import write_html
+from model_zoo.case import Identifiers, PatientCase
+
+MIN_IDENTIFIER_CHARS = 4
+MIN_NUMERIC_IDENTIFIER_CHARS = 6
+
+
+class IdentifierLeak(RuntimeError):
+    """An export would contain an identifying field of the patient."""
+
+
+def _safe_name(case_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", case_id)[:60] or "case"
+
+
+def _identifier_patterns(identifiers: Identifiers) -> list[tuple[str, re.Pattern[str]]]:
+    """A pattern per identifying value long enough to be told apart from ordinary text
+    (numbers from 6 digits); DICOM person names (``Family^Given``) also match by part."""
+    out = []
+    for key, value in identifiers.reveal().items():
+        candidates = {value.strip(), *(v.strip() for v in value.split("^"))}
+        for text in candidates:
+            shortest = MIN_NUMERIC_IDENTIFIER_CHARS if text.isdigit() else MIN_IDENTIFIER_CHARS
+            if len(text) >= shortest:
+                pattern = re.compile(r"(?<![\w.])" + re.escape(text) + r"(?!\w)", re.IGNORECASE)
+                out.append((key, pattern))
+    return out
+
+
+def identifier_leaks(texts: Iterable[str], identifiers: Identifiers) -> list[str]:
+    """Names of the identifying fields whose values occur in any of ``texts``."""
+    patterns = _identifier_patterns(identifiers)
+    found = set()
+    for text in texts:
+        for key, pattern in patterns:
+            if pattern.search(text):
+                found.add(key)
+    return sorted(found)
+
+
+def _check(path: Path, texts: Iterable[str], identifiers: Identifiers) -> None:
+    leaks = identifier_leaks(texts, identifiers)
+    if leaks:
+        path.unlink(missing_ok=True)
+        raise IdentifierLeak(f"{path.name} would contain {', '.join(leaks)}: not exported")
+
+
+def export_html(case: PatientCase, bundle: ExplanationBundle, out_dir: str | Path) -> Path:
+    """The self-contained HTML report under a fresh folder in ``out_dir``."""
+    folder = Path(tempfile.mkdtemp(prefix="export-", dir=out_dir))
+    path = write_html(bundle, case, folder / f"fuselens-{_safe_name(bundle.case_id)}.html")
+    _check(path, [path.read_text(encoding="utf-8")], case.identifiers)
+    return path
+
+
+def export_bundle_zip(case: PatientCase, bundle: ExplanationBundle, out_dir: str | Path) -> Path:
+    """``bundle.json`` + ``arrays.npz`` zipped, under a fresh folder in ``out_dir``."""
+    folder = Path(tempfile.mkdtemp(prefix="export-", dir=out_dir))
+    saved = bundle.save(folder / "bundle")
+    path = folder / f"fuselens-{_safe_name(bundle.case_id)}-bundle.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(saved.iterdir()):
+            zf.write(file, arcname=file.name)
+    texts = [(saved / BUNDLE_JSON).read_text(encoding="utf-8")]
+    shutil.rmtree(saved)
+    _check(path, texts, case.identifiers)
+    return path
+
+
+def export_all(
+    case: PatientCase, bundle: ExplanationBundle, out_dir: str | Path
+) -> tuple[Path, Path]:
+    """``(html, zip)`` downloads of one explained case."""
+    return export_html(case, bundle, out_dir), export_bundle_zip(case, bundle, out_dir)

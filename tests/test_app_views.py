@@ -1,0 +1,183 @@
+"""Every workstation panel from a real (synthetic) case explained by a tiny model, no browser."""
+
+from __future__ import annotations
+
+import imageio.v2 as iio2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_model_support import tiny_config
+
+from app import views
+from app.demo_cases import load_catalogue
+from app.session import LoadedModel
+from app.workstation import Workstation
+from explain.pipeline import STAGES
+from model_zoo.model import FusionModel
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workstation:
+    torch.manual_seed(0)
+    model = FusionModel(tiny_config()).eval()
+    loaded = LoadedModel(model, model.config, "tiny test model", "cpu")
+    return Workstation(
+        loaded,
+        load_catalogue(),
+        cases_dir=tmp_path_factory.mktemp("cases"),
+        media_dir=tmp_path_factory.mktemp("media"),
+    )
+
+
+@pytest.fixture(scope="module")
+def explained(ws):
+    """The clear-HF demo case and each stage's bundle snapshot."""
+    loaded = ws.open_demo("hf-clear")
+    stages = [(stage, bundle) for stage, bundle, _ in ws.explain(loaded, "heart_failure", "yes")]
+    return loaded, stages
+
+
+@pytest.fixture(scope="module")
+def final(explained):
+    loaded, stages = explained
+    return loaded.case, stages[-1][1]
+
+
+def settings(ws, echo=0.5, cxr=0.5):
+    return ws.settings([echo] * views.ECHO_SLOTS, cxr)
+
+
+def test_stages_arrive_quick_ones_first(explained):
+    _, stages = explained
+    names = [s for s, _ in stages]
+    assert names == list(STAGES)
+    first = stages[0][1]
+    assert first.gradcam is None and first.text is None and first.prediction
+
+
+def test_explained_case_is_cached_by_case_task_and_class(ws, explained):
+    loaded, stages = explained
+    again = list(ws.explain(loaded, "heart_failure", "yes"))
+    assert len(again) == 1 and again[0][0] == "cached" and again[0][2] is True
+    assert again[0][1] is stages[-1][1]
+    assert (loaded.key, "heart_failure", "no") not in ws.cache
+
+
+def test_prediction_panel_shows_probability_truth_and_caveat(final):
+    case, bundle = final
+    card = views.prediction_card(bundle)
+    answer = bundle.prediction["heart_failure"]["answer"]
+    p = bundle.prediction["heart_failure"]["probabilities"][answer]
+    assert "Heart failure" in card and f"{p:.1%}" in card and "not for clinical use" in card
+    context = views.prediction_context(bundle, case.truth)
+    assert "Planted truth" in context and "**yes**" in context
+    assert "Atrial fibrillation" in context
+
+
+def test_lab_panels_before_and_after_text_shap(explained):
+    loaded, stages = explained
+    case = loaded.case
+    plain = views.lab_text_panel(case, stages[0][1])
+    assert plain == [(case.labs.textualise(), None)]
+    before = views.lab_table_panel(case, None)
+    assert list(before.columns) == ["Lab item", "Value"] and "5201 pg/mL (H)" in set(before.Value)
+    bundle = stages[-1][1]
+    segments = views.lab_text_panel(case, bundle)
+    assert "".join(t for t, _ in segments) == case.labs.textualise()
+    scores = [s for _, s in segments if s is not None]
+    assert scores and max(abs(s) for s in scores) == pytest.approx(1.0)
+    table = views.lab_table_panel(case, bundle)
+    assert set(table["Lab item"]) == {i.name for i in case.labs.items} | {"History", "Medications"}
+    contrib = table["Contribution"].abs().to_numpy()
+    assert (np.diff(contrib) <= 1e-9).all()
+
+
+def test_gradcam_stage_fills_ecg_echo_and_cxr(ws, final):
+    case, bundle = final
+    out = views.stage_panels("gradcam", case, bundle, settings(ws))
+    ecg = out["ecg"]
+    kinds = [t.meta.get("kind") for t in ecg.data if isinstance(t.meta, dict)]
+    assert kinds.count("lead") >= 12 and "shading" in kinds
+    assert views.echo_slots(case) == ["A4C", "A2C", "PLAX"]
+    for i in range(3):
+        frames = iio2.mimread(out[f"echo_video:{i}"], format="FFMPEG")
+        assert len(frames) == case.echo[views.echo_slots(case)[i]].frames.shape[0]
+        assert out[f"echo_frame:{i}"].shape == (256, 256, 3)
+        first = out[f"echo_frame:{i}"].astype(int)
+        assert np.abs(first - first[..., :1]).max() > 30  # coloured overlay, not grey
+    cxr = out["cxr"]
+    assert cxr.shape == (512, 512, 3) and cxr.dtype == np.uint8
+
+
+def test_overlay_opacity_and_frame_scrubber(final):
+    case, bundle = final
+    cine = case.echo["A4C"]
+    cam = views.echo_cam(bundle.gradcam, "A4C")
+    clear = views.echo_frame_image(cine, cam, 0.0, 5)
+    assert np.array_equal(clear[..., 0], clear[..., 1])  # opacity 0: the grey frame
+    strong = views.echo_frame_image(cine, cam, 0.8, 5)
+    assert np.abs(strong.astype(int) - clear.astype(int)).mean() > 5
+    other = views.echo_frame_image(cine, cam, 0.0, 20)
+    assert not np.array_equal(clear, other)
+    last = views.echo_frame_image(cine, cam, 0.0, cine.frames.shape[0] - 1)
+    assert np.array_equal(views.echo_frame_image(cine, cam, 0.0, 999), last)
+    dim = views.cxr_panel(case, bundle.gradcam, 0.0)
+    bright = views.cxr_panel(case, bundle.gradcam, 0.9)
+    assert np.array_equal(dim[..., 0], dim[..., 2]) and not np.array_equal(dim, bright)
+
+
+def test_shapley_and_attention_panels(final):
+    case, bundle = final
+    bars, matrix = views.shapley_panels(bundle)
+    assert list(bars.data[0].y) and len(bars.data[0].x) == 4
+    assert np.asarray(matrix.data[0].z).shape == (4, 4)
+    fusion, guidance = views.attention_panels(bundle)
+    assert np.asarray(fusion.data[0].z).shape == (4, 4)
+    assert np.asarray(guidance.data[0].z).shape[1] == len(bundle.attention.token_labels)
+
+
+def test_report_sentence_choice_highlights_its_evidence(final):
+    case, bundle = final
+    choices = views.report_sentences(bundle.report)
+    assert choices and all(c.split(". ", 1)[1] for c in choices)
+    for i, sentence in enumerate(bundle.report.sentences):
+        out = views.sentence_evidence(case, bundle, i)
+        marked = [t for t, label in out["report_text"] if label == views.SELECTED]
+        assert marked == [sentence.text]
+        assert sentence.text in out["evidence_md"]
+        if sentence.modality in ("echo", "cxr") and sentence.evidence.get("bbox"):
+            image = out["evidence_image"]
+            assert image.ndim == 3 and (image == [255, 0, 160]).all(axis=-1).any()
+        if sentence.modality == "ecg" and sentence.evidence.get("windows"):
+            assert any(t.meta.get("kind") == "shading" for t in out["evidence_ecg"].data)
+    none = views.sentence_evidence(case, bundle, None)
+    assert none["evidence_md"] == "" and not any(label for _, label in none["report_text"])
+
+
+def test_bundle_panels_match_stage_panels(ws, final):
+    case, bundle = final
+    every = views.bundle_panels(case, bundle, settings(ws))
+    expected = {"prediction", "ecg", "cxr", "shapley", "interactions", "attention_modality"}
+    expected |= {"lab_text", "lab_table", "report_sentences", "report_text", "echo_frame:2"}
+    assert expected <= set(every)
+
+
+def test_opened_panels_reset_everything(final):
+    case, _ = final
+    out = views.opened_panels(case)
+    assert out["prediction"] == "" and out["ecg"] is None and out["shapley"] is None
+    assert out["cxr"].shape[-1] == 3 and isinstance(out["lab_table"], pd.DataFrame)
+    assert "Echo (A4C, A2C, PLAX)" in out["prediction_context"]
+
+
+def test_progress_lists_every_stage(explained):
+    _, stages = explained
+    mid = views.progress_markdown(stages[1][1], "attention")
+    assert "✓ prediction" in mid and "✓ Grad-CAM++" in mid and "▸ **attention…**" in mid
+    assert "○ lab text SHAP" in mid
+
+
+def test_task_labels_cover_the_models_tasks(ws):
+    for label, key in views.task_choices(list(ws.model.model.tasks)):
+        assert label and "_" not in label and key in ws.model.model.tasks

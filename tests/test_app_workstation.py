@@ -1,0 +1,87 @@
+"""The Gradio layout builds with every panel, and ``fuselens serve`` parses its options."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+import torch
+from test_model_support import tiny_config
+
+from app import views
+from app.cli import build_parser
+from app.demo_cases import load_catalogue
+from app.session import LoadedModel
+from app.workstation import Workstation, build_app, header_markdown
+from model_zoo.model import FusionModel
+
+PANEL_IDS = (
+    "fl-demo",
+    "fl-task",
+    "fl-target",
+    "fl-status",
+    "fl-progress",
+    "fl-prediction",
+    "fl-shapley",
+    "fl-interactions",
+    "fl-lab-text",
+    "fl-lab-table",
+    "fl-ecg",
+    "fl-cxr",
+    "fl-attention",
+    "fl-guidance",
+    "fl-sentences",
+    "fl-report",
+    "fl-evidence",
+    "fl-export",
+    "fl-html",
+    "fl-zip",
+    "fl-caveat",
+)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workstation:
+    torch.manual_seed(0)
+    model = FusionModel(tiny_config()).eval()
+    loaded = LoadedModel(model, model.config, "tiny test model", "cpu")
+    return Workstation(loaded, load_catalogue(), tmp_path_factory.mktemp("cases"))
+
+
+def test_layout_declares_every_panel(ws):
+    app = build_app(ws)
+    assert isinstance(app, gr.Blocks)
+    ids = {b.elem_id for b in app.blocks.values() if getattr(b, "elem_id", None)}
+    missing = [i for i in PANEL_IDS if i not in ids]
+    assert not missing
+    for i in range(views.ECHO_SLOTS):
+        assert f"fl-echo-video-{i}" in ids and f"fl-echo-frame-{i}" in ids
+    videos = [b for b in app.blocks.values() if isinstance(b, gr.Video)]
+    assert len(videos) == views.ECHO_SLOTS and all(v.autoplay and v.loop for v in videos)
+    demo = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "fl-demo")
+    assert [value for _, value in demo.choices] == [d.key for d in load_catalogue()]
+
+
+def test_header_names_model_and_device(ws):
+    text = header_markdown(ws)
+    assert "tiny test model" in text and "cpu" in text
+
+
+def test_serve_options_and_defaults():
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.model, args.cases, args.device) == (
+        "127.0.0.1",
+        7860,
+        "demo",
+        None,
+        "auto",
+    )
+    args = build_parser().parse_args(
+        ["serve", "--port", "9000", "--model", "/m", "--cases", "/c", "--device", "cpu"]
+    )
+    assert (args.port, args.model, args.cases, args.device) == (9000, "/m", "/c", "cpu")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--device", "tpu"])
+
+
+def test_warm_up_runs_the_model_on_a_demo_case(ws):
+    assert ws.warm_up() > 0
