@@ -32,10 +32,10 @@ def _load_cohort(cohort: str, progress: bool = True) -> list:
     """Every case folder of a cohort as a PatientCase with its planted truth attached."""
     from pathlib import Path
 
-    from model_zoo.synth.truth import load_truth
     from tqdm.auto import tqdm
 
     from app.ingest import load_case
+    from model_zoo.synth.truth import load_truth
 
     folders = sorted(p for p in Path(cohort).iterdir() if (p / "truth.json").is_file())
     if not folders:
@@ -44,6 +44,7 @@ def _load_cohort(cohort: str, progress: bool = True) -> list:
     for folder in tqdm(folders, desc="load cases", disable=not progress, unit="case"):
         case, _ = load_case(folder)
         case.truth = load_truth(folder)
+        case.truth.masks = {}  # evidence masks are for explanations, not training (~1.5 MB/case)
         cases.append(case)
     return cases
 
@@ -230,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the fusion model on a synthetic cohort")
     p.add_argument("--cohort", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.set_defaults(handler=_train)

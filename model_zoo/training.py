@@ -46,7 +46,7 @@ log = logging.getLogger("model_zoo.training")
 class TrainingConfig:
     """Optimisation settings plus the model's own :class:`ModelConfig`."""
 
-    epochs: int = 12
+    epochs: int = 6
     batch_size: int = 32
     lr: float = 2e-3
     text_lr: float = 2e-4
