@@ -18,7 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from app import exports, views  # noqa: E402
+from app import exports, image_views, report_views, views  # noqa: E402
 from app.demo_cases import DemoCase, load_catalogue  # noqa: E402
 from app.figures.prediction import DEMO_CAVEAT  # noqa: E402
 from app.figures.text_highlight import HIGHLIGHT_CLASS, HIGHLIGHT_CSS  # noqa: E402
@@ -172,7 +172,7 @@ def build_app(ws: Workstation) -> gr.Blocks:
                     label="Files read",
                     interactive=False,
                     wrap=True,
-                    max_height=230,
+                    max_height=320,
                     elem_id="fl-status",
                 )
 
@@ -205,7 +205,7 @@ def build_app(ws: Workstation) -> gr.Blocks:
         panels["ecg"] = gr.Plot(label="12-lead ECG with Grad-CAM++", elem_id="fl-ecg")
 
         with gr.Row(equal_height=False):
-            for i in range(views.ECHO_SLOTS):
+            for i in range(image_views.ECHO_SLOTS):
                 with gr.Column(scale=2, min_width=220, visible=False) as col:
                     echo_col.append(col)
                     echo_title.append(gr.Markdown(f"**Echo view {i + 1}**"))
@@ -256,7 +256,7 @@ def build_app(ws: Workstation) -> gr.Blocks:
                     label="Report",
                     show_legend=False,
                     show_inline_category=False,
-                    color_map={views.SELECTED: "#ffd54f"},
+                    color_map={report_views.SELECTED: "#ffd54f"},
                     elem_classes=[HIGHLIGHT_CLASS, "fl-report"],
                     elem_id="fl-report",
                 )
@@ -290,7 +290,7 @@ def build_app(ws: Workstation) -> gr.Blocks:
 
         def slot_updates(cur: Current) -> dict[Any, Any]:
             out: dict[Any, Any] = {}
-            for i in range(views.ECHO_SLOTS):
+            for i in range(image_views.ECHO_SLOTS):
                 present = i < len(cur.slots)
                 out[echo_col[i]] = gr.update(visible=present)
                 if present:
@@ -302,7 +302,7 @@ def build_app(ws: Workstation) -> gr.Blocks:
             return out
 
         def on_open(loaded: LoadedCase) -> dict[Any, Any]:
-            cur = Current(loaded, None, views.echo_slots(loaded.case))
+            cur = Current(loaded, None, image_views.echo_slots(loaded.case))
             out = {current: cur, status: status_table(loaded.reports)}
             out[story] = (
                 f"**{loaded.title}** — {loaded.story}\n\n"
@@ -391,22 +391,22 @@ def build_app(ws: Workstation) -> gr.Blocks:
         def slot_cam(cur: Current, i: int):
             cine = cur.loaded.case.echo[cur.slots[i]]
             gradcam = cur.bundle.gradcam if cur.bundle is not None else None
-            return cine, views.echo_cam(gradcam, cur.slots[i])
+            return cine, image_views.echo_cam(gradcam, cur.slots[i])
 
-        for i in range(views.ECHO_SLOTS):
+        for i in range(image_views.ECHO_SLOTS):
 
             def redraw_loop(cur: Current | None, opacity: float, frame: int, i: int = i):
                 if cur is None or i >= len(cur.slots):
                     return gr.skip(), gr.skip()
                 cine, cam = slot_cam(cur, i)
-                video = views.echo_loop_file(cine, cam, opacity, ws.media_dir)
-                return str(video), views.echo_frame_image(cine, cam, opacity, frame)
+                video = image_views.echo_loop_file(cine, cam, opacity, ws.media_dir)
+                return str(video), image_views.echo_frame_image(cine, cam, opacity, frame)
 
             def redraw_frame(cur: Current | None, opacity: float, frame: int, i: int = i):
                 if cur is None or i >= len(cur.slots):
                     return gr.skip()
                 cine, cam = slot_cam(cur, i)
-                return views.echo_frame_image(cine, cam, opacity, frame)
+                return image_views.echo_frame_image(cine, cam, opacity, frame)
 
             loop_outputs = [panels[f"echo_video:{i}"], panels[f"echo_frame:{i}"]]
             echo_opacity[i].release(
@@ -423,14 +423,14 @@ def build_app(ws: Workstation) -> gr.Blocks:
             if cur is None:
                 return gr.skip()
             gradcam = cur.bundle.gradcam if cur.bundle is not None else None
-            return views.cxr_panel(cur.loaded.case, gradcam, opacity)
+            return image_views.cxr_panel(cur.loaded.case, gradcam, opacity)
 
         cxr_opacity.release(redraw_cxr, [current, cxr_opacity], [panels["cxr"]])
 
         def choose_sentence(cur: Current | None, index: int | None) -> dict[Any, Any]:
             if cur is None or cur.bundle is None:
                 return {}
-            return to_updates(views.sentence_evidence(cur.loaded.case, cur.bundle, index))
+            return to_updates(report_views.sentence_evidence(cur.loaded.case, cur.bundle, index))
 
         evidence_names = ["report_text", "evidence_md", "evidence_image", "evidence_ecg"]
         panels["report_sentences"].input(

@@ -12,7 +12,7 @@ import torch
 from pydicom.data import get_testdata_file
 from test_model_support import tiny_config
 
-from app import exports, views
+from app import exports, image_views, report_views, views
 from app.demo_cases import load_catalogue
 from app.session import LoadedModel, open_uploads, status_table
 from app.workstation import Workstation
@@ -76,7 +76,7 @@ def test_identifying_fields_never_reach_a_panel(ws, explained):
         list(views.bundle_panels(loaded.case, bundle, ws.settings([0.5] * 3, 0.5)).values())
     )
     for i in range(len(bundle.report.sentences) if bundle.report else 0):
-        texts += _strings(list(views.sentence_evidence(loaded.case, bundle, i).values()))
+        texts += _strings(list(report_views.sentence_evidence(loaded.case, bundle, i).values()))
     texts += [views.prediction_context(bundle, None), bundle.case_id]
     joined = "\n".join(texts)
     assert "12 leads" in joined  # the scan did see the panels
@@ -149,17 +149,17 @@ def test_sentence_evidence_draws_echo_and_cxr_regions_and_lab_items(ws):
     ]
     report = GroundedReport(" ".join(s.text for s in sentences), sentences)
     shown = ExplanationBundle(**{**bundle.__dict__, "report": report})
-    echo = views.sentence_evidence(case, shown, 0)
+    echo = report_views.sentence_evidence(case, shown, 0)
     magenta = (echo["evidence_image"] == [255, 0, 160]).all(axis=-1)
     rows, cols = np.nonzero(magenta)
-    scale = views.ECHO_DISPLAY_SIDE / case.echo["A4C"].frames.shape[1]
+    scale = image_views.ECHO_DISPLAY_SIDE / case.echo["A4C"].frames.shape[1]
     assert rows.min() == pytest.approx(20 * scale, abs=3) and cols.max() == pytest.approx(
         80 * scale, abs=3
     )
     assert "View A4C, frames 3–5" in echo["evidence_md"]
-    cxr = views.sentence_evidence(case, shown, 1)
+    cxr = report_views.sentence_evidence(case, shown, 1)
     assert (cxr["evidence_image"] == [255, 0, 160]).all(axis=-1).any()
     assert "cardiac silhouette" in cxr["evidence_md"]
-    labs = views.sentence_evidence(case, shown, 2)
+    labs = report_views.sentence_evidence(case, shown, 2)
     assert "| NT-proBNP | 5201 pg/mL | +0.400 |" in labs["evidence_md"]
     assert labs["evidence_image"] is None and labs["evidence_ecg"] is None

@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_model_support import tiny_config
 
-from app import views
+from app import image_views, report_views, views
 from app.demo_cases import load_catalogue
 from app.session import LoadedModel
 from app.workstation import Workstation
@@ -45,7 +45,7 @@ def final(explained):
 
 
 def settings(ws, echo=0.5, cxr=0.5):
-    return ws.settings([echo] * views.ECHO_SLOTS, cxr)
+    return ws.settings([echo] * image_views.ECHO_SLOTS, cxr)
 
 
 def test_stages_arrive_quick_ones_first(explained):
@@ -99,10 +99,10 @@ def test_gradcam_stage_fills_ecg_echo_and_cxr(ws, final):
     ecg = out["ecg"]
     kinds = [t.meta.get("kind") for t in ecg.data if isinstance(t.meta, dict)]
     assert kinds.count("lead") >= 12 and "shading" in kinds
-    assert views.echo_slots(case) == ["A4C", "A2C", "PLAX"]
+    assert image_views.echo_slots(case) == ["A4C", "A2C", "PLAX"]
     for i in range(3):
         frames = iio2.mimread(out[f"echo_video:{i}"], format="FFMPEG")
-        assert len(frames) == case.echo[views.echo_slots(case)[i]].frames.shape[0]
+        assert len(frames) == case.echo[image_views.echo_slots(case)[i]].frames.shape[0]
         assert out[f"echo_frame:{i}"].shape == (256, 256, 3)
         first = out[f"echo_frame:{i}"].astype(int)
         assert np.abs(first - first[..., :1]).max() > 30  # coloured overlay, not grey
@@ -113,17 +113,17 @@ def test_gradcam_stage_fills_ecg_echo_and_cxr(ws, final):
 def test_overlay_opacity_and_frame_scrubber(final):
     case, bundle = final
     cine = case.echo["A4C"]
-    cam = views.echo_cam(bundle.gradcam, "A4C")
-    clear = views.echo_frame_image(cine, cam, 0.0, 5)
+    cam = image_views.echo_cam(bundle.gradcam, "A4C")
+    clear = image_views.echo_frame_image(cine, cam, 0.0, 5)
     assert np.array_equal(clear[..., 0], clear[..., 1])  # opacity 0: the grey frame
-    strong = views.echo_frame_image(cine, cam, 0.8, 5)
+    strong = image_views.echo_frame_image(cine, cam, 0.8, 5)
     assert np.abs(strong.astype(int) - clear.astype(int)).mean() > 5
-    other = views.echo_frame_image(cine, cam, 0.0, 20)
+    other = image_views.echo_frame_image(cine, cam, 0.0, 20)
     assert not np.array_equal(clear, other)
-    last = views.echo_frame_image(cine, cam, 0.0, cine.frames.shape[0] - 1)
-    assert np.array_equal(views.echo_frame_image(cine, cam, 0.0, 999), last)
-    dim = views.cxr_panel(case, bundle.gradcam, 0.0)
-    bright = views.cxr_panel(case, bundle.gradcam, 0.9)
+    last = image_views.echo_frame_image(cine, cam, 0.0, cine.frames.shape[0] - 1)
+    assert np.array_equal(image_views.echo_frame_image(cine, cam, 0.0, 999), last)
+    dim = image_views.cxr_panel(case, bundle.gradcam, 0.0)
+    bright = image_views.cxr_panel(case, bundle.gradcam, 0.9)
     assert np.array_equal(dim[..., 0], dim[..., 2]) and not np.array_equal(dim, bright)
 
 
@@ -139,19 +139,23 @@ def test_shapley_and_attention_panels(final):
 
 def test_report_sentence_choice_highlights_its_evidence(final):
     case, bundle = final
-    choices = views.report_sentences(bundle.report)
+    choices = report_views.report_sentences(bundle.report)
     assert choices and all(c.split(". ", 1)[1] for c in choices)
     for i, sentence in enumerate(bundle.report.sentences):
-        out = views.sentence_evidence(case, bundle, i)
-        marked = [t for t, label in out["report_text"] if label == views.SELECTED]
+        out = report_views.sentence_evidence(case, bundle, i)
+        marked = [t for t, label in out["report_text"] if label == report_views.SELECTED]
         assert marked == [sentence.text]
         assert sentence.text in out["evidence_md"]
         if sentence.modality in ("echo", "cxr") and sentence.evidence.get("bbox"):
             image = out["evidence_image"]
             assert image.ndim == 3 and (image == [255, 0, 160]).all(axis=-1).any()
         if sentence.modality == "ecg" and sentence.evidence.get("windows"):
-            assert any(t.meta.get("kind") == "shading" for t in out["evidence_ecg"].data)
-    none = views.sentence_evidence(case, bundle, None)
+            fig = out["evidence_ecg"]
+            shown = [t.meta["lead"] for t in fig.data]
+            windows = [w for w in sentence.evidence["windows"] if w["lead"] in shown]
+            assert shown and len(fig.layout.shapes) == len(windows)
+            assert fig.layout.shapes[0].x0 == pytest.approx(windows[0]["start_s"])
+    none = report_views.sentence_evidence(case, bundle, None)
     assert none["evidence_md"] == "" and not any(label for _, label in none["report_text"])
 
 

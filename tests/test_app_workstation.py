@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_model_support import tiny_config
 
-from app import views
+from app import image_views
 from app.cli import build_parser
 from app.demo_cases import load_catalogue
 from app.session import LoadedModel
@@ -53,10 +53,10 @@ def test_layout_declares_every_panel(ws):
     ids = {b.elem_id for b in app.blocks.values() if getattr(b, "elem_id", None)}
     missing = [i for i in PANEL_IDS if i not in ids]
     assert not missing
-    for i in range(views.ECHO_SLOTS):
+    for i in range(image_views.ECHO_SLOTS):
         assert f"fl-echo-video-{i}" in ids and f"fl-echo-frame-{i}" in ids
     videos = [b for b in app.blocks.values() if isinstance(b, gr.Video)]
-    assert len(videos) == views.ECHO_SLOTS and all(v.autoplay and v.loop for v in videos)
+    assert len(videos) == image_views.ECHO_SLOTS and all(v.autoplay and v.loop for v in videos)
     demo = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "fl-demo")
     assert [value for _, value in demo.choices] == [d.key for d in load_catalogue()]
 

@@ -1,0 +1,306 @@
+"""The workstation in a real browser: Playwright driving Debian's chromium.
+
+Starts ``fuselens serve`` as a subprocess on a free port (the demo model when it is
+installed, else a tiny random model), opens demo cases, waits for every panel and checks
+its content, changes the class, downloads the HTML export, and saves screenshots plus the
+measured timings under ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HF_CASE = "Clear heart failure (all modalities)"
+REAL_ECG_CASE = "Real 12-lead DICOM ECG (pydicom test file), ECG only"
+SERVE_LIMIT_S = 30.0
+PREDICTION_LIMIT_S = 3.0
+ALL_PANELS_LIMIT_S = 15.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _model_arg(tmp_path_factory) -> str:
+    from model_zoo.registry import DEMO_MODEL_DIR, WEIGHTS_FILE
+
+    if (DEMO_MODEL_DIR / WEIGHTS_FILE).is_file():
+        return "demo"
+    import torch
+    from test_model_support import tiny_config
+
+    from model_zoo.model import FusionModel
+    from model_zoo.registry import save_model
+
+    torch.manual_seed(0)
+    return str(save_model(FusionModel(tiny_config()), tmp_path_factory.mktemp("model")))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``fuselens serve`` on a free port; yields its URL and how long HTTP 200 took."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed at /usr/bin/chromium")
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = _free_port()
+    model = _model_arg(tmp_path_factory)
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model", model]
+    cmd += ["--cases", str(tmp_path_factory.mktemp("cases")), "--device", "cpu"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    log: list[str] = []
+
+    def pump() -> None:
+        for line in proc.stdout:
+            log.append(line)
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    url = f"http://127.0.0.1:{port}/"
+    http_s = None
+    while time.perf_counter() - t0 < 120 and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    http_s = time.perf_counter() - t0
+                    break
+        except OSError:
+            time.sleep(0.25)
+    if http_s is None:
+        proc.kill()
+        pytest.fail("fuselens serve did not answer:\n" + "".join(log))
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline and not any("warmed up" in x for x in log):
+        time.sleep(0.2)
+    yield {"url": url, "http_s": http_s, "model": model, "log": log}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    (ARTIFACTS / "serve.log").write_text("".join(log))
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            viewport={"width": 1920, "height": 1080}, accept_downloads=True
+        )
+        pg = context.new_page()
+        pg.set_default_timeout(120_000)
+        pg.goto(server["url"])
+        pg.wait_for_selector("#fl-demo input")
+        yield pg
+        browser.close()
+
+
+def _open_case(pg, title: str) -> float:
+    pg.click("#fl-demo input")
+    pg.get_by_role("option", name=title).click()
+    return time.perf_counter()
+
+
+def _wait_done(pg) -> None:
+    pg.wait_for_function(
+        "document.querySelector('#fl-progress').innerText.includes('done')", timeout=180_000
+    )
+
+
+def _load_lazy_images(pg) -> None:
+    """Gradio's images load lazily: scroll the whole page once."""
+    height = pg.evaluate("document.body.scrollHeight")
+    for y in range(0, height + 1080, 700):
+        pg.evaluate(f"window.scrollTo(0, {y})")
+        time.sleep(0.1)
+    pg.evaluate("window.scrollTo(0, 0)")
+    pg.wait_for_function(
+        "Array.from(document.querySelectorAll('img')).filter(i => i.offsetParent)"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+
+
+def _token_text(pg, selector: str) -> str:
+    """The text a HighlightedText shows (its template's spacing elements left out)."""
+    return pg.eval_on_selector_all(
+        f"{selector} .token .text", "els => els.map(e => e.textContent).join('')"
+    )
+
+
+def _token_colours(pg) -> list[str]:
+    return pg.eval_on_selector_all(
+        "#fl-lab-text .token.highlighted", "els => els.map(e => e.style.backgroundColor)"
+    )
+
+
+def test_serve_answers_http_200_quickly(server):
+    assert server["http_s"] <= SERVE_LIMIT_S, server["log"]
+
+
+def test_demo_case_fills_every_panel_in_time(server, page):
+    pg = page
+    t0 = _open_case(pg, HF_CASE)
+    pg.wait_for_function(
+        "document.querySelector('#fl-prediction').innerText.includes('probability')"
+    )
+    prediction_s = time.perf_counter() - t0
+    _wait_done(pg)
+    pg.wait_for_function(
+        "document.querySelectorAll('#fl-lab-text .token.highlighted').length > 5"
+        " && document.querySelectorAll('#fl-echo-video-2 video[src]').length == 1"
+        " && document.querySelectorAll('#fl-shapley .barlayer .point').length == 4"
+    )
+    panels_s = time.perf_counter() - t0
+
+    status = pg.inner_text("#fl-status")
+    for name in ("labs.csv", "ecg.dcm", "echo_A4C.dcm", "echo_A2C.dcm", "echo_PLAX.dcm", "cxr.dcm"):
+        assert name in status
+    prediction = pg.inner_text("#fl-prediction")
+    assert "Heart failure" in prediction and "not for clinical use" in prediction
+    assert "Planted truth" in pg.inner_text("#fl-prediction-context")
+    assert "not for clinical use" in pg.inner_text("#fl-caveat")
+
+    lab_text = _token_text(pg, "#fl-lab-text")
+    assert lab_text.startswith("NT-proBNP of the patient is 5201 pg/mL.")
+    table = pg.inner_text("#fl-lab-table")
+    for item in ("NT-proBNP", "Creatinine", "Medications", "Contribution", "Direction"):
+        assert item in table
+    ecg_traces = pg.locator("#fl-ecg .scatterlayer .trace").count()
+    assert ecg_traces >= 14  # 12 leads + rhythm strip + calibration
+    assert pg.locator("#fl-ecg .heatmaplayer .hm").count() >= 4  # Grad-CAM++ shading rows
+    assert pg.locator("#fl-interactions .heatmaplayer .hm").count() == 1
+    assert pg.locator("#fl-attention .heatmaplayer .hm").count() == 1
+    assert pg.locator("#fl-guidance .heatmaplayer .hm").count() == 1
+
+    playing = pg.evaluate(
+        "Array.from(document.querySelectorAll('[id^=fl-echo-video] video'))"
+        ".map(v => [v.currentTime, v.paused, v.loop])"
+    )
+    time.sleep(0.6)
+    later = pg.evaluate(
+        "Array.from(document.querySelectorAll('[id^=fl-echo-video] video')).map(v => v.currentTime)"
+    )
+    assert len(playing) == 3 and all(loop and not paused for _, paused, loop in playing)
+    assert all(a != b for (a, _, _), b in zip(playing, later, strict=True))
+
+    _load_lazy_images(pg)
+    for selector in ("#fl-cxr img", "#fl-echo-frame-0 img", "#fl-echo-frame-1 img"):
+        width = pg.eval_on_selector(selector, "i => i.naturalWidth")
+        assert width >= 256, selector
+    report = _token_text(pg, "#fl-report")
+    assert len(report.split()) >= 3
+    assert pg.locator("#fl-sentences input[type=radio]").count() >= 1
+    assert pg.inner_text("#fl-evidence").startswith("Evidence for:")
+
+    pg.screenshot(path=str(ARTIFACTS / "workstation-full.png"), full_page=True)
+    pg.screenshot(path=str(ARTIFACTS / "workstation-top.png"))
+    for name in ("fl-ecg", "fl-lab-text", "fl-cxr", "fl-shapley", "fl-report"):
+        pg.locator(f"#{name}").screenshot(path=str(ARTIFACTS / f"panel-{name}.png"))
+    timings = {
+        "model": server["model"],
+        "serve_http_200_s": round(server["http_s"], 2),
+        "prediction_visible_s": round(prediction_s, 2),
+        "every_panel_s": round(panels_s, 2),
+        "progress": pg.inner_text("#fl-progress"),
+    }
+    (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    if server["model"] == "demo":
+        assert prediction_s <= PREDICTION_LIMIT_S, timings
+        assert panels_s <= ALL_PANELS_LIMIT_S, timings
+
+
+def test_changing_the_class_changes_the_highlights(page):
+    pg = page
+    before = _token_colours(pg)
+    assert before
+    pg.locator("#fl-target").get_by_role("radio", name="no").check()
+    pg.wait_for_function(
+        "document.querySelector('#fl-prediction-context').innerText.includes('why “no”')"
+    )
+    _wait_done(pg)
+    pg.wait_for_function("document.querySelectorAll('#fl-lab-text .token.highlighted').length > 5")
+    after = _token_colours(pg)
+    assert after != before
+    red = sum("239, 68, 60" in c for c in before), sum("239, 68, 60" in c for c in after)
+    assert red[0] != red[1]
+    pg.locator("#fl-lab-text").screenshot(path=str(ARTIFACTS / "panel-fl-lab-text-no.png"))
+
+
+def test_choosing_a_sentence_marks_it(page):
+    pg = page
+    radios = pg.locator("#fl-sentences label")
+    last = radios.count() - 1
+    text = radios.nth(last).inner_text().split(". ", 1)[1].strip()
+    radios.nth(last).click()
+    pg.wait_for_function(
+        "t => document.querySelector('#fl-evidence').innerText.includes(t.slice(0, 40))",
+        arg=text,
+    )
+    marked = pg.eval_on_selector_all(
+        "#fl-report .token.highlighted .text", "els => els.map(e => e.textContent)"
+    )
+    assert len(marked) == 1 and marked[0].strip().startswith(text[:40])
+
+
+def test_html_export_downloads_a_self_contained_report(page, tmp_path):
+    pg = page
+    pg.click("#fl-export")
+    pg.wait_for_selector("#fl-html a[download]")
+    pg.wait_for_selector("#fl-zip a[download]")
+    with pg.expect_download() as info:
+        pg.locator("#fl-html a[download]").first.click()
+    path = tmp_path / "report.html"
+    info.value.save_as(path)
+    html = path.read_text(encoding="utf-8")
+    assert "not for clinical use" in html and "data:image/png;base64," in html
+    assert "<script" not in html.lower()
+    (ARTIFACTS / "export-report.html").write_text(html, encoding="utf-8")
+
+
+def test_real_ecg_shows_no_identifying_fields(page):
+    pg = page
+    _open_case(pg, REAL_ECG_CASE)
+    pg.wait_for_function(
+        "document.querySelector('#fl-status').innerText.includes('waveform_ecg.dcm')"
+    )
+    _wait_done(pg)
+    text = pg.inner_text("body")
+    assert "1000 Hz" in text
+    for secret in ("Anonymous", "642341", "Galliera", "19710123", "03028041970546"):
+        assert secret not in text
+    pg.screenshot(path=str(ARTIFACTS / "workstation-real-ecg.png"), full_page=True)
