@@ -7,6 +7,7 @@ value a panel shows can be computed from a test without a browser.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -458,7 +459,11 @@ def serve(
 ) -> int:
     """Load the model, build the app and serve it until interrupted."""
     t0 = time.perf_counter()
-    loaded = load_workstation_model(model, device)
+    try:
+        loaded = load_workstation_model(model, device)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"fuselens serve: {exc}", file=sys.stderr)
+        return 2
     ws = Workstation(loaded, load_catalogue(), cases_dir)
     print(f"FuseLens: {loaded.name} on {loaded.device} ({time.perf_counter() - t0:.1f} s)")
     app = build_app(ws)
