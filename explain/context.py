@@ -10,7 +10,7 @@ benchmark compares against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -84,11 +84,13 @@ class CaseContext:
         return self.task_log_odds(output)[:, self.target_index]
 
     def _features(self, batch: int) -> dict[str, torch.Tensor]:
+        """Every present modality's features for ``batch`` rows: the cache expanded, or (not
+        cached) every encoder run again on ``batch`` copies of the case, as a model call per
+        altered input would."""
         if self.cached:
-            feats = self.features
-        else:
-            feats = self.model.encode(self.inputs, self.modalities)
-        return {m: f.expand(batch, -1, -1) for m, f in feats.items()}
+            return {m: f.expand(batch, -1, -1) for m, f in self.features.items()}
+        rows = torch.zeros(batch, dtype=torch.long, device=self.present.device)
+        return self.model.encode(_take(self.inputs, rows), self.modalities)
 
     def fuse(self, present: torch.Tensor) -> FusionOutput:
         """Fusion and heads on the cached features for a ``(K, M)`` batch of subsets."""
@@ -141,3 +143,13 @@ class CaseContext:
             for i in range(0, x.shape[0], batch_size)
         ]
         return torch.cat(out)
+
+
+def _take(inputs: ModelInputs, rows: torch.Tensor) -> ModelInputs:
+    """The batch rows ``rows`` (repeats allowed) of ``inputs``."""
+    moved = {
+        f.name: getattr(inputs, f.name)[rows]
+        for f in fields(inputs)
+        if isinstance(getattr(inputs, f.name), torch.Tensor)
+    }
+    return replace(inputs, case_ids=[inputs.case_ids[i] for i in rows.tolist()], **moved)

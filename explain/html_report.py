@@ -224,8 +224,8 @@ def render_html(bundle: ExplanationBundle, case: PatientCase) -> str:
         parts += [
             "<h2>Modality contributions (exact Shapley values, log-odds)</h2>",
             bar_svg({TITLES[m]: v for m, v in sh.values.items()}),
-            f'<p class="muted">f(none) = {sh.base_value:+.3f}, f(all) = {sh.full_value:+.3f}; '
-            f"{esc(sh.baseline)}.</p><h3>Pairwise interactions</h3>",
+            f'<p class="muted">f(all) = {sh.full_value:+.3f}; {esc(sh.baseline)}: '
+            f"{sh.base_value:+.3f}.</p><h3>Pairwise interactions</h3>",
             _matrix_table(sh.interactions, names, names),
         ]
     if bundle.attention is not None:

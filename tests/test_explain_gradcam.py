@@ -139,3 +139,12 @@ def test_echo_and_cxr_maps_return_to_stored_geometry() -> None:
     native = cxr_to_native(cmap, img)
     assert native.shape == (90, 120)
     assert native[:, :55].max() < 0.01 and native[:, 65:].min() > 0.99
+
+
+def test_uncached_baseline_computes_the_same_maps_and_scores(ctx) -> None:
+    naive = CaseContext.build(ctx.model, ctx.case, cached=False)
+    x = ctx.modality_input("ecg").repeat(3, 1, 1, 1) * 0.5
+    torch.testing.assert_close(naive.scores("ecg", x), ctx.scores("ecg", x))
+    np.testing.assert_allclose(
+        gradcam_plusplus(naive, "cxr"), gradcam_plusplus(ctx, "cxr"), atol=1e-5
+    )
