@@ -1,0 +1,120 @@
+"""fuselens explain / bench / bench-xai on rendered synthetic case folders with a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_model_support import tiny_config
+
+from app.cli import main
+from explain.bench_xai import select_cases, summarise
+from explain.bundle import DEMO_CAVEAT, ExplanationBundle
+from model_zoo.model import FusionModel
+from model_zoo.registry import save_model
+from model_zoo.synth.cohort import write_case
+
+MODALITY_KEYS = {
+    "pointing_game",
+    "mass_in_mask",
+    "deletion_auc",
+    "random_deletion_auc",
+    "deletion_below_random_fraction",
+    "sanity_spearman_median",
+}
+TOP_KEYS = {
+    "modalities",
+    "text_fidelity_spearman",
+    "shapley_planted_first",
+    "shapley_efficiency_max_error",
+    "cases",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch.manual_seed(0)
+    vocab = ["<pad>", "<bos>", "<eos>", "<unk>", "ecg", ":", "echo", "lbbb", ".", "\n"]
+    return save_model(FusionModel(tiny_config(report_vocab=vocab)), tmp_path_factory.mktemp("m"))
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cohort")
+    for index in (0, 1, 2):
+        write_case(out, 3, index)
+    return out
+
+
+def test_explain_writes_bundle_and_offline_html(cohort, tiny_model, tmp_path, capsys) -> None:
+    case_dir = sorted(p for p in cohort.iterdir() if p.is_dir())[0]
+    out = tmp_path / "exp"
+    args = ["explain", str(case_dir), "--out", str(out), "--model", str(tiny_model), "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["case_id"] == case_dir.name and summary["caveat"] == DEMO_CAVEAT
+    assert summary["stages"][0] == "prediction"
+    bundle = ExplanationBundle.load(out)
+    assert bundle.case_id == case_dir.name and bundle.stages == summary["stages"]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in page and "data:image/png;base64," in page
+
+
+def test_select_cases_puts_single_evidence_heart_failure_first(cohort) -> None:
+    folders = select_cases(cohort)
+    assert len(folders) == 3 and len(select_cases(cohort, 2)) == 2
+    metas = [json.loads((f / "truth.json").read_text()) for f in folders]
+    flags = [
+        m["labels"]["heart_failure"] == 1 and len(m["evidence_modalities"]) == 1 for m in metas
+    ]
+    assert flags == sorted(flags, reverse=True)
+
+
+def test_bench_xai_json_has_the_issue_keys() -> None:
+    rec = {
+        "pointing_game": 1.0,
+        "top_k_hit": 0.5,
+        "mass_in_mask": 0.4,
+        "deletion_auc": 0.1,
+        "random_deletion_auc": 0.3,
+        "insertion_auc": 0.5,
+        "random_insertion_auc": 0.2,
+        "sanity_spearman": 0.1,
+    }
+    records = [
+        {"modalities": {"ecg": rec}, "shapley_efficiency_error": 1e-9, "text_fidelity": 0.95},
+        {
+            "modalities": {"ecg": {**rec, "deletion_auc": 0.5}, "labs": {"sanity_spearman": 0.3}},
+            "shapley_efficiency_error": 2e-9,
+            "shapley_planted_first": True,
+        },
+    ]
+    out = summarise(records, 1.0)
+    assert TOP_KEYS <= set(out)
+    assert set(out["modalities"]) == {"labs", "ecg", "echo", "cxr"}
+    for m in out["modalities"].values():
+        assert MODALITY_KEYS <= set(m)
+    ecg = out["modalities"]["ecg"]
+    assert ecg["deletion_below_random_fraction"] == 0.5 and ecg["pointing_game"] == 1.0
+    assert out["modalities"]["labs"]["sanity_spearman_median"] == 0.3
+    assert out["shapley_efficiency_max_error"] == 2e-9 and out["shapley_planted_first"] == 1.0
+    assert out["cases"] == 2 and out["text_fidelity_spearman"] == 0.95
+
+
+@pytest.mark.slow
+def test_bench_xai_end_to_end(cohort, tiny_model, capsys) -> None:
+    args = ["bench-xai", "--cohort", str(cohort), "--model", str(tiny_model), "--limit", "2"]
+    assert main([*args, "--fidelity-cases", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cases"] == 2 and out["shapley_efficiency_max_error"] < 1e-5
+    assert out["text_fidelity_cases"] == 1
+
+
+@pytest.mark.slow
+def test_bench_json(tiny_model, capsys) -> None:
+    args = ["bench", "--model", str(tiny_model), "--repeats", "1", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"stages", "total_p50_s", "baseline_total_p50_s", "speedup", "device"} <= set(out)
+    assert out["speedup"] > 1.0
