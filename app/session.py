@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import time
 import zipfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,6 +21,8 @@ import torch
 
 from app.demo_cases import DemoCase, materialise
 from app.ingest import FileReport, load_case
+from explain.bundle import ExplanationBundle
+from explain.pipeline import explain_stages
 from model_zoo.case import PatientCase
 
 MAX_ZIP_BYTES = 2 * 1024**3
@@ -242,3 +245,78 @@ class ExplanationCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+@dataclass
+class Current:
+    """One browser session's open case and its latest (possibly unfinished) bundle."""
+
+    loaded: LoadedCase
+    bundle: ExplanationBundle | None = None
+    slots: list[str] = field(default_factory=list)
+
+
+class Workstation:
+    """The model, demo catalogue, explanation cache and media folder shared by sessions."""
+
+    def __init__(
+        self,
+        loaded_model: LoadedModel,
+        catalogue: list[DemoCase],
+        cases_dir: str | Path | None = None,
+        media_dir: str | Path | None = None,
+    ):
+        self.model = loaded_model
+        self.catalogue = {d.key: d for d in catalogue}
+        self.cases_dir = cases_dir
+        self.media_dir = Path(media_dir or tempfile.mkdtemp(prefix="fuselens-media-"))
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+        self.cache = ExplanationCache()
+
+    def open_demo(self, key: str) -> LoadedCase:
+        """Open the demo case ``key`` (written under ``cases_dir`` on first use)."""
+        return open_demo(self.catalogue[key], self.cases_dir)
+
+    def open_uploads(self, paths: list[str]) -> LoadedCase:
+        """Open uploaded files (copied under the media folder)."""
+        return open_uploads(paths, self.media_dir)
+
+    def settings(self, echo_opacity: list[float], cxr_opacity: float) -> dict[str, Any]:
+        """The overlay settings and media folder :func:`app.views.stage_panels` takes."""
+        return {
+            "echo_opacity": list(echo_opacity),
+            "cxr_opacity": float(cxr_opacity),
+            "media_dir": self.media_dir,
+        }
+
+    def explain(
+        self, loaded: LoadedCase, task: str, target: str
+    ) -> Iterator[tuple[str, ExplanationBundle, bool]]:
+        """``(stage, bundle, from_cache)``: the cached bundle at once, or each stage as done."""
+        key = (loaded.key, task, target)
+        cached = self.cache.get(key)
+        if cached is not None:
+            yield "cached", cached, True
+            return
+        bundle = None
+        m = self.model
+        for stage, bundle in explain_stages(
+            m.model, m.config, loaded.case, task, target, model_name=m.name
+        ):
+            yield stage, bundle, False
+        if bundle is not None:
+            self.cache.put(key, bundle)
+
+    def is_finished(self, loaded: LoadedCase, bundle: ExplanationBundle) -> bool:
+        """Whether ``bundle`` is the finished (cached) explanation of ``loaded``."""
+        return self.cache.get((loaded.key, bundle.task, bundle.target)) is bundle
+
+    def warm_up(self) -> float:
+        """Run the model once on the first demo case so the first real request is quick."""
+        t0 = time.perf_counter()
+        synthetic = [d for d in self.catalogue.values() if d.seed is not None]
+        if synthetic:
+            from model_zoo.predict import predict_case
+
+            predict_case(self.model.model, self.open_demo(synthetic[0].key).case)
+        return time.perf_counter() - t0

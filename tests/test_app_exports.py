@@ -14,8 +14,7 @@ from test_model_support import tiny_config
 
 from app import exports, image_views, report_views, views
 from app.demo_cases import load_catalogue
-from app.session import LoadedModel, open_uploads, status_table
-from app.workstation import Workstation
+from app.session import LoadedModel, Workstation, open_uploads, status_table
 from explain.bundle import ExplanationBundle, GroundedReport, GroundedSentence
 from model_zoo.model import FusionModel
 

@@ -11,8 +11,7 @@ from test_model_support import tiny_config
 
 from app import image_views, report_views, views
 from app.demo_cases import load_catalogue
-from app.session import LoadedModel
-from app.workstation import Workstation
+from app.session import LoadedModel, Workstation
 from explain.pipeline import STAGES
 from model_zoo.model import FusionModel
 
@@ -62,6 +61,7 @@ def test_explained_case_is_cached_by_case_task_and_class(ws, explained):
     assert len(again) == 1 and again[0][0] == "cached" and again[0][2] is True
     assert again[0][1] is stages[-1][1]
     assert (loaded.key, "heart_failure", "no") not in ws.cache
+    assert ws.is_finished(loaded, stages[-1][1]) and not ws.is_finished(loaded, stages[1][1])
 
 
 def test_prediction_panel_shows_probability_truth_and_caveat(final):

@@ -10,8 +10,8 @@ from test_model_support import tiny_config
 from app import image_views
 from app.cli import build_parser
 from app.demo_cases import load_catalogue
-from app.session import LoadedModel
-from app.workstation import Workstation, build_app, header_markdown
+from app.session import LoadedModel, Workstation
+from app.workstation import build_app, header_markdown
 from model_zoo.model import FusionModel
 
 PANEL_IDS = (
