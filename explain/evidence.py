@@ -47,6 +47,12 @@ def labs_evidence(
     return {"items": out, "source": source}
 
 
+def top_tokens(tokens: list[str], values: np.ndarray, k: int = 5) -> list[dict[str, Any]]:
+    """The ``k`` word pieces pushing most towards the answer."""
+    top = [int(i) for i in np.argsort(-np.asarray(values))[:k] if values[i] > 0]
+    return [{"token": tokens[i], "attribution": float(values[i])} for i in top]
+
+
 def ecg_evidence(cam: np.ndarray, leads: list[str], rate_hz: float, k: int = 3) -> dict[str, Any]:
     """Top ``k`` leads by mean map value and, in each, the hot time windows (seconds)."""
     score = cam.mean(axis=1)

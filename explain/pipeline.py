@@ -23,7 +23,13 @@ from explain.bundle import (
     TextAttribution,
 )
 from explain.context import CaseContext
-from explain.evidence import cxr_evidence, ecg_evidence, echo_evidence, labs_evidence
+from explain.evidence import (
+    cxr_evidence,
+    ecg_evidence,
+    echo_evidence,
+    labs_evidence,
+    top_tokens,
+)
 from explain.geometry import cxr_to_native, ecg_to_native, echo_to_native
 from explain.gradcam import CAM_MODALITIES, gradcam_plusplus
 from explain.grounding import ground_report
@@ -135,6 +141,8 @@ def map_evidence(ctx: CaseContext, bundle: ExplanationBundle) -> dict[str, dict[
             values = line_occlusion(ctx, lab_tokens(ctx), len(items))
             source = "occlusion"
         out["labs"] = labs_evidence(ctx.case.labs, items, values, source)
+        if bundle.text is not None:
+            out["labs"]["tokens"] = top_tokens(bundle.text.tokens, bundle.text.token_values)
     return out
 
 

@@ -56,6 +56,7 @@ def test_lab_evidence_comes_from_occlusion_until_text_shap_is_done(model, case, 
     quick = map_evidence(ctx, staged[4][1])
     final = map_evidence(ctx, staged[-1][1])
     assert quick["labs"]["source"] == "occlusion" and final["labs"]["source"] == "text_shap"
+    assert "tokens" not in quick["labs"] and "tokens" in final["labs"]
     assert {"ecg", "echo", "cxr", "labs"} == set(final)
     top = final["labs"]["items"]
     values = dict(zip(staged[-1][1].text.items, staged[-1][1].text.item_values, strict=True))
