@@ -22,6 +22,7 @@ from app.figures.text_highlight import Segment, highlighted_tokens, lab_item_tab
 from app.image_views import ECHO_SLOTS, cxr_panel, ecg_panel, echo_panels, echo_slots
 from app.report_views import report_sentences, sentence_evidence
 from explain.bundle import ExplanationBundle
+from explain.pipeline import STAGES
 from model_zoo.case import MODALITIES, GroundTruth, PatientCase
 from model_zoo.case import format_lab_value as fmt_value
 
@@ -189,10 +190,11 @@ def attention_panels(bundle: ExplanationBundle) -> tuple[go.Figure | None, go.Fi
 # ---------------------------------------------------------------- stages
 
 
-def progress_markdown(bundle: ExplanationBundle | None, running: str | None = None) -> str:
-    """One line per stage: done (with seconds), running, or waiting."""
-    from explain.pipeline import STAGES
-
+def progress_markdown(
+    bundle: ExplanationBundle | None, running: str | None = None, finished: bool = False
+) -> str:
+    """The stages in order: done (with seconds), running, waiting, or (once ``finished``)
+    not applicable to this case (e.g. text SHAP without labs)."""
     done = set(bundle.stages) if bundle is not None else set()
     parts = []
     for stage in STAGES:
@@ -201,9 +203,14 @@ def progress_markdown(bundle: ExplanationBundle | None, running: str | None = No
             parts.append(f"✓ {title} {bundle.timings.get(stage, 0.0):.1f} s")
         elif stage == running:
             parts.append(f"▸ **{title}…**")
+        elif finished:
+            parts.append(f"– {title} (not applicable)")
         else:
             parts.append(f"○ {title}")
-    return " · ".join(parts)
+    text = " · ".join(parts)
+    if finished and bundle is not None:
+        text += f" · done ({sum(bundle.timings.values()):.1f} s)"
+    return text
 
 
 def stage_panels(

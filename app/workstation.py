@@ -285,7 +285,7 @@ def _explanation_updates(
             cur.bundle = bundle
             if cached:
                 values = views.bundle_panels(cur.loaded.case, bundle, settings)
-                note = views.progress_markdown(bundle) + " · (from cache)"
+                note = views.progress_markdown(bundle, finished=True) + " (from cache)"
             else:
                 values = views.stage_panels(stage, cur.loaded.case, bundle, settings)
                 nxt = STAGES.index(stage) + 1
@@ -295,8 +295,7 @@ def _explanation_updates(
         yield {ui.progress: f"Explanation stopped after {stage}: {exc}"}
         raise gr.Error(f"Explanation stopped after {stage}: {exc}") from exc
     if cur.bundle is not None:
-        total = sum(cur.bundle.timings.values())
-        yield {ui.progress: views.progress_markdown(cur.bundle) + f" · done ({total:.1f} s)"}
+        yield {ui.progress: views.progress_markdown(cur.bundle, finished=True)}
 
 
 def _wire_case_events(ws: Workstation, ui: Layout) -> None:

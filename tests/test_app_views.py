@@ -180,6 +180,8 @@ def test_progress_lists_every_stage(explained):
     mid = views.progress_markdown(stages[1][1], "attention")
     assert "✓ prediction" in mid and "✓ Grad-CAM++" in mid and "▸ **attention…**" in mid
     assert "○ lab text SHAP" in mid
+    first = views.progress_markdown(stages[0][1], finished=True)
+    assert "– Grad-CAM++ (not applicable)" in first and first.endswith(" s)")
 
 
 def test_task_labels_cover_the_models_tasks(ws):

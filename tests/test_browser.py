@@ -304,3 +304,25 @@ def test_real_ecg_shows_no_identifying_fields(page):
     for secret in ("Anonymous", "642341", "Galliera", "19710123", "03028041970546"):
         assert secret not in text
     pg.screenshot(path=str(ARTIFACTS / "workstation-real-ecg.png"), full_page=True)
+
+
+def test_uploaded_files_get_a_status_line_each(page, tmp_path):
+    from pydicom.data import get_testdata_file
+
+    pg = page
+    bad = tmp_path / "scan.dcm"
+    bad.write_bytes(b"not a DICOM file")
+    pg.click("text=Open your own files")
+    pg.set_input_files("#fl-upload input[type=file]", [get_testdata_file("waveform_ecg.dcm"), bad])
+    pg.wait_for_function(
+        "['scan', 'waveform_ecg'].every(n => "
+        "document.querySelector('#fl-upload').innerText.includes(n))"
+    )
+    pg.click("#fl-open")
+    pg.wait_for_function("document.querySelector('#fl-status').innerText.includes('scan.dcm')")
+    _wait_done(pg)
+    status = pg.inner_text("#fl-status")
+    assert "waveform_ecg.dcm" in status and "read" in status and "error" in status
+    assert "Uploaded case" in pg.inner_text("#fl-story")
+    pg.wait_for_function("document.querySelectorAll('#fl-ecg .scatterlayer .trace').length >= 14")
+    assert "lab text SHAP (not applicable)" in pg.inner_text("#fl-progress")
