@@ -231,7 +231,7 @@ def _to_updates(ui: Layout, values: dict[str, Any]) -> dict[Any, Any]:
     for name, value in values.items():
         comp = ui.panels[name]
         if name == "report_sentences":
-            out[comp] = gr.update(choices=value, value=0 if value else None)
+            out[comp] = gr.update(choices=value, value=value[0] if value else None)
         elif name in ("evidence_image", "evidence_ecg"):
             out[comp] = gr.update(value=value, visible=value is not None)
         else:

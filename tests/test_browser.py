@@ -225,6 +225,7 @@ def test_demo_case_fills_every_panel_in_time(server, page):
     report = _token_text(pg, "#fl-report")
     assert len(report.split()) >= 3
     assert pg.locator("#fl-sentences input[type=radio]").count() >= 1
+    assert pg.locator("#fl-sentences input[type=radio]").first.is_checked()
     assert pg.inner_text("#fl-evidence").startswith("Evidence for:")
 
     pg.screenshot(path=str(ARTIFACTS / "workstation-full.png"), full_page=True)
