@@ -9,6 +9,7 @@ computed from a test without a browser.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -445,4 +446,5 @@ def serve(
         pass
     finally:
         app.close()
+        shutil.rmtree(ws.media_dir, ignore_errors=True)
     return 0

@@ -37,6 +37,9 @@ def test_catalogue_has_the_promised_stories(catalogue):
     assert set(missing.modalities) < {"labs", "ecg", "echo", "cxr"}
     ckd = draw_latent(catalogue["ckd-confounder"].seed, catalogue["ckd-confounder"].index)
     assert ckd.heart_failure == 0 and "ckd" in ckd.confounders and ckd.has("raised_ntprobnp")
+    wrong = draw_latent(catalogue["model-wrong"].seed, catalogue["model-wrong"].index)
+    assert wrong.heart_failure == 1 and not wrong.has("raised_ntprobnp")
+    assert not wrong.has("reduced_ef")
     assert catalogue["real-ecg"].testdata == "waveform_ecg.dcm"
 
 
@@ -81,3 +84,21 @@ def test_real_ecg_case_is_pydicoms_file(catalogue, tmp_path):
     assert copied.read_bytes() == open(get_testdata_file("waveform_ecg.dcm"), "rb").read()
     case, reports = load_case(folder)
     assert case.modalities() == ["ecg"] and case.ecg.sampling_rate == 1000.0
+
+
+def test_demo_model_tells_the_stories(catalogue, tmp_path):
+    """With the shipped demo checkpoint: clear cases right, the 'model-wrong' case wrong."""
+    from model_zoo.predict import predict_case
+    from model_zoo.registry import DEMO_MODEL_DIR, WEIGHTS_FILE, load_model
+
+    if not (DEMO_MODEL_DIR / WEIGHTS_FILE).is_file():
+        pytest.skip("no demo checkpoint in assets/demo_model")
+    model, _ = load_model("demo", device="cpu")
+    truth = {"hf-clear": 1, "none-clear": 0, "ckd-confounder": 0, "model-wrong": 1}
+    for key, label in truth.items():
+        case, _ = load_case(materialise(catalogue[key], tmp_path))
+        p = predict_case(model, case)["tasks"]["heart_failure"]["probability"]
+        if key == "model-wrong":
+            assert (p > 0.5) != bool(label), (key, p)
+        else:
+            assert (p > 0.5) == bool(label), (key, p)
