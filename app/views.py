@@ -159,7 +159,7 @@ def shapley_panels(bundle: ExplanationBundle) -> tuple[go.Figure | None, go.Figu
     sh = bundle.shapley
     if sh is None or not sh.values:
         return None, None
-    answer = f"{bundle.target}" + f" ({task_label(bundle.task)})"
+    answer = f"{bundle.target} ({task_label(bundle.task)})"
     bars = shapley_bar_figure(sh.values, sh.base_value, sh.full_value, answer)
     matrix = (
         interaction_matrix_figure(np.asarray(sh.interactions), sh.modalities)

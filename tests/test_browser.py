@@ -260,6 +260,17 @@ def test_changing_the_class_changes_the_highlights(page):
     red = sum("239, 68, 60" in c for c in before), sum("239, 68, 60" in c for c in after)
     assert red[0] != red[1]
     pg.locator("#fl-lab-text").screenshot(path=str(ARTIFACTS / "panel-fl-lab-text-no.png"))
+    t0 = time.perf_counter()
+    pg.locator("#fl-target").get_by_role("radio", name="yes").check()
+    pg.wait_for_function(
+        "document.querySelector('#fl-progress').innerText.includes('(from cache)')"
+    )
+    pg.wait_for_function(
+        "c => JSON.stringify(Array.from(document.querySelectorAll("
+        "'#fl-lab-text .token.highlighted')).map(e => e.style.backgroundColor)) == c",
+        arg=json.dumps(before, separators=(",", ":")),
+    )
+    assert time.perf_counter() - t0 < 10.0
 
 
 def test_choosing_a_sentence_marks_it(page):
