@@ -320,14 +320,20 @@ def _wire_case_events(ws: Workstation, ui: Layout) -> None:
         answers = list(ws.model.model.tasks[task])
         return {ui.target: gr.update(choices=answers, value=answers[-1])}
 
-    def explain_after(event):
-        return event.then(run_explanations, explain_inputs, explain_outputs, show_progress="hidden")
-
+    # One explanation at a time across every session: Grad-CAM++ hooks the shared model.
+    explain_args = dict(
+        fn=run_explanations,
+        inputs=explain_inputs,
+        outputs=explain_outputs,
+        show_progress="hidden",
+        concurrency_id="explain",
+        concurrency_limit=1,
+    )
     running = [
-        explain_after(ui.demo_pick.change(open_demo_case, [ui.demo_pick], open_outputs)),
-        explain_after(ui.open_btn.click(open_uploaded, [ui.uploads], open_outputs)),
-        explain_after(ui.task.input(choose_task, [ui.task], [ui.target])),
-        ui.target.input(run_explanations, explain_inputs, explain_outputs, show_progress="hidden"),
+        ui.demo_pick.change(open_demo_case, [ui.demo_pick], open_outputs).then(**explain_args),
+        ui.open_btn.click(open_uploaded, [ui.uploads], open_outputs).then(**explain_args),
+        ui.task.input(choose_task, [ui.task], [ui.target]).then(**explain_args),
+        ui.target.input(**explain_args),
     ]
     for trigger in (ui.demo_pick.change, ui.open_btn.click, ui.task.input, ui.target.input):
         trigger(None, None, None, cancels=running)
