@@ -187,3 +187,19 @@ def test_progress_lists_every_stage(explained):
 def test_task_labels_cover_the_models_tasks(ws):
     for label, key in views.task_choices(list(ws.model.model.tasks)):
         assert label and "_" not in label and key in ws.model.model.tasks
+
+
+def test_case_with_missing_modalities_runs_on_what_is_present(ws):
+    loaded = ws.open_demo("missing-modalities")
+    bundle = list(ws.explain(loaded, "heart_failure", "yes"))[-1][1]
+    assert bundle.modalities == ["labs", "echo"]
+    panels = views.bundle_panels(loaded.case, bundle, settings(ws))
+    assert panels["ecg"] is None and panels["cxr"] is None
+    assert [k for k in panels if k.startswith("echo_video")] == [
+        "echo_video:0",
+        "echo_video:1",
+        "echo_video:2",
+    ]
+    assert set(bundle.shapley.values) == {"labs", "echo"}
+    assert np.asarray(panels["interactions"].data[0].z).shape == (2, 2)
+    assert any(s is not None for _, s in panels["lab_text"])
