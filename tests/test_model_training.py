@@ -27,6 +27,8 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path) -> None:
     hist = result.metrics["history"]
     assert hist[-1]["total"] < 0.8 * hist[0]["total"]
     assert hist[-1]["diagnosis"] < hist[0]["diagnosis"]
+    reports = result.metrics["report_history"]
+    assert len(reports) == cfg.report_epochs and reports[-1] < reports[0]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["train_cases"] == 28 and len(metrics["history"]) == 4
     assert "epoch" in (tmp_path / "train.log").read_text()
