@@ -99,6 +99,13 @@ def ecg_evidence_figure(ecg: ECG, windows: Sequence[dict[str, Any]]) -> go.Figur
     return fig
 
 
+def _item_value(item: dict[str, Any]) -> str:
+    """A lab evidence item's value with its unit; text lines (history) have none."""
+    if item.get("value") is None:
+        return "(text)"
+    return f"{fmt_value(float(item['value']))} {item.get('unit', '')}".strip()
+
+
 def evidence_markdown(sentence: GroundedSentence) -> str:
     """The chosen sentence, where it is grounded, and its evidence in words."""
     modality = sentence.modality
@@ -111,12 +118,19 @@ def evidence_markdown(sentence: GroundedSentence) -> str:
     ]
     ev = sentence.evidence or {}
     if modality == "labs" and ev.get("items"):
-        rows = ["| lab item | value | contribution |", "| --- | --- | ---: |"]
+        rows = ["| lab line | value | contribution |", "| --- | --- | ---: |"]
         for item in ev["items"]:
-            value = f"{fmt_value(float(item['value']))} {item.get('unit', '')}".strip()
-            rows.append(f"| {item['name']} | {value} | {float(item['attribution']):+.3f} |")
+            rows.append(
+                f"| {item['name']} | {_item_value(item)} | {float(item['attribution']):+.3f} |"
+            )
         paragraphs.append("\n".join(rows))
-        paragraphs.append(f"Contributions from {ev.get('source', 'attribution')} (log-odds).")
+        source = f"Contributions from {ev.get('source', 'attribution')} (log-odds)."
+        if ev.get("tokens"):
+            words = ", ".join(
+                f"“{t['token']}” {float(t['attribution']):+.3f}" for t in ev["tokens"]
+            )
+            source += f" Top word pieces: {words}."
+        paragraphs.append(source)
     elif modality == "ecg" and ev.get("leads"):
         leads = ", ".join(f"{x['lead']} ({float(x['score']):.2f})" for x in ev["leads"])
         paragraphs.append(f"Leads: {leads}; their windows are shaded below.")

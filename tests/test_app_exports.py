@@ -140,9 +140,11 @@ def test_sentence_evidence_draws_echo_and_cxr_regions_and_lab_items(ws):
             {"labs": 1.0},
             {
                 "items": [
-                    {"name": "NT-proBNP", "value": 5201, "unit": "pg/mL", "attribution": 0.4}
+                    {"name": "NT-proBNP", "value": 5201, "unit": "pg/mL", "attribution": 0.4},
+                    {"name": "History", "value": None, "unit": "", "attribution": 0.1},
                 ],
                 "source": "text_shap",
+                "tokens": [{"token": "5201", "attribution": 0.3}],
             },
         ),
     ]
@@ -161,4 +163,6 @@ def test_sentence_evidence_draws_echo_and_cxr_regions_and_lab_items(ws):
     assert "cardiac silhouette" in cxr["evidence_md"]
     labs = report_views.sentence_evidence(case, shown, 2)
     assert "| NT-proBNP | 5201 pg/mL | +0.400 |" in labs["evidence_md"]
+    assert "| History | (text) | +0.100 |" in labs["evidence_md"]
+    assert "“5201” +0.300" in labs["evidence_md"]
     assert labs["evidence_image"] is None and labs["evidence_ecg"] is None
