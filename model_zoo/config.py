@@ -39,7 +39,7 @@ class ModelConfig:
     prompt_learnable_tokens: int = 4
     response_layers: int = 1
     report_layers: int = 2
-    report_max_words: int = 96
+    report_max_words: int = 160
     report_vocab: list[str] = field(default_factory=list)
     contrastive_dim: int = 64
     tasks: dict[str, list[str]] = field(default_factory=default_tasks)

@@ -129,6 +129,7 @@ class FusionModel(nn.Module):
                 c.n_heads,
                 c.report_layers,
                 c.report_max_words,
+                len(self.task_names),
                 c.dropout,
             )
             if self.vocab
@@ -251,9 +252,11 @@ class FusionModel(nn.Module):
         return self.fuse(self.encode(inputs), inputs.present)
 
     def report_memory(self, output: FusionOutput) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """The report decoder's memory: Z_all followed by one state per task."""
+        """The report decoder's memory: Z_all, then one token per task carrying its answer."""
         b, n = output.task_states.shape[:2]
-        memory = torch.cat([output.fused_tokens, output.task_states], dim=1)
+        p_yes = torch.stack([output.probability(t) for t in self.task_names], dim=1)
+        tasks = self.report.task_memory(output.task_states, p_yes)
+        memory = torch.cat([output.fused_tokens, tasks], dim=1)
         ones = torch.ones(b, n, dtype=torch.bool, device=memory.device)
         labels = output.token_labels + [TASK_TOKEN_PREFIX + t for t in self.task_names]
         return memory, torch.cat([output.fused_mask, ones], dim=1), labels

@@ -80,9 +80,12 @@ class ReportDecoder(nn.Module):
         n_heads: int,
         n_layers: int,
         max_len: int,
+        n_tasks: int,
         dropout: float = 0.1,
     ):
         super().__init__()
+        self.task_embed = nn.Parameter(torch.randn(n_tasks, d_model) * 0.02)
+        self.answer_embed = nn.Parameter(torch.randn(n_tasks, d_model) * 0.02)
         self.embed = nn.Embedding(vocab_size, d_model)
         self.pos = nn.Parameter(torch.randn(max_len + 2, d_model) * 0.02)
         self.layers = nn.ModuleList(
@@ -91,6 +94,15 @@ class ReportDecoder(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.out = nn.Linear(d_model, vocab_size)
         self.max_len = max_len
+
+    def task_memory(self, task_states: torch.Tensor, p_yes: torch.Tensor) -> torch.Tensor:
+        """One memory token per task: its state, its identity and its (detached) answer.
+
+        ``p_yes`` ``(B, n_tasks)`` moves each token along a learnt per-task direction, so the
+        report reads the response module's decision for each finding directly.
+        """
+        signed = (2.0 * p_yes.detach() - 1.0)[..., None]
+        return task_states + self.task_embed + signed * self.answer_embed
 
     def forward(
         self, tokens: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor

@@ -58,6 +58,8 @@ class TrainingConfig:
     report_weight: float = 0.5
     contrastive_weight: float = 0.1
     grad_clip: float = 1.0
+    report_epochs: int = 10
+    report_lr: float = 1e-3
     threads: int | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -185,6 +187,64 @@ def train_step(
     return losses
 
 
+@torch.no_grad()
+def _report_memories(model: FusionModel, data: CohortData, device: torch.device) -> list:
+    """Per batch of 64 cases: the frozen model's fused tokens, mask, task states and P(yes)."""
+    model.eval()
+    out = []
+    for s in range(0, len(data), 64):
+        idx = list(range(s, min(len(data), s + 64)))
+        inputs = data.batch(idx, model.config).to(device)
+        fo = model(inputs)
+        p_yes = torch.stack([fo.probability(t) for t in model.task_names], dim=1)
+        out.append((idx, fo.fused_tokens, fo.fused_mask, fo.task_states, p_yes))
+    return out
+
+
+def train_report_decoder(
+    model: FusionModel, data: CohortData, cfg: TrainingConfig, device: torch.device, progress: bool
+) -> list[float]:
+    """Stage 2: only the report decoder learns, on the frozen model's fused features.
+
+    Encoders, fusion and response stay fixed, so the decoder learns to put into words what
+    the response module decided (its per-task answers) instead of a generic report.
+    """
+    if model.report is None or cfg.report_epochs == 0:
+        return []
+    memories = _report_memories(model, data, device)
+    opt = torch.optim.AdamW(model.report.parameters(), lr=cfg.report_lr, weight_decay=0.01)
+    total = cfg.report_epochs * len(memories)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, total, 1))
+    order_rng = np.random.default_rng(cfg.seed + 1)
+    losses = []
+    model.report.train()
+    for epoch in range(cfg.report_epochs):
+        running = 0.0
+        bar = tqdm(
+            order_rng.permutation(len(memories)), desc=f"report {epoch + 1}", disable=not progress
+        )
+        for k in bar:
+            idx, fused, mask, states, p_yes = memories[k]
+            targets = _report_targets(data, idx, model.vocab, model.config.report_max_words).to(
+                device
+            )
+            task_tokens = model.report.task_memory(states, p_yes)
+            ones = torch.ones(task_tokens.shape[:2], dtype=torch.bool, device=device)
+            memory = torch.cat([fused, task_tokens], dim=1)
+            logits, _ = model.report(targets[:, :-1], memory, torch.cat([mask, ones], dim=1))
+            loss = report_loss(logits, targets[:, 1:])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.report.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            running += float(loss)
+        losses.append(running / len(memories))
+        log.info("report epoch %d: loss %.4f", epoch + 1, losses[-1])
+    model.eval()
+    return losses
+
+
 def train_model(
     train_cases: list[PatientCase],
     val_cases: list[PatientCase],
@@ -269,10 +329,12 @@ def _train(
             record["val_auc"] = {"+".join(r["modalities"]): r["auc"] for r in table}
         history.append(record)
         log.info("epoch %s", json.dumps(record))
+    report_history = train_report_decoder(model, train, cfg, device, progress)
     model.eval()
     save_model(model, out / "model")
     metrics = {
         "history": history,
+        "report_history": report_history,
         "train_cases": len(train),
         "val_cases": len(val) if val is not None else 0,
         "device": str(device),
