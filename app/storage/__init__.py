@@ -1,0 +1,1 @@
+"""Durable storage: SQLAlchemy models, engine and Alembic migrations (SQLite WAL or PostgreSQL)."""

@@ -1,0 +1,258 @@
+"""The FuseLens tables: reader studies, error-review runs, tags, notes and the audit log.
+
+Reader study: a :class:`Study` has :class:`Case` s (truth and the stored model answer),
+:class:`Arm` s (what a reader is shown), :class:`Reader` s (an owner and readers) and one
+:class:`Assignment` per reader x case x arm; an :class:`Answer` is unique per assignment.
+``Answer.confidence`` is the reader's 0-100 rating that the condition is present (the ROC
+score); ``Answer.diagnosis`` is the binary call (1 = present).
+
+Error review: a :class:`ReviewRun` over a cohort holds one :class:`CaseResult` per case;
+:class:`Tag` s (an editable taxonomy) attach to results through :class:`CaseTag`, and
+:class:`Note` s are free text on a result.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ROLES = ("owner", "reader")
+OUTCOMES = ("TP", "FP", "TN", "FN")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Study(Base):
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(100), default="heart_failure")
+    seed: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    model_name: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    cases: Mapped[list[Case]] = relationship(back_populates="study", cascade="all, delete-orphan")
+    arms: Mapped[list[Arm]] = relationship(back_populates="study", cascade="all, delete-orphan")
+    readers: Mapped[list[Reader]] = relationship(
+        back_populates="study", cascade="all, delete-orphan"
+    )
+
+
+class Case(Base):
+    """One case of a study: its truth, the model's stored answer and explanation summary."""
+
+    __tablename__ = "cases"
+    __table_args__ = (UniqueConstraint("study_id", "case_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    case_key: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str | None] = mapped_column(String(1000))
+    truth: Mapped[int] = mapped_column(Integer)
+    modalities: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    probability: Mapped[float | None] = mapped_column(Float)
+    prediction: Mapped[int | None] = mapped_column(Integer)
+    explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    study: Mapped[Study] = relationship(back_populates="cases")
+
+
+class Arm(Base):
+    """A reading condition: what the reader sees besides the case."""
+
+    __tablename__ = "arms"
+    __table_args__ = (UniqueConstraint("study_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer)
+    show_prediction: Mapped[bool] = mapped_column(Boolean, default=False)
+    show_explanations: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    study: Mapped[Study] = relationship(back_populates="arms")
+
+
+class Reader(Base):
+    """A login of a study: the owner or a reader; ``code`` is the pseudonym used in exports."""
+
+    __tablename__ = "readers"
+    __table_args__ = (
+        UniqueConstraint("study_id", "username"),
+        UniqueConstraint("study_id", "code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    username: Mapped[str] = mapped_column(String(100))
+    code: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(10), default="reader")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    study: Mapped[Study] = relationship(back_populates="readers")
+
+
+class Assignment(Base):
+    """One reading: a reader x case x arm at a position in the reader's own order."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("reader_id", "case_id", "arm_id"),
+        UniqueConstraint("reader_id", "order_index"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    arm_id: Mapped[int] = mapped_column(ForeignKey("arms.id", ondelete="CASCADE"), index=True)
+    order_index: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answered: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    reader: Mapped[Reader] = relationship()
+    case: Mapped[Case] = relationship()
+    arm: Mapped[Arm] = relationship()
+    answer: Mapped[Answer | None] = relationship(back_populates="assignment", uselist=False)
+
+
+class Answer(Base):
+    __tablename__ = "answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(
+        ForeignKey("assignments.id", ondelete="CASCADE"), unique=True
+    )
+    diagnosis: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[int] = mapped_column(Integer)
+    usefulness: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    free_text: Mapped[str] = mapped_column(Text, default="")
+    seconds: Mapped[float] = mapped_column(Float)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    assignment: Mapped[Assignment] = relationship(back_populates="answer")
+
+
+class ReviewRun(Base):
+    """The model run over a cohort for error review."""
+
+    __tablename__ = "review_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_dir: Mapped[str] = mapped_column(String(1000))
+    model_name: Mapped[str] = mapped_column(String(500))
+    task: Mapped[str] = mapped_column(String(100), default="heart_failure")
+    threshold: Mapped[float] = mapped_column(Float, default=0.5)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    results: Mapped[list[CaseResult]] = relationship(
+        back_populates="run", cascade="all, delete-orphan"
+    )
+
+
+class CaseResult(Base):
+    """The model's answer on one cohort case and its outcome against the truth."""
+
+    __tablename__ = "case_results"
+    __table_args__ = (UniqueConstraint("run_id", "case_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("review_runs.id", ondelete="CASCADE"), index=True
+    )
+    case_key: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str | None] = mapped_column(String(1000))
+    truth: Mapped[int] = mapped_column(Integer)
+    probability: Mapped[float] = mapped_column(Float)
+    prediction: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(2))
+    modalities: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    run: Mapped[ReviewRun] = relationship(back_populates="results")
+    tags: Mapped[list[CaseTag]] = relationship(
+        back_populates="result", cascade="all, delete-orphan"
+    )
+    notes: Mapped[list[Note]] = relationship(back_populates="result", cascade="all, delete-orphan")
+
+
+class Tag(Base):
+    """An entry of the editable error taxonomy."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CaseTag(Base):
+    __tablename__ = "case_tags"
+    __table_args__ = (UniqueConstraint("result_id", "tag_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(
+        ForeignKey("case_results.id", ondelete="CASCADE"), index=True
+    )
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    result: Mapped[CaseResult] = relationship(back_populates="tags")
+    tag: Mapped[Tag] = relationship()
+
+
+class Note(Base):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(
+        ForeignKey("case_results.id", ondelete="CASCADE"), index=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    result: Mapped[CaseResult] = relationship(back_populates="notes")
+
+
+class AuditLog(Base):
+    """Who did what and when (logins, answers, exports, tags, notes)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    study_id: Mapped[int | None] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), index=True
+    )
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("review_runs.id", ondelete="CASCADE"), index=True
+    )
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
