@@ -160,6 +160,7 @@ class ReviewRun(Base):
     __tablename__ = "review_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
     cohort_dir: Mapped[str] = mapped_column(String(1000))
     model_name: Mapped[str] = mapped_column(String(500))
     task: Mapped[str] = mapped_column(String(100), default="heart_failure")
