@@ -201,6 +201,27 @@ def _bench_xai(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review(args: argparse.Namespace) -> int:
+    from app.review.runner import review_cohort
+
+    try:
+        summary = review_cohort(
+            args.cohort, args.model, args.db, args.run_name, args.threshold, args.limit
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"fuselens review: {exc}", file=sys.stderr)
+        return 2
+    for case, error in summary.failed.items():
+        print(f"  {case}: not reviewed: {error}", file=sys.stderr)
+    state = "complete" if summary.complete else "incomplete (rerun to resume)"
+    print(
+        f"review run {summary.name!r} (id {summary.run_id}): {summary.added} new, "
+        f"{summary.stored_before} already stored, {summary.stored_after}/{summary.total} cases"
+        f" stored; {state}"
+    )
+    return 0 if not summary.failed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fuselens",
@@ -283,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--json", action="store_true", help="JSON only (no progress bar)")
     p.set_defaults(handler=_bench_xai)
+
+    p = sub.add_parser("review", help="error review: the model over a cohort, results stored")
+    p.add_argument("--cohort", required=True, help="a `fuselens synth` cohort folder")
+    p.add_argument("--model", default="demo", help="checkpoint folder (default: the demo model)")
+    p.add_argument("--db", help="database URL (default: FUSELENS_DB_URL or the data folder)")
+    p.add_argument("--run-name", help="name of the run to create or resume")
+    p.add_argument("--threshold", type=float, default=0.5, help="P(heart failure) for 'yes'")
+    p.add_argument("--limit", type=int, help="review at most N new cases this time")
+    p.set_defaults(handler=_review)
 
     return parser
 

@@ -1,0 +1,107 @@
+"""The cohort table of a review run: one row per case, filtered and sorted for review."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from app.review.cohort import OUTCOMES
+from model_zoo.case import MODALITIES
+
+COLUMNS = [
+    "case_id",
+    "truth",
+    "prediction",
+    "outcome",
+    "probability",
+    "confidence",
+    "modalities",
+    "tags",
+    "notes",
+]
+SORTABLE = ("case_id", "outcome", "probability", "confidence")
+SEPARATOR = "; "
+NOTE_SEPARATOR = " | "
+
+
+def cohort_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The table from stored results (``case_id``, ``truth``, ``probability``, ``prediction``,
+    ``outcome``, ``modalities``, ``tags``, ``notes``); truth and prediction shown as no/yes,
+    confidence is the probability of the predicted answer."""
+    records = []
+    for r in rows:
+        p = float(r["probability"])
+        records.append(
+            {
+                "case_id": r["case_id"],
+                "truth": "yes" if int(r["truth"]) else "no",
+                "prediction": "yes" if int(r["prediction"]) else "no",
+                "outcome": r["outcome"],
+                "probability": round(p, 4),
+                "confidence": round(p if int(r["prediction"]) else 1.0 - p, 4),
+                "modalities": ", ".join(m for m in MODALITIES if m in r["modalities"]),
+                "tags": SEPARATOR.join(sorted(r.get("tags") or ())),
+                "notes": NOTE_SEPARATOR.join(r.get("notes") or ()),
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def _split(cell: str, sep: str) -> set[str]:
+    return {part.strip() for part in cell.split(sep) if part.strip()}
+
+
+@dataclass
+class Filters:
+    """What the reviewer narrows the table to; empty selections keep every row."""
+
+    outcomes: Sequence[str] = ()
+    confidence: tuple[float, float] = (0.0, 1.0)
+    present: Sequence[str] = ()  # every one of these modalities present
+    missing: Sequence[str] = ()  # at least one of these modalities missing
+    tags: Sequence[str] = ()  # at least one of these tags
+    sort_by: str = "confidence"
+    descending: bool = True
+
+    def __post_init__(self) -> None:
+        bad = set(self.outcomes) - set(OUTCOMES)
+        if bad:
+            raise ValueError(f"unknown outcomes {sorted(bad)}; choose from {', '.join(OUTCOMES)}")
+        bad = (set(self.present) | set(self.missing)) - set(MODALITIES)
+        if bad:
+            raise ValueError(f"unknown modalities {sorted(bad)}; choose from {MODALITIES}")
+        lo, hi = self.confidence
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"confidence range must satisfy 0 <= low <= high <= 1, got {lo, hi}")
+        if self.sort_by not in SORTABLE:
+            raise ValueError(f"cannot sort by {self.sort_by!r}; choose from {', '.join(SORTABLE)}")
+
+
+def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """The rows that pass every filter, sorted (ties by case id)."""
+    keep = table["confidence"].between(*filters.confidence)
+    if filters.outcomes:
+        keep &= table["outcome"].isin(filters.outcomes)
+    mods = table["modalities"].map(lambda s: _split(s, ","))
+    if filters.present:
+        keep &= mods.map(set(filters.present).issubset)
+    if filters.missing:
+        keep &= mods.map(lambda m: not set(filters.missing).issubset(m))
+    if filters.tags:
+        keep &= table["tags"].map(lambda s: bool(_split(s, SEPARATOR) & set(filters.tags)))
+    out = table[keep]
+    by = [filters.sort_by] + (["case_id"] if filters.sort_by != "case_id" else [])
+    asc = [not filters.descending] + [True] * (len(by) - 1)
+    return out.sort_values(by, ascending=asc, kind="stable").reset_index(drop=True)
+
+
+def export_csv(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the table (with its tags and notes) as UTF-8 CSV; returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, columns=COLUMNS, encoding="utf-8")
+    return out
