@@ -256,6 +256,8 @@ def test_bad_inputs_are_refused():
         orh_analysis(ratings[:1], truth)
     with pytest.raises(ValueError, match="one 0/1 value per case"):
         orh_analysis(ratings, truth[:-1])
+    with pytest.raises(ValueError, match="unknown figure of merit"):
+        orh_analysis(ratings, truth, fom="sensitivity")
     with pytest.raises(ValueError, match="binary"):
         orh_analysis(ratings, truth, fom="accuracy")
     with pytest.raises(ValueError, match="DeLong"):

@@ -127,6 +127,8 @@ class ORHResult:
 
 
 def _check_inputs(ratings: np.ndarray, truth: np.ndarray, fom: Fom) -> None:
+    if fom not in ("auc", "accuracy"):
+        raise ValueError(f"unknown figure of merit {fom!r}; use 'auc' or 'accuracy'")
     if ratings.ndim != 3:
         raise ValueError(f"ratings must be modality x reader x case, got shape {ratings.shape}")
     n_mod, n_rdr, n_case = ratings.shape
