@@ -88,7 +88,7 @@ def test_masker_replaces_only_masked_pieces_with_mask_token(ctx) -> None:
 def test_text_shap_values_add_up_and_items_sum_their_pieces(ctx) -> None:
     ta = text_attribution(ctx, 40)
     assert ta.token_values.shape == (len(ta.tokens),) == (len(lab_tokens(ctx).feature_pos),)
-    assert ta.evals <= 40
+    assert ta.evals == text_shap(ctx, max_evals=40).evals
     assert ta.base_value + ta.token_values.sum() == pytest.approx(ta.full_value, abs=1e-4)
     assert ta.items == ["NT-proBNP", "Sodium", "Creatinine", "History", "Medications"]
     np.testing.assert_allclose(
@@ -111,6 +111,14 @@ def test_line_values_are_budget_independent_once_lines_are_reached(ctx) -> None:
         atol=1e-5,
     )
     assert not np.allclose(small.values, large.values)
+
+
+def test_the_budget_is_spent_below_the_exact_line_level(ctx) -> None:
+    """The line-level run costs what a binary tree over five lines costs; ``max_evals``
+    more texts split lines into pieces, and the memo scores no text twice."""
+    r = text_shap(ctx, max_evals=40)
+    assert 0 < r.line_evals <= 4 * 5 + 4
+    assert r.line_evals < r.evals <= r.line_evals + 40
 
 
 def test_line_occlusion_matches_direct_masking(ctx) -> None:
