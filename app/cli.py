@@ -222,6 +222,48 @@ def _review(args: argparse.Namespace) -> int:
     return 0 if not summary.failed else 1
 
 
+def _study_create(args: argparse.Namespace) -> int:
+    from app.study.commands import create_from_folder
+    from app.study.config import StudyConfigError
+    from app.study.service import StudyError
+
+    try:
+        study_id, generated = create_from_folder(
+            args.cases, args.config, args.db, args.model, progress=not args.quiet
+        )
+    except (FileNotFoundError, ValueError, StudyConfigError, StudyError) as exc:
+        print(f"fuselens study create: {exc}", file=sys.stderr)
+        return 2
+    for username, password in generated.items():
+        print(f"generated password for {username}: {password}", file=sys.stderr)
+    print(study_id)
+    return 0
+
+
+def _study_export(args: argparse.Namespace) -> int:
+    from app.study.commands import export
+    from app.study.service import StudyError
+
+    try:
+        n = export(args.study_id, args.out, args.imrmc, args.db)
+    except StudyError as exc:
+        print(f"fuselens study export: {exc}", file=sys.stderr)
+        return 2
+    print(f"{n} rows -> {args.out}" + (f"; iMRMC -> {args.imrmc}" if args.imrmc else ""))
+    return 0
+
+
+def _study_serve(args: argparse.Namespace) -> int:
+    from app.study.commands import serve
+    from app.study.service import StudyError
+
+    try:
+        return serve(args.study_id, args.host, args.port, args.db)
+    except StudyError as exc:
+        print(f"fuselens study serve: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fuselens",
@@ -313,6 +355,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5, help="P(heart failure) for 'yes'")
     p.add_argument("--limit", type=int, help="review at most N new cases this time")
     p.set_defaults(handler=_review)
+
+    study = sub.add_parser("study", help="reader studies: create, serve, export")
+    study_sub = study.add_subparsers(dest="study_command", required=True)
+    db_help = "database URL (default: FUSELENS_DB_URL or the data folder)"
+    p = study_sub.add_parser("create", help="a study from case folders and study.yaml")
+    p.add_argument("--cases", required=True, help="folder of case folders with truth.json")
+    p.add_argument("--config", required=True, help="study.yaml")
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--model", help="checkpoint for the AI arms (default: the config's model)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=_study_create)
+    p = study_sub.add_parser("export", help="CSV (and iMRMC file) of a study's answers")
+    p.add_argument("study_id", type=int)
+    p.add_argument("--out", required=True, help="CSV: one row per reader x case x arm")
+    p.add_argument("--imrmc", help="also write the FDA iMRMC input file here")
+    p.add_argument("--db", help=db_help)
+    p.set_defaults(handler=_study_export)
+    p = study_sub.add_parser("serve", help="the reader and owner web server of a study")
+    p.add_argument("study_id", type=int)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7870)
+    p.add_argument("--db", help=db_help)
+    p.set_defaults(handler=_study_serve)
 
     return parser
 

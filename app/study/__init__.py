@@ -1,0 +1,1 @@
+"""Reader studies: configuration, assignments, answers, the reader/owner server and exports."""

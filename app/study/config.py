@@ -1,0 +1,215 @@
+"""``study.yaml``: the study's name, arms, questions, readers and seed, checked on load.
+
+Example::
+
+    name: Heart failure, with and without AI
+    task: heart_failure          # the case truth label the readers diagnose
+    seed: 7                      # reading orders
+    model: demo                  # checkpoint whose answers the AI arms show
+    arms: [no_ai, ai, ai_explained]   # or {name, show_prediction, show_explanations}
+    questions:
+      diagnosis: Does this patient have heart failure?
+      usefulness: [prediction, modality_contributions]   # panels rated 1-5 where shown
+      free_text: true
+    owner: {username: owner, password_env: FUSELENS_OWNER_PASSWORD}
+    readers:
+      - {username: reader01, password: change-me}
+      - {username: reader02}     # no password: one is generated and printed once
+
+Confidence (0-100, how sure the reader is that the condition is present) is always asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STANDARD_ARMS: dict[str, tuple[bool, bool]] = {
+    "no_ai": (False, False),
+    "ai": (True, False),
+    "ai_explained": (True, True),
+}
+PANELS: dict[str, str] = {
+    "prediction": "the model's answer and probability",
+    "modality_contributions": "how much each modality contributed (Shapley values)",
+}
+PANEL_NEEDS = {"prediction": "show_prediction", "modality_contributions": "show_explanations"}
+
+
+class StudyConfigError(ValueError):
+    """``study.yaml`` is missing something or holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    name: str
+    show_prediction: bool
+    show_explanations: bool
+
+
+@dataclass(frozen=True)
+class Person:
+    """A login to create; ``password`` is ``None`` until :func:`resolve_passwords` fills it."""
+
+    username: str
+    password: str | None
+
+
+@dataclass(frozen=True)
+class Questions:
+    diagnosis: str = "Does this patient have heart failure?"
+    usefulness: tuple[str, ...] = ("prediction", "modality_contributions")
+    free_text: bool = True
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    arms: tuple[ArmConfig, ...]
+    readers: tuple[Person, ...]
+    owner: Person
+    seed: int = 0
+    task: str = "heart_failure"
+    model: str = "demo"
+    questions: Questions = field(default_factory=Questions)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, without any password."""
+        return {
+            "name": self.name,
+            "task": self.task,
+            "seed": self.seed,
+            "model": self.model,
+            "arms": [a.__dict__ for a in self.arms],
+            "questions": {
+                "diagnosis": self.questions.diagnosis,
+                "usefulness": list(self.questions.usefulness),
+                "free_text": self.questions.free_text,
+            },
+            "readers": [r.username for r in self.readers],
+            "owner": self.owner.username,
+        }
+
+
+def _arm(entry: Any) -> ArmConfig:
+    if isinstance(entry, str):
+        if entry not in STANDARD_ARMS:
+            raise StudyConfigError(
+                f"arm {entry!r}: not one of {', '.join(STANDARD_ARMS)}; "
+                "give other arms as {name, show_prediction, show_explanations}"
+            )
+        return ArmConfig(entry, *STANDARD_ARMS[entry])
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise StudyConfigError(f"arm {entry!r}: needs a name")
+    unknown = set(entry) - {"name", "show_prediction", "show_explanations"}
+    if unknown:
+        raise StudyConfigError(f"arm {entry['name']!r}: unknown keys {sorted(unknown)}")
+    default = STANDARD_ARMS.get(entry["name"], (False, False))
+    show_pred = bool(entry.get("show_prediction", default[0]))
+    show_expl = bool(entry.get("show_explanations", default[1]))
+    if show_expl and not show_pred:
+        raise StudyConfigError(f"arm {entry['name']!r}: explanations need show_prediction")
+    return ArmConfig(entry["name"], show_pred, show_expl)
+
+
+def _person(entry: Any, what: str) -> Person:
+    if isinstance(entry, str):
+        entry = {"username": entry}
+    if not isinstance(entry, dict) or not str(entry.get("username", "")).strip():
+        raise StudyConfigError(f"{what} {entry!r}: needs a username")
+    unknown = set(entry) - {"username", "password", "password_env"}
+    if unknown:
+        raise StudyConfigError(f"{what} {entry['username']!r}: unknown keys {sorted(unknown)}")
+    password = entry.get("password")
+    if "password_env" in entry:
+        password = os.environ.get(str(entry["password_env"]))
+        if not password:
+            raise StudyConfigError(
+                f"{what} {entry['username']!r}: environment variable "
+                f"{entry['password_env']} is not set"
+            )
+    if password is not None and len(str(password)) < 8:
+        raise StudyConfigError(f"{what} {entry['username']!r}: password shorter than 8 characters")
+    return Person(str(entry["username"]).strip(), None if password is None else str(password))
+
+
+def parse_config(data: Any) -> StudyConfig:
+    """A :class:`StudyConfig` from parsed YAML; :class:`StudyConfigError` says what is wrong."""
+    if not isinstance(data, dict):
+        raise StudyConfigError("study config must be a mapping")
+    unknown = set(data) - {"name", "task", "seed", "model", "arms", "questions", "readers", "owner"}
+    if unknown:
+        raise StudyConfigError(f"unknown keys {sorted(unknown)}")
+    if not str(data.get("name", "")).strip():
+        raise StudyConfigError("name is required")
+    arms = tuple(_arm(a) for a in data.get("arms") or ())
+    if not arms:
+        raise StudyConfigError("at least one arm is required")
+    if len({a.name for a in arms}) != len(arms):
+        raise StudyConfigError("arm names must be unique")
+    readers = tuple(_person(r, "reader") for r in data.get("readers") or ())
+    if not readers:
+        raise StudyConfigError("at least one reader is required")
+    owner = _person(data.get("owner", "owner"), "owner")
+    names = [r.username for r in readers] + [owner.username]
+    if len(set(names)) != len(names):
+        raise StudyConfigError("usernames must be unique (readers and owner)")
+    q = data.get("questions") or {}
+    if not isinstance(q, dict):
+        raise StudyConfigError("questions must be a mapping")
+    usefulness = tuple(q.get("usefulness", Questions.usefulness))
+    bad = [p for p in usefulness if p not in PANELS]
+    if bad:
+        raise StudyConfigError(f"usefulness panels {bad}: known panels are {', '.join(PANELS)}")
+    questions = Questions(
+        diagnosis=str(q.get("diagnosis", Questions.diagnosis)),
+        usefulness=usefulness,
+        free_text=bool(q.get("free_text", True)),
+    )
+    try:
+        seed = int(data.get("seed", 0))
+    except (TypeError, ValueError) as err:
+        raise StudyConfigError(f"seed must be an integer, not {data.get('seed')!r}") from err
+    return StudyConfig(
+        name=str(data["name"]).strip(),
+        arms=arms,
+        readers=readers,
+        owner=owner,
+        seed=seed,
+        task=str(data.get("task", "heart_failure")),
+        model=str(data.get("model", "demo")),
+        questions=questions,
+    )
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise StudyConfigError(f"{path}: {err}") from err
+    try:
+        return parse_config(data)
+    except StudyConfigError as err:
+        raise StudyConfigError(f"{path}: {err}") from err
+
+
+def resolve_passwords(config: StudyConfig) -> tuple[StudyConfig, dict[str, str]]:
+    """Generate a password for every login without one; returns the config and those new ones."""
+    generated: dict[str, str] = {}
+
+    def fill(p: Person) -> Person:
+        if p.password is not None:
+            return p
+        generated[p.username] = secrets.token_urlsafe(12)
+        return Person(p.username, generated[p.username])
+
+    readers = tuple(fill(r) for r in config.readers)
+    owner = fill(config.owner)
+    return dataclasses.replace(config, readers=readers, owner=owner), generated

@@ -1,0 +1,491 @@
+"""The reader-study web server: login, each reader's queue, the owner's progress and exports.
+
+A FastAPI app over the study database. Sessions are signed cookies holding only the login's
+id; every endpoint loads the login again and checks its role and study on the server, so a
+reader can reach only their own queue and never the owner's pages or other readers' answers.
+Readers get plain HTML forms (``/read``) or JSON (``/api/next``, ``/api/answers``).
+"""
+
+import html
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware.sessions import SessionMiddleware
+
+from app.storage.db import data_dir
+from app.storage.models import Case, Reader, Study
+from app.study.config import PANEL_NEEDS, PANELS
+from app.study.export import csv_text, imrmc_text
+from app.study.results import study_results
+from app.study.service import (
+    AnswerIn,
+    StudyError,
+    answer_rows,
+    audit,
+    authenticate,
+    case_view,
+    get_study,
+    next_assignment,
+    progress,
+    queue_size,
+    submit_answer,
+)
+
+CAVEAT = "Demonstration model trained on synthetic data, not for clinical use."
+MEDIA_NAME = re.compile(r"^(labs\.json|ecg\.json|cxr\.png|echo_[A-Za-z0-9]+\.mp4)$")
+SESSION_HOURS = 12
+
+
+class LoginIn(BaseModel):
+    username: str = Field(max_length=100)
+    password: str = Field(max_length=200)
+
+
+class AnswerBody(BaseModel):
+    assignment_id: int
+    diagnosis: int
+    confidence: int
+    usefulness: dict[str, int] = Field(default_factory=dict)
+    free_text: str = ""
+
+
+def secret_key() -> str:
+    """``FUSELENS_SECRET_KEY``, else a key kept in the data folder (so restarts keep logins)."""
+    if os.environ.get("FUSELENS_SECRET_KEY"):
+        return os.environ["FUSELENS_SECRET_KEY"]
+    path = data_dir() / "session_secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(
+        f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
+.caveat{{color:#8a4b00;font-weight:600}}.panel{{border:1px solid #ddd;padding:.6em;margin:.6em 0}}
+.bar{{display:inline-block;height:12px}}.error{{color:#b00020;font-weight:600}}</style>
+</head><body>{body}</body></html>"""
+    )
+
+
+def create_app(
+    study_id: int, sessions: sessionmaker[Session], media_dir: Path | None, key: str | None = None
+) -> FastAPI:
+    """The server of one study; ``media_dir`` holds the rendered case media per case key
+    (``None``: a study of case keys and truths only, no media)."""
+    app = FastAPI(title="FuseLens reader study", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=key or secret_key(),
+        session_cookie="fuselens_study",
+        max_age=SESSION_HOURS * 3600,
+        same_site="strict",
+    )
+    media_root = media_dir.resolve() if media_dir is not None else None
+    with sessions() as s:
+        get_study(s, study_id)
+
+    def db() -> Iterator[Session]:
+        with sessions() as session:
+            yield session
+
+    DB = Annotated[Session, Depends(db)]
+
+    def login_of(request: Request, session: DB) -> Reader:
+        reader_id = request.session.get("reader_id")
+        reader = session.get(Reader, reader_id) if isinstance(reader_id, int) else None
+        if reader is None or reader.study_id != study_id:
+            request.session.clear()
+            raise HTTPException(401, "log in first")
+        return reader
+
+    Login = Annotated[Reader, Depends(login_of)]
+
+    def reader_only(reader: Login) -> Reader:
+        if reader.role != "reader":
+            raise HTTPException(403, "readers only")
+        return reader
+
+    def owner_only(reader: Login) -> Reader:
+        if reader.role != "owner":
+            raise HTTPException(403, "the study owner only")
+        return reader
+
+    ReaderLogin = Annotated[Reader, Depends(reader_only)]
+    OwnerLogin = Annotated[Reader, Depends(owner_only)]
+
+    @app.exception_handler(StudyError)
+    def study_error(_request: Request, err: StudyError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    @app.exception_handler(HTTPException)
+    def http_error(request: Request, err: HTTPException) -> Response:
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if err.status_code == 401 and wants_html and not request.url.path.startswith("/api/"):
+            return RedirectResponse("/login", status_code=303)
+        return JSONResponse({"detail": err.detail}, status_code=err.status_code)
+
+    # ---- login ---------------------------------------------------------------------------
+
+    def _login(request: Request, session: Session, username: str, password: str) -> Reader:
+        reader = authenticate(session, study_id, username, password)
+        if reader is None:
+            raise HTTPException(401, "wrong username or password")
+        request.session.clear()
+        request.session["reader_id"] = reader.id
+        return reader
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(error: str = "") -> HTMLResponse:
+        with sessions() as session:
+            name = get_study(session, study_id).name
+        msg = f'<p class="error">{html.escape(error)}</p>' if error else ""
+        return _page(
+            "Log in",
+            f"""<h1>{html.escape(name)}</h1>{msg}<form method="post" action="/login">
+<p><label>Username <input name="username" autocomplete="username" required></label></p>
+<p><label>Password <input name="password" type="password" autocomplete="current-password"
+required></label></p><p><button type="submit">Log in</button></p></form>""",
+        )
+
+    @app.post("/login")
+    def login_form(
+        request: Request,
+        username: Annotated[str, Form(max_length=100)],
+        password: Annotated[str, Form(max_length=200)],
+        session: DB,
+    ) -> Response:
+        try:
+            reader = _login(request, session, username, password)
+        except HTTPException:
+            return RedirectResponse("/login?error=Wrong+username+or+password", status_code=303)
+        return RedirectResponse("/owner" if reader.role == "owner" else "/read", status_code=303)
+
+    @app.post("/api/login")
+    def login_json(body: LoginIn, request: Request, session: DB) -> dict:
+        reader = _login(request, session, body.username, body.password)
+        return {"role": reader.role, "reader": reader.code}
+
+    @app.post("/logout")
+    def logout(request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    @app.get("/")
+    def home(reader: Login) -> Response:
+        return RedirectResponse("/owner" if reader.role == "owner" else "/read", status_code=303)
+
+    # ---- reader --------------------------------------------------------------------------
+
+    def _next(session: Session, reader: Reader) -> dict[str, Any] | None:
+        assignment = next_assignment(session, reader)
+        if assignment is None:
+            return None
+        view = case_view(assignment)
+        view["total"] = queue_size(session, reader)
+        folder = media_root / assignment.case.case_key if media_root else None
+        view["media"] = (
+            sorted(p.name for p in folder.glob("*") if MEDIA_NAME.match(p.name)) if folder else []
+        )
+        view["questions"] = _questions(session, view["arm"])
+        return view
+
+    def _questions(session: Session, arm: dict[str, Any]) -> dict[str, Any]:
+        q = get_study(session, study_id).config["questions"]
+        shown = [p for p in q["usefulness"] if arm[PANEL_NEEDS[p]]]
+        return {
+            "diagnosis": q["diagnosis"],
+            "confidence": "How confident are you in your answer? (0 = a guess, 100 = certain)",
+            "usefulness": {p: PANELS[p] for p in shown},
+            "free_text": q["free_text"],
+        }
+
+    @app.get("/api/next")
+    def api_next(reader: ReaderLogin, session: DB) -> dict:
+        view = _next(session, reader)
+        if view is None:
+            return {"done": True}
+        if "prediction" in view:
+            view["prediction"]["caveat"] = CAVEAT
+        return {"done": False, **view}
+
+    @app.post("/api/answers", status_code=201)
+    def api_answer(body: AnswerBody, reader: ReaderLogin, session: DB) -> dict:
+        answer = submit_answer(
+            session,
+            reader,
+            body.assignment_id,
+            AnswerIn(body.diagnosis, body.confidence, body.usefulness, body.free_text),
+        )
+        return {"assignment_id": body.assignment_id, "seconds": answer.seconds}
+
+    @app.get("/media/{case_key}/{name}")
+    def media(case_key: str, name: str, _: Login, session: DB) -> FileResponse:
+        known = session.query(Case.id).filter_by(study_id=study_id, case_key=case_key).first()
+        if media_root is None or not known or not MEDIA_NAME.match(name):
+            raise HTTPException(404, "no such media")
+        path = (media_root / case_key / name).resolve()
+        if path.parent.parent != media_root:
+            raise HTTPException(404, "no such media")
+        if not path.is_file():
+            raise HTTPException(404, "no such media")
+        return FileResponse(path)
+
+    @app.get("/static/plotly.min.js")
+    def plotly_js(_: Login) -> FileResponse:
+        import plotly
+
+        return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js")
+
+    @app.get("/read", response_class=HTMLResponse)
+    def read_page(reader: ReaderLogin, session: DB, error: str = "") -> HTMLResponse:
+        view = _next(session, reader)
+        head = _logout_form(reader)
+        if view is None:
+            return _page("Done", f"{head}<h1>All cases read</h1><p>Thank you.</p>")
+        msg = f'<p class="error">{html.escape(error)}</p>' if error else ""
+        return _page(f"Case {view['position']}", head + msg + _case_html(view, media_root))
+
+    @app.post("/read")
+    async def read_submit(request: Request, reader: ReaderLogin, session: DB) -> Response:
+        form = await request.form()
+        try:
+            usefulness = {
+                k.removeprefix("usefulness_"): int(str(v))
+                for k, v in form.items()
+                if k.startswith("usefulness_")
+            }
+            body = AnswerIn(
+                diagnosis=int(str(form.get("diagnosis", ""))),
+                confidence=int(str(form.get("confidence", ""))),
+                usefulness=usefulness,
+                free_text=str(form.get("free_text", "")),
+            )
+            assignment_id = int(str(form.get("assignment_id", "")))
+        except ValueError:
+            return RedirectResponse("/read?error=Answer+every+question", status_code=303)
+        try:
+            submit_answer(session, reader, assignment_id, body)
+        except StudyError as err:
+            return RedirectResponse(f"/read?error={_q(str(err))}", status_code=303)
+        return RedirectResponse("/read", status_code=303)
+
+    # ---- owner ---------------------------------------------------------------------------
+
+    @app.get("/api/progress")
+    def api_progress(_: OwnerLogin, session: DB) -> list:
+        return progress(session, study_id)
+
+    @app.get("/api/results")
+    def api_results(_: OwnerLogin, session: DB) -> dict:
+        return study_results(session, study_id)
+
+    @app.get("/api/export.csv")
+    def export_csv(owner: OwnerLogin, session: DB) -> Response:
+        study = session.get(Study, study_id)
+        rows = answer_rows(session, study_id)
+        audit(session, owner.username, "export_csv", study_id, rows=len(rows))
+        session.commit()
+        return PlainTextResponse(
+            csv_text(rows, study.config["questions"]["usefulness"]),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="study-{study_id}.csv"'},
+        )
+
+    @app.get("/api/export.imrmc")
+    def export_imrmc(owner: OwnerLogin, session: DB) -> Response:
+        study = session.get(Study, study_id)
+        rows = answer_rows(session, study_id)
+        audit(session, owner.username, "export_imrmc", study_id)
+        session.commit()
+        return PlainTextResponse(
+            imrmc_text(rows, f"FuseLens reader study {study_id}: {study.name}"),
+            headers={"Content-Disposition": f'attachment; filename="study-{study_id}.imrmc"'},
+        )
+
+    @app.get("/owner", response_class=HTMLResponse)
+    def owner_page(owner: OwnerLogin, session: DB) -> HTMLResponse:
+        study = session.get(Study, study_id)
+        rows = "".join(
+            f"<tr><td>{p['reader']}</td><td>{html.escape(p['username'])}</td>"
+            f"<td>{p['answered']} / {p['total']}</td>"
+            + "".join(f"<td>{a}: {v['answered']} / {v['total']}</td>" for a, v in p["arms"].items())
+            + "</tr>"
+            for p in progress(session, study_id)
+        )
+        results = study_results(session, study_id)
+        perf = "".join(
+            f"<tr><td>{r['reader']}</td><td>{html.escape(r['arm'])}</td><td>{r['n_cases']}</td>"
+            f"<td>{_ci(r, 'accuracy')}</td><td>{_ci(r, 'sensitivity')}</td>"
+            f"<td>{_ci(r, 'specificity')}</td><td>{_ci(r, 'auc')}</td></tr>"
+            for r in results.get("performance", [])
+        )
+        return _page(
+            "Study owner",
+            f"""{_logout_form(owner)}<h1>{html.escape(study.name)}</h1>
+<h2>Progress</h2><table id="progress"><tr><th>Reader</th><th>Login</th><th>Answered</th>
+<th colspan="9">Per arm</th></tr>{rows}</table>
+<h2>Results</h2><p>{results["answered"]} of {results["assignments"]} readings answered.</p>
+<table id="performance"><tr><th>Reader</th><th>Arm</th><th>Cases</th><th>Accuracy</th>
+<th>Sensitivity</th><th>Specificity</th><th>AUC</th></tr>{perf}</table>
+<p>Every table (agreement, time per case, wrong AI answers followed, ORH comparison of arms):
+<a href="/api/results">results as JSON</a>.</p>
+<h2>Export</h2><p><a id="export-csv" href="/api/export.csv" download>CSV</a> (one row per reader
+&times; case &times; arm) &middot; <a id="export-imrmc" href="/api/export.imrmc" download>iMRMC
+input file</a></p>""",
+        )
+
+    return app
+
+
+def _q(text: str) -> str:
+    from urllib.parse import quote_plus
+
+    return quote_plus(text[:300])
+
+
+def _ci(row: dict[str, Any], name: str) -> str:
+    v, lo, hi = row.get(name), row.get(f"{name}_low"), row.get(f"{name}_high")
+    if v is None:
+        return "n/a"
+    return f"{v:.2f} ({lo:.2f}&ndash;{hi:.2f})" if lo is not None and hi is not None else f"{v:.2f}"
+
+
+def _logout_form(reader: Reader) -> str:
+    return (
+        f'<form method="post" action="/logout" style="float:right">Logged in as '
+        f'{html.escape(reader.username)} <button type="submit">Log out</button></form>'
+    )
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _labs_html(path: Path) -> str:
+    labs = json.loads(path.read_text(encoding="utf-8"))
+    rows = "".join(
+        f"<tr><td>{html.escape(i['name'])}</td><td>{i['value']:g} {html.escape(i['unit'])}</td>"
+        f"<td>{_num(i['low'])}&ndash;{_num(i['high'])}</td><td>{html.escape(i['flag'])}</td></tr>"
+        for i in labs["items"]
+    )
+    who = []
+    if labs.get("age") is not None:
+        who.append(f"age {labs['age']:g}")
+    if labs.get("sex"):
+        who.append(f"sex {html.escape(labs['sex'])}")
+    text = "".join(
+        f"<p><b>{k.title()}:</b> {html.escape(labs[k])}</p>"
+        for k in ("history", "medications")
+        if labs.get(k, "").strip()
+    )
+    return (
+        f'<div class="panel" id="labs"><h3>Laboratory results</h3><p>{", ".join(who)}</p>'
+        f"<table><tr><th>Test</th><th>Value</th><th>Reference</th><th>Flag</th></tr>{rows}"
+        f"</table>{text}</div>"
+    )
+
+
+def _case_html(view: dict[str, Any], media_root: Path) -> str:
+    key = view["case"]["key"]
+    base = f"/media/{_q(key)}"
+    parts = [
+        f"<h1>Case {view['position']} of {view['total']}</h1>",
+        f"<p>Modalities: {', '.join(view['case']['modalities']) or 'none'}</p>",
+    ]
+    media = view["media"]
+    if "labs.json" in media:
+        parts.append(_labs_html(media_root / key / "labs.json"))
+    if "ecg.json" in media:
+        parts.append(
+            '<div class="panel"><h3>12-lead ECG</h3><div id="ecg" style="height:900px"></div>'
+            '<script src="/static/plotly.min.js"></script><script>'
+            f'fetch("{base}/ecg.json").then(r=>r.json()).then(f=>Plotly.newPlot("ecg",f.data,'
+            "f.layout,{responsive:true}))</script></div>"
+        )
+    echoes = [m for m in media if m.startswith("echo_")]
+    if echoes:
+        videos = "".join(
+            f'<figure style="display:inline-block"><video src="{base}/{m}" autoplay loop muted '
+            f'playsinline width="256"></video><figcaption>{m[5:-4]}</figcaption></figure>'
+            for m in echoes
+        )
+        parts.append(f'<div class="panel"><h3>Echocardiogram</h3>{videos}</div>')
+    if "cxr.png" in media:
+        parts.append(
+            f'<div class="panel"><h3>Chest X-ray</h3><img src="{base}/cxr.png" '
+            'alt="chest X-ray" style="max-width:600px"></div>'
+        )
+    if "prediction" in view:
+        p = view["prediction"]
+        parts.append(
+            f'<div class="panel" id="ai-prediction"><h3>AI answer</h3><p>The model answers '
+            f"<b>{'yes' if p['answer'] else 'no'}</b> (probability {p['probability']:.2f}).</p>"
+            f'<p class="caveat">{CAVEAT}</p></div>'
+        )
+    if "explanation" in view:
+        parts.append(_explanation_html(view["explanation"]))
+    parts.append(_form_html(view))
+    return "".join(parts)
+
+
+def _explanation_html(expl: dict[str, Any]) -> str:
+    values = expl["modality_shapley"]
+    span = max((abs(v) for v in values.values()), default=0.0) or 1.0
+    rows = "".join(
+        f"<tr><td>{html.escape(m)}</td><td>{v:+.3f}</td><td><span class='bar' style='width:"
+        f"{int(120 * abs(v) / span)}px;background:{'#c0392b' if v > 0 else '#2e6fba'}'></span>"
+        f"</td><td>{'towards' if v > 0 else 'away from'} yes</td></tr>"
+        for m, v in sorted(values.items(), key=lambda kv: -abs(kv[1]))
+    )
+    return (
+        '<div class="panel" id="ai-explanation"><h3>Why: contribution of each modality</h3>'
+        f"<p>Shapley values on the {html.escape(expl['scale'])}: with no modality "
+        f"{expl['base_value']:.2f}, with all {expl['full_value']:.2f}.</p>"
+        f"<table>{rows}</table><p class='caveat'>{CAVEAT}</p></div>"
+    )
+
+
+def _form_html(view: dict[str, Any]) -> str:
+    q = view["questions"]
+    useful = "".join(
+        f"<p><label>Usefulness of {html.escape(text)} (1 = useless, 5 = very useful) "
+        f'<select name="usefulness_{p}" required><option value=""></option>'
+        + "".join(f'<option value="{i}">{i}</option>' for i in range(1, 6))
+        + "</select></label></p>"
+        for p, text in q["usefulness"].items()
+    )
+    free = (
+        '<p><label>Comments<br><textarea name="free_text" rows="3" cols="60"></textarea>'
+        "</label></p>"
+        if q["free_text"]
+        else ""
+    )
+    return f"""<form method="post" action="/read" class="panel" id="answer">
+<input type="hidden" name="assignment_id" value="{view["assignment_id"]}">
+<p><b>{html.escape(q["diagnosis"])}</b>
+<label><input type="radio" name="diagnosis" value="1" required> Yes</label>
+<label><input type="radio" name="diagnosis" value="0"> No</label></p>
+<p><label>{html.escape(q["confidence"])}
+<input type="number" name="confidence" min="0" max="100" step="1" required></label></p>
+{useful}{free}<p><button type="submit">Submit answer</button></p></form>"""

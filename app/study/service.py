@@ -1,0 +1,367 @@
+"""Reader-study operations on the database: create, serve the next case, answer, progress.
+
+Every function takes a SQLAlchemy :class:`Session` and commits what it changes before
+returning, so an answer is durable as soon as :func:`submit_answer` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Integer, Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from app.storage.models import Answer, Arm, Assignment, AuditLog, Case, Reader, Study
+from app.study.auth import hash_password, verify_password
+from app.study.config import PANEL_NEEDS, StudyConfig
+
+CONFIDENCE_RANGE = (0, 100)
+USEFULNESS_RANGE = (1, 5)
+MAX_FREE_TEXT = 5000
+
+
+class StudyError(Exception):
+    """A request the study cannot honour; ``status`` is the HTTP status that fits."""
+
+    status = 400
+
+
+class NotFound(StudyError):
+    status = 404
+
+
+class Forbidden(StudyError):
+    status = 403
+
+
+class AlreadyAnswered(StudyError):
+    status = 409
+
+
+class InvalidAnswer(StudyError):
+    status = 422
+
+
+@dataclass
+class CaseSpec:
+    """A case to put in a study: its key, truth and the stored model answer (if any)."""
+
+    case_key: str
+    truth: int
+    modalities: list[str] = field(default_factory=list)
+    probability: float | None = None
+    prediction: int | None = None
+    explanation: dict[str, Any] | None = None
+    folder: str | None = None
+
+
+@dataclass(frozen=True)
+class AnswerIn:
+    diagnosis: int
+    confidence: int
+    usefulness: dict[str, int] = field(default_factory=dict)
+    free_text: str = ""
+
+
+def utc(dt: datetime) -> datetime:
+    """``dt`` as aware UTC (SQLite hands timestamps back naive)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
+def audit(session: Session, actor: str, action: str, study_id: int | None, **detail: Any) -> None:
+    session.add(AuditLog(actor=actor, action=action, study_id=study_id, detail=detail))
+
+
+def reading_order(seed: int, reader_index: int, n_cases: int, n_arms: int) -> list[tuple[int, int]]:
+    """``(case index, arm index)`` in the order one reader reads them.
+
+    Arms are read in blocks; the block order rotates with the reader (counterbalanced), and
+    within each block the cases are shuffled by ``(seed, reader, arm)``.
+    """
+    order = []
+    for block in range(n_arms):
+        arm = (block + reader_index) % n_arms
+        rng = np.random.default_rng([seed, reader_index, arm])
+        order += [(int(c), arm) for c in rng.permutation(n_cases)]
+    return order
+
+
+def create_study(
+    session: Session, config: StudyConfig, cases: Sequence[CaseSpec], extra: dict | None = None
+) -> Study:
+    """The study with its arms, logins, cases and a fully crossed set of assignments."""
+    if not cases:
+        raise StudyError("a study needs at least one case")
+    keys = [c.case_key for c in cases]
+    if len(set(keys)) != len(keys):
+        raise StudyError("case keys must be unique")
+    needs_ai = any(a.show_prediction for a in config.arms)
+    missing = [c.case_key for c in cases if needs_ai and c.probability is None]
+    if missing:
+        raise StudyError(f"an AI arm needs the model's answer; missing for {missing[:5]}")
+    for c in cases:
+        if c.truth not in (0, 1):
+            raise StudyError(f"case {c.case_key}: truth must be 0 or 1, not {c.truth!r}")
+    people = [(p, "owner") for p in [config.owner]] + [(p, "reader") for p in config.readers]
+    if any(p.password is None for p, _ in people):
+        raise StudyError("every login needs a password (see resolve_passwords)")
+
+    study = Study(
+        name=config.name,
+        task=config.task,
+        seed=config.seed,
+        config={**config.as_dict(), **(extra or {})},
+        model_name=config.model if needs_ai else None,
+    )
+    session.add(study)
+    arms = [
+        Arm(
+            name=a.name,
+            position=i,
+            show_prediction=a.show_prediction,
+            show_explanations=a.show_explanations,
+        )
+        for i, a in enumerate(config.arms)
+    ]
+    study.arms = arms
+    study.cases = [
+        Case(
+            case_key=c.case_key,
+            folder=c.folder,
+            truth=c.truth,
+            modalities=list(c.modalities),
+            probability=c.probability,
+            prediction=c.prediction,
+            explanation=c.explanation,
+        )
+        for c in cases
+    ]
+    study.readers = [
+        Reader(
+            username=p.username,
+            code="OWNER" if role == "owner" else f"R{i:02d}",
+            password_hash=hash_password(p.password),
+            role=role,
+        )
+        for i, (p, role) in enumerate(people)
+    ]
+    session.flush()
+    readers = [r for r in study.readers if r.role == "reader"]
+    for r_index, reader in enumerate(readers):
+        order = reading_order(config.seed, r_index, len(study.cases), len(arms))
+        session.add_all(
+            Assignment(
+                reader_id=reader.id,
+                case_id=study.cases[c].id,
+                arm_id=arms[a].id,
+                order_index=k,
+            )
+            for k, (c, a) in enumerate(order)
+        )
+    audit(
+        session,
+        config.owner.username,
+        "study_created",
+        study.id,
+        cases=len(cases),
+        arms=[a.name for a in arms],
+        readers=len(readers),
+    )
+    session.commit()
+    return study
+
+
+def get_study(session: Session, study_id: int) -> Study:
+    study = session.get(Study, study_id)
+    if study is None:
+        raise NotFound(f"no study {study_id}")
+    return study
+
+
+def authenticate(session: Session, study_id: int, username: str, password: str) -> Reader | None:
+    """The login whose password matches, or ``None`` (the attempt is audited either way)."""
+    reader = session.scalar(
+        select(Reader).where(Reader.study_id == study_id, Reader.username == username)
+    )
+    ok = reader is not None and verify_password(password, reader.password_hash)
+    audit(session, username[:100], "login" if ok else "login_failed", study_id)
+    session.commit()
+    return reader if ok else None
+
+
+def _queue(reader: Reader) -> Select[tuple[Assignment]]:
+    return (
+        select(Assignment)
+        .where(Assignment.reader_id == reader.id)
+        .options(joinedload(Assignment.case), joinedload(Assignment.arm))
+    )
+
+
+def next_assignment(session: Session, reader: Reader) -> Assignment | None:
+    """The reader's first unanswered assignment, its timer started when first served."""
+    if reader.role != "reader":
+        raise Forbidden("only readers have a reading queue")
+    assignment = session.scalar(
+        _queue(reader)
+        .where(Assignment.answered.is_(False))
+        .order_by(Assignment.order_index)
+        .limit(1)
+    )
+    if assignment is None:
+        session.commit()
+        return None
+    if assignment.started_at is None:
+        assignment.started_at = datetime.now(UTC)
+        audit(session, reader.username, "case_served", reader.study_id, assignment=assignment.id)
+    session.commit()
+    return assignment
+
+
+def queue_size(session: Session, reader: Reader) -> int:
+    """How many readings the reader has in all."""
+    return session.scalar(
+        select(func.count(Assignment.id)).where(Assignment.reader_id == reader.id)
+    )
+
+
+def _check_answer(answer: AnswerIn, arm: Arm, study: Study) -> dict[str, int]:
+    if answer.diagnosis not in (0, 1):
+        raise InvalidAnswer("diagnosis must be 0 (absent) or 1 (present)")
+    lo, hi = CONFIDENCE_RANGE
+    if not isinstance(answer.confidence, int) or not lo <= answer.confidence <= hi:
+        raise InvalidAnswer(f"confidence must be an integer from {lo} to {hi}")
+    shown = [p for p in study.config["questions"]["usefulness"] if getattr(arm, PANEL_NEEDS[p])]
+    if set(answer.usefulness) != set(shown):
+        raise InvalidAnswer(f"rate the usefulness of exactly these panels: {shown}")
+    lo, hi = USEFULNESS_RANGE
+    for panel, rating in answer.usefulness.items():
+        if not isinstance(rating, int) or not lo <= rating <= hi:
+            raise InvalidAnswer(f"usefulness of {panel} must be an integer from {lo} to {hi}")
+    if len(answer.free_text) > MAX_FREE_TEXT:
+        raise InvalidAnswer(f"free text longer than {MAX_FREE_TEXT} characters")
+    return {p: answer.usefulness[p] for p in shown}
+
+
+def submit_answer(session: Session, reader: Reader, assignment_id: int, answer: AnswerIn) -> Answer:
+    """Store the answer to one of the reader's served assignments; a second one is refused.
+
+    The time taken is measured here: from when the case was first served to now.
+    """
+    assignment = session.scalar(_queue(reader).where(Assignment.id == assignment_id))
+    if assignment is None:
+        session.rollback()
+        raise NotFound(f"no assignment {assignment_id} in your queue")
+    if assignment.answered:
+        session.rollback()
+        raise AlreadyAnswered(f"assignment {assignment_id} is already answered")
+    if assignment.started_at is None:
+        session.rollback()
+        raise Forbidden(f"assignment {assignment_id} has not been served yet")
+    study = session.get(Study, reader.study_id)
+    usefulness = _check_answer(answer, assignment.arm, study)
+    now = datetime.now(UTC)
+    row = Answer(
+        assignment_id=assignment.id,
+        diagnosis=answer.diagnosis,
+        confidence=answer.confidence,
+        usefulness=usefulness,
+        free_text=answer.free_text,
+        seconds=round((now - utc(assignment.started_at)).total_seconds(), 3),
+        submitted_at=now,
+    )
+    session.add(row)
+    assignment.answered = True
+    audit(session, reader.username, "answer", reader.study_id, assignment=assignment.id)
+    try:
+        session.commit()
+    except IntegrityError as err:
+        session.rollback()
+        raise AlreadyAnswered(f"assignment {assignment_id} is already answered") from err
+    return row
+
+
+def case_view(assignment: Assignment) -> dict[str, Any]:
+    """What the reader is sent for this assignment: the arm decides what the AI shows."""
+    case, arm = assignment.case, assignment.arm
+    view: dict[str, Any] = {
+        "assignment_id": assignment.id,
+        "position": assignment.order_index + 1,
+        "case": {"key": case.case_key, "modalities": list(case.modalities)},
+        "arm": {
+            "name": arm.name,
+            "show_prediction": arm.show_prediction,
+            "show_explanations": arm.show_explanations,
+        },
+    }
+    if arm.show_prediction:
+        view["prediction"] = {"probability": case.probability, "answer": case.prediction}
+    if arm.show_explanations and case.explanation is not None:
+        view["explanation"] = case.explanation
+    return view
+
+
+def progress(session: Session, study_id: int) -> list[dict[str, Any]]:
+    """Answered and total assignments per reader (and per arm), in reader order."""
+    rows = session.execute(
+        select(
+            Reader.code,
+            Reader.username,
+            Arm.name,
+            func.count(Assignment.id),
+            func.sum(Assignment.answered.cast(Integer)),
+        )
+        .join(Assignment, Assignment.reader_id == Reader.id)
+        .join(Arm, Arm.id == Assignment.arm_id)
+        .where(Reader.study_id == study_id)
+        .group_by(Reader.code, Reader.username, Arm.name)
+        .order_by(Reader.code, Arm.name)
+    ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for code, username, arm, total, answered in rows:
+        entry = out.setdefault(
+            code, {"reader": code, "username": username, "answered": 0, "total": 0, "arms": {}}
+        )
+        entry["answered"] += int(answered or 0)
+        entry["total"] += int(total)
+        entry["arms"][arm] = {"answered": int(answered or 0), "total": int(total)}
+    return list(out.values())
+
+
+def answer_rows(session: Session, study_id: int) -> list[dict[str, Any]]:
+    """One row per reader x case x arm, answered or not; readers by pseudonym code only."""
+    q = (
+        select(Assignment, Reader, Case, Arm, Answer)
+        .join(Reader, Reader.id == Assignment.reader_id)
+        .join(Case, Case.id == Assignment.case_id)
+        .join(Arm, Arm.id == Assignment.arm_id)
+        .outerjoin(Answer, Answer.assignment_id == Assignment.id)
+        .where(Reader.study_id == study_id)
+        .order_by(Reader.code, Arm.position, Case.case_key)
+    )
+    rows = []
+    for assignment, reader, case, arm, answer in session.execute(q):
+        rows.append(
+            {
+                "reader": reader.code,
+                "case": case.case_key,
+                "arm": arm.name,
+                "order": assignment.order_index + 1,
+                "truth": case.truth,
+                "ai_probability": case.probability,
+                "ai_prediction": case.prediction,
+                "ai_shown": arm.show_prediction,
+                "explanations_shown": arm.show_explanations,
+                "answered": assignment.answered,
+                "diagnosis": answer.diagnosis if answer else None,
+                "confidence": answer.confidence if answer else None,
+                "seconds": answer.seconds if answer else None,
+                "usefulness": dict(answer.usefulness) if answer else {},
+                "free_text": answer.free_text if answer else "",
+            }
+        )
+    return rows
