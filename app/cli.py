@@ -108,7 +108,12 @@ def _serve(args: argparse.Namespace) -> int:
     from app.workstation import serve
 
     return serve(
-        host=args.host, port=args.port, model=args.model, cases_dir=args.cases, device=args.device
+        host=args.host,
+        port=args.port,
+        model=args.model,
+        cases_dir=args.cases,
+        device=args.device,
+        review_db=args.review_db,
     )
 
 
@@ -319,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="demo", help="checkpoint folder (default: the demo model)")
     p.add_argument("--cases", help="folder for the demo cases (default: ~/.cache/fuselens)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--review-db", help="error-review database (default: FUSELENS_DB_URL or the data folder)"
+    )
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser("explain", help="explanation bundle and offline HTML report of a case")

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ from app import exports, image_views, report_views, views  # noqa: E402
 from app.demo_cases import load_catalogue  # noqa: E402
 from app.figures.prediction import DEMO_CAVEAT  # noqa: E402
 from app.figures.text_highlight import HIGHLIGHT_CLASS, HIGHLIGHT_CSS  # noqa: E402
+from app.review import ui as review_ui  # noqa: E402
+from app.review.store import Sessions  # noqa: E402
 from app.session import (  # noqa: E402
     STATUS_COLUMNS,
     Current,
@@ -42,6 +44,7 @@ CSS = (
 """
 )
 PICK_A_CASE = "Pick a demo case or open files."
+CASE_TAB = "case"
 SELECTED_COLOUR = "#ffd54f"
 
 
@@ -299,7 +302,9 @@ def _explanation_updates(
         yield {ui.progress: views.progress_markdown(cur.bundle, finished=True)}
 
 
-def _wire_case_events(ws: Workstation, ui: Layout) -> None:
+def _wire_case_events(
+    ws: Workstation, ui: Layout, openers: Sequence[review_ui.CaseOpener] = (), tabs: Any = None
+) -> None:
     open_outputs = [ui.current, ui.status, ui.story, ui.progress, ui.html_file, ui.zip_file]
     open_outputs += list(ui.panels.values()) + ui.echo_col + ui.echo_title + ui.echo_scrub
     explain_inputs = [ui.current, ui.task, ui.target, ui.cxr_opacity, *ui.echo_opacity]
@@ -335,7 +340,15 @@ def _wire_case_events(ws: Workstation, ui: Layout) -> None:
         ui.task.input(choose_task, [ui.task], [ui.target]).then(**explain_args),
         ui.target.input(**explain_args),
     ]
-    for trigger in (ui.demo_pick.change, ui.open_btn.click, ui.task.input, ui.target.input):
+    for opener in openers:  # another tab opens a case here, then shows the Case tab
+
+        def open_other(*values: Any, opener: review_ui.CaseOpener = opener) -> dict[Any, Any]:
+            return {**_opened(ui, opener.load(*values)), tabs: gr.Tabs(selected=CASE_TAB)}
+
+        opened = opener.trigger(open_other, opener.inputs, [*open_outputs, tabs])
+        running.append(opened.success(**explain_args))
+    triggers = (ui.demo_pick.change, ui.open_btn.click, ui.task.input, ui.target.input)
+    for trigger in (*triggers, *(o.trigger for o in openers)):
         trigger(None, None, None, cancels=running)
 
 
@@ -403,17 +416,29 @@ def _wire_report_and_export(ws: Workstation, ui: Layout) -> None:
     ui.export_btn.click(export, [ui.current], [ui.html_file, ui.zip_file])
 
 
-def wire_events(ws: Workstation, ui: Layout) -> None:
-    """Connect the layout's components to their callbacks."""
-    _wire_case_events(ws, ui)
+def wire_events(
+    ws: Workstation, ui: Layout, openers: Sequence[review_ui.CaseOpener] = (), tabs: Any = None
+) -> None:
+    """Connect the layout's components to their callbacks (``openers``: other tabs' ways
+    into the Case view, which switch ``tabs`` to it)."""
+    _wire_case_events(ws, ui, openers, tabs)
     _wire_overlay_events(ws, ui)
     _wire_report_and_export(ws, ui)
 
 
-def build_app(ws: Workstation) -> gr.Blocks:
-    """The workstation: layout plus callbacks, wired to ``ws``."""
+def build_app(ws: Workstation, review: Sessions | None = None) -> gr.Blocks:
+    """The workstation: layout plus callbacks, wired to ``ws``; with ``review`` (a session
+    factory of the review database) the Case view and an Error review tab."""
     with gr.Blocks(title="FuseLens workstation", analytics_enabled=False) as app:
-        wire_events(ws, declare_layout(ws))
+        if review is None:
+            wire_events(ws, declare_layout(ws))
+            return app
+        with gr.Tabs() as tabs:
+            with gr.Tab("Case", id=CASE_TAB, elem_id="fl-tab-case"):
+                ui = declare_layout(ws)
+            with gr.Tab("Error review", id="review", elem_id="fl-tab-review"):
+                review_layout = review_ui.declare_review_tab(review)
+        wire_events(ws, ui, [review_ui.wire_review_events(review, review_layout)], tabs)
     return app
 
 
@@ -423,8 +448,11 @@ def serve(
     model: str = "demo",
     cases_dir: str | None = None,
     device: str = "auto",
+    review_db: str | None = None,
 ) -> int:
-    """Load the model, build the app and serve it until interrupted."""
+    """Load the model and the review database, build the app and serve it until interrupted."""
+    from app.storage.db import open_database
+
     t0 = time.perf_counter()
     try:
         loaded = load_workstation_model(model, device)
@@ -433,7 +461,8 @@ def serve(
         return 2
     ws = Workstation(loaded, load_catalogue(), cases_dir)
     print(f"FuseLens: {loaded.name} on {loaded.device} ({time.perf_counter() - t0:.1f} s)")
-    app = build_app(ws)
+    engine, review = open_database(review_db)
+    app = build_app(ws, review)
     app.queue(default_concurrency_limit=1)
     app.launch(
         server_name=host,
@@ -452,5 +481,6 @@ def serve(
         pass
     finally:
         app.close()
+        engine.dispose()
         shutil.rmtree(ws.media_dir, ignore_errors=True)
     return 0

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -124,42 +124,50 @@ def list_runs(sessions: Sessions) -> list[RunInfo]:
         ]
 
 
-def run_rows(sessions: Sessions, run_id: int) -> list[dict[str, Any]]:
-    """Each stored case of the run with its tags and notes (oldest note first)."""
-    query = (
+def _row(r: ResultRow) -> dict[str, Any]:
+    return {
+        "case_id": r.case_key,
+        "folder": r.folder,
+        "truth": r.truth,
+        "probability": r.probability,
+        "prediction": r.prediction,
+        "outcome": r.outcome,
+        "modalities": list(r.modalities),
+        "tags": sorted(ct.tag.name for ct in r.tags),
+        "notes": [n.text for n in sorted(r.notes, key=lambda n: (n.created_at, n.id))],
+    }
+
+
+def _results(run_id: int) -> Select[tuple[ResultRow]]:
+    return (
         select(ResultRow)
         .where(ResultRow.run_id == run_id)
         .options(selectinload(ResultRow.tags).selectinload(CaseTag.tag))
         .options(selectinload(ResultRow.notes))
-        .order_by(ResultRow.case_key)
     )
-    with sessions() as s:
-        return [
-            {
-                "case_id": r.case_key,
-                "truth": r.truth,
-                "probability": r.probability,
-                "prediction": r.prediction,
-                "outcome": r.outcome,
-                "modalities": list(r.modalities),
-                "tags": sorted(ct.tag.name for ct in r.tags),
-                "notes": [n.text for n in sorted(r.notes, key=lambda n: (n.created_at, n.id))],
-            }
-            for r in s.scalars(query)
-        ]
 
 
-def case_folder(sessions: Sessions, run_id: int, case_key: str) -> Path:
-    """Where the case folder of a stored result lives."""
+def run_rows(sessions: Sessions, run_id: int) -> list[dict[str, Any]]:
+    """Each stored case of the run with its tags and notes (oldest note first)."""
     with sessions() as s:
-        folder = s.scalar(
-            select(ResultRow.folder).where(
-                ResultRow.run_id == run_id, ResultRow.case_key == case_key
-            )
-        )
-    if folder is None:
-        raise KeyError(f"run {run_id} has no case {case_key!r}")
-    return Path(folder)
+        return [_row(r) for r in s.scalars(_results(run_id).order_by(ResultRow.case_key))]
+
+
+def result(sessions: Sessions, run_id: int, case_key: str) -> dict[str, Any]:
+    """One stored case of the run, as :func:`run_rows` gives it."""
+    with sessions() as s:
+        r = s.scalar(_results(run_id).where(ResultRow.case_key == case_key))
+        if r is None:
+            raise KeyError(f"run {run_id} has no case {case_key!r}")
+        return _row(r)
+
+
+def get_run(sessions: Sessions, run_id: int) -> RunInfo:
+    """One run by id."""
+    for run in list_runs(sessions):
+        if run.id == run_id:
+            return run
+    raise KeyError(f"no review run {run_id}")
 
 
 def tag_names(sessions: Sessions) -> list[str]:

@@ -1,0 +1,73 @@
+"""Plotly figures of a review run: the confusion matrix and the calibration curve."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from app.review.metrics import Calibration
+
+CELL_NAMES = (("TN", "FP"), ("FN", "TP"))
+
+
+def confusion_figure(counts: np.ndarray, task_label: str = "Heart failure") -> go.Figure:
+    """Annotated 2 x 2 heat map: rows the truth, columns the prediction."""
+    counts = np.asarray(counts, dtype=int)
+    if counts.shape != (2, 2):
+        raise ValueError(f"a confusion matrix is 2 x 2, got {counts.shape}")
+    text = [[f"{CELL_NAMES[i][j]}<br>{counts[i, j]}" for j in range(2)] for i in range(2)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=counts,
+            x=["predicted no", "predicted yes"],
+            y=["truth no", "truth yes"],
+            text=text,
+            texttemplate="%{text}",
+            textfont={"size": 18},
+            colorscale="Blues",
+            showscale=False,
+            hovertemplate="%{y}, %{x}: %{z}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"{task_label}: confusion matrix (n = {int(counts.sum())})",
+        yaxis={"autorange": "reversed"},
+        height=340,
+        margin={"l": 80, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
+
+
+def calibration_figure(cal: Calibration) -> go.Figure:
+    """Reliability diagram: observed fraction against mean predicted probability per bin."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            line={"dash": "dash", "color": "#888"},
+            name="perfectly calibrated",
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=cal.mean_predicted,
+            y=cal.fraction_positive,
+            customdata=cal.counts,
+            mode="lines+markers",
+            marker={"size": 6 + 14 * np.sqrt(cal.counts / cal.counts.max())},
+            name="model",
+            hovertemplate="mean P %{x:.2f}: %{y:.2f} positive (%{customdata} cases)<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Calibration ({cal.n_bins} bins) · Brier score {cal.brier:.3f}",
+        xaxis={"title": "mean predicted probability", "range": [0, 1]},
+        yaxis={"title": "fraction with heart failure", "range": [-0.02, 1.02]},
+        height=340,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig

@@ -1,0 +1,334 @@
+"""The Error review tab: run picker, filtered cohort table, confusion matrix, calibration,
+tags and notes, CSV export, the taxonomy editor, and "Open in Case view".
+
+:func:`declare_review_tab` places the components (inside a ``gr.Tab``);
+:func:`wire_review_events` connects them to thin callbacks over :mod:`app.review.views`
+and :mod:`app.review.store`, and returns the :class:`CaseOpener` the workstation wires
+into its Case view.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from app.figures.prediction import DEMO_CAVEAT  # noqa: E402
+from app.review import store, views  # noqa: E402
+from app.review.cohort import OUTCOMES  # noqa: E402
+from app.review.table import SORTABLE  # noqa: E402
+from app.session import LoadedCase  # noqa: E402
+from model_zoo.case import MODALITIES  # noqa: E402
+
+DEFAULT_ACTOR = "reviewer"
+
+
+@dataclass
+class CaseOpener:
+    """Another tab's way into the Case view: ``trigger`` opens ``load(*inputs)`` there."""
+
+    trigger: Callable[..., Any]
+    load: Callable[..., LoadedCase]
+    inputs: list[Any]
+
+
+@dataclass
+class ReviewLayout:
+    """Every component of the Error review tab."""
+
+    run: Any
+    refresh: Any
+    actor: Any
+    outcomes: Any
+    low: Any
+    high: Any
+    present: Any
+    missing: Any
+    tag_filter: Any
+    sort_by: Any
+    descending: Any
+    summary: Any
+    table: Any
+    confusion: Any
+    calibration: Any
+    selected: Any
+    case_md: Any
+    tags: Any
+    note: Any
+    save: Any
+    status: Any
+    open_case: Any
+    export: Any
+    csv: Any
+    tax_pick: Any
+    tax_name: Any
+    tax_add: Any
+    tax_rename: Any
+    tax_remove: Any
+    tax_status: Any
+
+    @property
+    def filters(self) -> list[Any]:
+        return [
+            self.outcomes,
+            self.low,
+            self.high,
+            self.present,
+            self.missing,
+            self.tag_filter,
+            self.sort_by,
+            self.descending,
+        ]
+
+
+def _filter_controls(tags: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with gr.Row(equal_height=False):
+        out["outcomes"] = gr.CheckboxGroup(
+            list(OUTCOMES), label="Outcome", elem_id="fl-review-outcomes"
+        )
+        out["present"] = gr.CheckboxGroup(
+            list(MODALITIES), label="Modalities present (all of)", elem_id="fl-review-present"
+        )
+        out["missing"] = gr.CheckboxGroup(
+            list(MODALITIES), label="Modalities missing (any of)", elem_id="fl-review-missing"
+        )
+        out["tag_filter"] = gr.CheckboxGroup(
+            tags, label="Tagged (any of)", elem_id="fl-review-tag-filter"
+        )
+    with gr.Row(equal_height=False):
+        out["low"] = gr.Slider(
+            0.5, 1, value=0.5, step=0.01, label="Confidence from", elem_id="fl-review-low"
+        )
+        out["high"] = gr.Slider(
+            0.5, 1, value=1, step=0.01, label="Confidence to", elem_id="fl-review-high"
+        )
+        out["sort_by"] = gr.Dropdown(
+            list(SORTABLE), value="confidence", label="Sort by", elem_id="fl-review-sort"
+        )
+        out["descending"] = gr.Checkbox(True, label="Descending", elem_id="fl-review-desc")
+    return out
+
+
+def _annotation_controls(tags: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    out["case_md"] = gr.Markdown(views.case_markdown(None), elem_id="fl-review-case")
+    out["tags"] = gr.CheckboxGroup(tags, label="Error tags", elem_id="fl-review-tags")
+    out["note"] = gr.Textbox(label="Add a note", lines=3, elem_id="fl-review-note")
+    with gr.Row():
+        out["save"] = gr.Button("Save tags and note", variant="primary", elem_id="fl-review-save")
+        out["open_case"] = gr.Button("Open in Case view", elem_id="fl-review-open")
+    out["status"] = gr.Markdown(elem_id="fl-review-status")
+    with gr.Accordion("Edit the error taxonomy", open=False):
+        out["tax_pick"] = gr.Dropdown(tags, label="Tag", elem_id="fl-review-tax-pick")
+        out["tax_name"] = gr.Textbox(label="New tag / new name", elem_id="fl-review-tax-name")
+        with gr.Row():
+            out["tax_add"] = gr.Button("Add", elem_id="fl-review-tax-add")
+            out["tax_rename"] = gr.Button("Rename", elem_id="fl-review-tax-rename")
+            out["tax_remove"] = gr.Button("Remove", variant="stop", elem_id="fl-review-tax-remove")
+        out["tax_status"] = gr.Markdown(elem_id="fl-review-tax-status")
+    return out
+
+
+def declare_review_tab(sessions: store.Sessions) -> ReviewLayout:
+    """Place the tab's components (call inside a ``gr.Tab``)."""
+    runs = views.run_choices(sessions)
+    tags = store.tag_names(sessions)
+    gr.Markdown(f"⚠️ **{DEMO_CAVEAT}**", elem_classes=["fl-caveat"])
+    with gr.Row(equal_height=False):
+        run = gr.Dropdown(
+            runs,
+            value=runs[0][1] if runs else None,
+            label="Review run",
+            scale=4,
+            elem_id="fl-review-run",
+        )
+        refresh = gr.Button("Refresh runs", scale=1, elem_id="fl-review-refresh")
+        actor = gr.Textbox(
+            DEFAULT_ACTOR, label="Your name (audit log)", scale=2, elem_id="fl-review-actor"
+        )
+    filters = _filter_controls(tags)
+    summary = gr.Markdown(views.NO_RUN if not runs else "", elem_id="fl-review-summary")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            table = gr.Dataframe(
+                interactive=False, wrap=True, max_height=520, elem_id="fl-review-table"
+            )
+            with gr.Row():
+                export = gr.Button("Export the table shown (CSV)", elem_id="fl-review-export")
+                csv = gr.File(label="CSV", interactive=False, elem_id="fl-review-csv")
+        with gr.Column(scale=2):
+            notes = _annotation_controls(tags)
+    with gr.Row(equal_height=False):
+        confusion = gr.Plot(label="Confusion matrix", elem_id="fl-review-confusion")
+        calibration = gr.Plot(label="Calibration", elem_id="fl-review-calibration")
+    return ReviewLayout(
+        run=run,
+        refresh=refresh,
+        actor=actor,
+        summary=summary,
+        table=table,
+        confusion=confusion,
+        calibration=calibration,
+        selected=gr.State(None),
+        export=export,
+        csv=csv,
+        **filters,
+        **notes,
+    )
+
+
+def _filters(*values: Any) -> views.Filters:
+    try:
+        return views.make_filters(*values)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from exc
+
+
+def _show_table(
+    sessions: store.Sessions, rl: ReviewLayout, run_id: int | None, *filter_values: Any
+) -> dict[Any, Any]:
+    """The summary line and the filtered table of the run."""
+    if run_id is None:
+        return {rl.summary: views.NO_RUN, rl.table: None}
+    table, shown = views.tables(sessions, run_id, _filters(*filter_values))
+    return {rl.summary: views.summary_markdown(table, shown), rl.table: shown}
+
+
+def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
+    def show_table(run_id: int | None, *filter_values: Any) -> dict[Any, Any]:
+        return _show_table(sessions, rl, run_id, *filter_values)
+
+    def show_run(run_id: int | None, *filter_values: Any) -> dict[Any, Any]:
+        out = show_table(run_id, *filter_values)
+        figures = (None, None)
+        if run_id is not None:
+            figures = views.cohort_figures(views.run_table(sessions, run_id))
+        out.update({rl.confusion: figures[0], rl.calibration: figures[1]})
+        out.update({rl.selected: None, rl.case_md: views.case_markdown(None), rl.tags: []})
+        return out
+
+    def refresh_runs(run_id: int | None) -> Any:
+        runs = views.run_choices(sessions)
+        ids = [i for _, i in runs]
+        return gr.update(choices=runs, value=run_id if run_id in ids else (ids or [None])[0])
+
+    inputs = [rl.run, *rl.filters]
+    table_out = [rl.summary, rl.table]
+    run_out = [*table_out, rl.confusion, rl.calibration, rl.selected, rl.case_md, rl.tags]
+    rl.run.change(show_run, inputs, run_out)
+    rl.refresh.click(refresh_runs, [rl.run], [rl.run]).then(show_run, inputs, run_out)
+    for control in rl.filters:
+        event = control.release if isinstance(control, gr.Slider) else control.change
+        event(show_table, inputs, table_out, show_progress="hidden")
+
+    def export(run_id: int | None, *filter_values: Any) -> str:
+        if run_id is None:
+            raise gr.Error(views.NO_RUN)
+        _, shown = views.tables(sessions, run_id, _filters(*filter_values))
+        return str(views.export_path(shown, run_id))
+
+    rl.export.click(export, inputs, [rl.csv])
+
+
+def _wire_annotations(sessions: store.Sessions, rl: ReviewLayout) -> None:
+    def select(run_id: int | None, evt: gr.SelectData) -> dict[Any, Any]:
+        if run_id is None or not evt.row_value:
+            return {}
+        row = store.result(sessions, run_id, str(evt.row_value[0]))
+        return {
+            rl.selected: row["case_id"],
+            rl.case_md: views.case_markdown(row),
+            rl.tags: row["tags"],
+            rl.status: "",
+        }
+
+    rl.table.select(select, [rl.run], [rl.selected, rl.case_md, rl.tags, rl.status])
+
+    def save(run_id, case_id, tags, note, actor, *filter_values) -> dict[Any, Any]:
+        if run_id is None or not case_id:
+            raise gr.Error("Select a case in the table first.")
+        try:
+            change = store.save_annotation(
+                sessions, run_id, case_id, tags or [], note, (actor or DEFAULT_ACTOR).strip()
+            )
+        except (KeyError, ValueError) as exc:
+            raise gr.Error(str(exc)) from exc
+        return {
+            rl.status: views.annotation_status(change),
+            rl.note: "",
+            rl.case_md: views.case_markdown(store.result(sessions, run_id, case_id)),
+            **_show_table(sessions, rl, run_id, *filter_values),
+        }
+
+    rl.save.click(
+        save,
+        [rl.run, rl.selected, rl.tags, rl.note, rl.actor, *rl.filters],
+        [rl.status, rl.note, rl.case_md, rl.summary, rl.table],
+    )
+
+
+def _wire_taxonomy(sessions: store.Sessions, rl: ReviewLayout) -> None:
+    def edit(action: Callable[[], str]) -> dict[Any, Any]:
+        try:
+            message = action()
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        tags = store.tag_names(sessions)
+        return {
+            rl.tax_status: message,
+            rl.tax_pick: gr.update(choices=tags, value=None),
+            rl.tax_name: "",
+            rl.tags: gr.update(choices=tags, value=[]),
+            rl.tag_filter: gr.update(choices=tags, value=[]),
+        }
+
+    def add(name: str, actor: str) -> dict[Any, Any]:
+        return edit(lambda: f"Added {store.add_tag(sessions, name, actor)!r}.")
+
+    def rename(old: str | None, new: str, actor: str) -> dict[Any, Any]:
+        if not old:
+            raise gr.Error("Choose the tag to rename.")
+        return edit(lambda: f"Renamed {old!r} to {store.rename_tag(sessions, old, new, actor)!r}.")
+
+    def remove(name: str | None, actor: str) -> dict[Any, Any]:
+        if not name:
+            raise gr.Error("Choose the tag to remove.")
+        return edit(
+            lambda: f"Removed {name!r} (from {store.remove_tag(sessions, name, actor)} cases)."
+        )
+
+    outputs = [rl.tax_status, rl.tax_pick, rl.tax_name, rl.tags, rl.tag_filter]
+    inputs = [rl.run, *rl.filters]
+    for button, fn, args in (
+        (rl.tax_add, add, [rl.tax_name, rl.actor]),
+        (rl.tax_rename, rename, [rl.tax_pick, rl.tax_name, rl.actor]),
+        (rl.tax_remove, remove, [rl.tax_pick, rl.actor]),
+    ):
+        button.click(fn, args, outputs).success(
+            lambda run_id, *f: _show_table(sessions, rl, run_id, *f),
+            inputs,
+            [rl.summary, rl.table],
+        )
+
+
+def wire_review_events(sessions: store.Sessions, rl: ReviewLayout) -> CaseOpener:
+    """Connect the tab's callbacks; returns how its "Open in Case view" opens a case."""
+    _wire_table(sessions, rl)
+    _wire_annotations(sessions, rl)
+    _wire_taxonomy(sessions, rl)
+
+    def load(run_id: int | None, case_id: str | None) -> LoadedCase:
+        if run_id is None or not case_id:
+            raise gr.Error("Select a case in the table first.")
+        try:
+            return views.open_result(sessions, run_id, case_id)
+        except (KeyError, ValueError) as exc:
+            raise gr.Error(str(exc)) from exc
+
+    return CaseOpener(rl.open_case.click, load, [rl.run, rl.selected])
