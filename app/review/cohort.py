@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from model_zoo.model import FusionModel
+if TYPE_CHECKING:
+    from model_zoo.model import FusionModel
 
 TASK = "heart_failure"
 OUTCOMES = ("TP", "FP", "TN", "FN")

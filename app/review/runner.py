@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
 from app.review import store
 from app.review.cohort import TASK, CaseResult, case_folders, review_case
-from model_zoo.model import FusionModel
+
+if TYPE_CHECKING:
+    from model_zoo.model import FusionModel
 
 
 @dataclass

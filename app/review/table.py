@@ -41,14 +41,19 @@ def cohort_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 "truth": "yes" if int(r["truth"]) else "no",
                 "prediction": "yes" if int(r["prediction"]) else "no",
                 "outcome": r["outcome"],
-                "probability": round(p, 4),
-                "confidence": round(p if int(r["prediction"]) else 1.0 - p, 4),
+                "probability": p,
+                "confidence": p if int(r["prediction"]) else 1.0 - p,
                 "modalities": ", ".join(m for m in MODALITIES if m in r["modalities"]),
                 "tags": SEPARATOR.join(sorted(r.get("tags") or ())),
                 "notes": NOTE_SEPARATOR.join(r.get("notes") or ()),
             }
         )
     return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def for_display(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
+    """The table with probabilities rounded for the screen (exports keep full precision)."""
+    return table.round({"probability": decimals, "confidence": decimals})
 
 
 def _split(cell: str, sep: str) -> set[str]:

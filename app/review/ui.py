@@ -21,7 +21,7 @@ import gradio as gr  # noqa: E402
 from app.figures.prediction import DEMO_CAVEAT  # noqa: E402
 from app.review import store, views  # noqa: E402
 from app.review.cohort import OUTCOMES  # noqa: E402
-from app.review.table import SORTABLE  # noqa: E402
+from app.review.table import SORTABLE, for_display  # noqa: E402
 from app.session import LoadedCase  # noqa: E402
 from model_zoo.case import MODALITIES  # noqa: E402
 
@@ -197,7 +197,7 @@ def _show_table(
     if run_id is None:
         return {rl.summary: views.NO_RUN, rl.table: None}
     table, shown = views.tables(sessions, run_id, _filters(*filter_values))
-    return {rl.summary: views.summary_markdown(table, shown), rl.table: shown}
+    return {rl.summary: views.summary_markdown(table, shown), rl.table: for_display(shown)}
 
 
 def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:

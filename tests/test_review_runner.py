@@ -1,0 +1,137 @@
+"""fuselens review: the model over a small synthetic cohort, resumable, outcomes checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from sqlalchemy import func, select
+from test_model_support import tiny_config
+
+from app.cli import main
+from app.review import store, views
+from app.review.runner import run_review
+from app.storage.db import open_database
+from app.storage.models import CaseResult as ResultRow
+from model_zoo.model import FusionModel
+from model_zoo.predict import predict_case
+from model_zoo.registry import save_model
+from model_zoo.synth.cohort import write_cohort
+
+N = 6
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cohort")
+    write_cohort(out, n=N, seed=3, progress=False, workers=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return FusionModel(tiny_config()).eval()
+
+
+@pytest.fixture(scope="module")
+def reviewed(cohort, model, tmp_path_factory):
+    """A run interrupted after 2 stored cases, then resumed to the end."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'review.db'}"
+    engine, sessions = open_database(url)
+    seen: list[str] = []
+
+    def stop_after_two(result) -> None:
+        seen.append(result.case_id)
+        if len(seen) == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_review(sessions, cohort, model, "tiny", "r1", progress=False, on_stored=stop_after_two)
+    after_interrupt = store.stored_case_keys(sessions, 1)
+    resumed = run_review(sessions, cohort, model, "tiny", "r1", progress=False)
+    yield {
+        "url": url,
+        "sessions": sessions,
+        "first": list(seen),
+        "after_interrupt": after_interrupt,
+        "resumed": resumed,
+    }
+    engine.dispose()
+
+
+def test_interrupted_run_resumes_with_every_case_once(reviewed):
+    assert reviewed["after_interrupt"] == set(reviewed["first"]) and len(reviewed["first"]) == 2
+    summary = reviewed["resumed"]
+    assert (summary.stored_before, summary.added, summary.total) == (2, N - 2, N)
+    assert summary.complete and not summary.failed
+    with reviewed["sessions"]() as s:
+        assert s.scalar(select(func.count()).select_from(ResultRow)) == N
+        keys = s.scalars(select(ResultRow.case_key)).all()
+    assert sorted(keys) == [f"P{i:05d}" for i in range(N)]
+    assert store.get_run(reviewed["sessions"], summary.run_id).status == "complete"
+
+
+def test_stored_outcomes_match_truth_files_and_the_model(reviewed, cohort, model):
+    from app.ingest import load_case
+
+    rows = {r["case_id"]: r for r in store.run_rows(reviewed["sessions"], 1)}
+    for case_id, row in rows.items():
+        truth = json.loads((cohort / case_id / "truth.json").read_text())
+        assert row["truth"] == truth["labels"]["heart_failure"]
+        assert sorted(row["modalities"]) == sorted(truth["modalities"])
+        expected_pred = int(row["probability"] >= 0.5)
+        assert row["prediction"] == expected_pred
+        assert (
+            row["outcome"]
+            == {(1, 1): "TP", (0, 1): "FP", (0, 0): "TN", (1, 0): "FN"}[
+                (row["truth"], expected_pred)
+            ]
+        )
+    case, _ = load_case(cohort / "P00005")  # labs and CXR only
+    p = predict_case(model, case)["tasks"]["heart_failure"]["probability"]
+    assert rows["P00005"]["probability"] == pytest.approx(p, abs=1e-6)
+
+
+def test_a_rerun_of_a_complete_run_adds_nothing(reviewed, cohort, model):
+    summary = run_review(reviewed["sessions"], cohort, model, "tiny", "r1", progress=False)
+    assert (summary.added, summary.stored_before, summary.stored_after) == (0, N, N)
+
+
+def test_a_run_name_reused_for_another_model_is_refused(reviewed, cohort, model):
+    with pytest.raises(ValueError, match="choose another --run-name"):
+        run_review(reviewed["sessions"], cohort, model, "another model", "r1", progress=False)
+
+
+def test_cli_review_threshold_limit_and_resume(reviewed, cohort, model, tmp_path, capsys):
+    path = save_model(model, tmp_path / "m")
+    args = ["review", "--cohort", str(cohort), "--model", str(path), "--db", reviewed["url"]]
+    args += ["--run-name", "strict", "--threshold", "0.99"]
+    assert main([*args, "--limit", "1"]) == 0
+    assert "1 new, 0 already stored, 1/6 cases stored; incomplete" in capsys.readouterr().out
+    assert main([*args, "--limit", "1"]) == 0
+    assert "1 new, 1 already stored, 2/6 cases stored" in capsys.readouterr().out
+    rows = store.run_rows(reviewed["sessions"], 2)
+    assert [r["case_id"] for r in rows] == ["P00000", "P00001"]
+    assert all(r["prediction"] == 0 and r["outcome"] == "FN" for r in rows)  # both have HF
+
+
+def test_cli_review_rejects_a_folder_without_cases(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["review", "--cohort", str(tmp_path), "--db", db]) == 2
+    assert "no case folders with truth.json" in capsys.readouterr().err
+
+
+def test_open_result_reads_the_case_folder_with_its_truth(reviewed):
+    loaded = views.open_result(reviewed["sessions"], 1, "P00005")
+    assert loaded.case.modalities() == ["labs", "cxr"]
+    assert loaded.case.truth is not None and loaded.case.truth.labels["heart_failure"] == 1
+    assert loaded.key == "review-1-P00005" and "P00005" in loaded.title
+    assert "error review run 'r1'" in loaded.story
+    with pytest.raises(KeyError):
+        views.open_result(reviewed["sessions"], 1, "P99999")
