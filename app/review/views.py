@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -15,7 +15,9 @@ from app.review import store
 from app.review.figures import calibration_figure, confusion_figure
 from app.review.metrics import calibration, confusion_counts
 from app.review.table import Filters, cohort_table, export_csv, filter_table
-from app.session import LoadedCase
+
+if TYPE_CHECKING:
+    from app.session import LoadedCase
 
 NO_RUN = "No review run yet: run `fuselens review --cohort DIR` first."
 
@@ -103,6 +105,7 @@ def open_result(sessions: store.Sessions, run_id: int, case_id: str) -> LoadedCa
     """A stored result's case folder, read as the demo cases are (planted truth attached)."""
     from app.ingest import load_case
     from app.ingest.errors import IngestError
+    from app.session import LoadedCase
     from model_zoo.synth.truth import load_truth
 
     row = store.result(sessions, run_id, case_id)
