@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 from app.storage.db import data_dir, open_database
-from app.study.cases import ModelPredictor, load_study_cases
+from app.study.cases import ModelPredictor, case_folders, load_study_cases
 from app.study.config import load_config, resolve_passwords
 from app.study.export import export_study
 from app.study.service import create_study, get_study
@@ -21,6 +21,7 @@ def create_from_folder(
 ) -> tuple[int, dict[str, str]]:
     """Create the study; returns its id and the passwords generated for logins without one."""
     config, generated = resolve_passwords(load_config(config_path))
+    case_folders(cases_dir)  # a wrong folder fails before the model loads
     needs_model = any(a.show_prediction for a in config.arms)
     model_name = model or config.model
     predictor = ModelPredictor(model_name, config.task) if needs_model else None

@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.study.metrics import disease_score
 from app.study.service import answer_rows, get_study
 
 BASE_COLUMNS = (
@@ -56,6 +55,8 @@ def csv_text(rows: Sequence[dict[str, Any]], panels: Sequence[str]) -> str:
 
 def imrmc_text(rows: Sequence[dict[str, Any]], title: str) -> str:
     """The answered rows in iMRMC input format."""
+    from app.study.metrics import disease_score  # scipy and pandas: only when exporting
+
     cases = sorted({r["case"]: r["truth"] for r in rows}.items())
     number = {key: i + 1 for i, (key, _) in enumerate(cases)}
     answered = [r for r in rows if r["answered"]]

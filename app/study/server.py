@@ -32,7 +32,6 @@ from app.storage.db import data_dir
 from app.storage.models import Case, Reader, Study
 from app.study.config import PANEL_NEEDS, PANELS
 from app.study.export import csv_text, imrmc_text
-from app.study.results import study_results
 from app.study.service import (
     AnswerIn,
     StudyError,
@@ -298,6 +297,8 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
 
     @app.get("/api/results")
     def api_results(_: OwnerLogin, session: DB) -> dict:
+        from app.study.results import study_results  # the statistics stack loads on first use
+
         return study_results(session, study_id)
 
     @app.get("/api/export.csv")
@@ -333,6 +334,8 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
             + "</tr>"
             for p in progress(session, study_id)
         )
+        from app.study.results import study_results
+
         results = study_results(session, study_id)
         perf = "".join(
             f"<tr><td>{r['reader']}</td><td>{html.escape(r['arm'])}</td><td>{r['n_cases']}</td>"
