@@ -84,6 +84,9 @@ def test_ten_readers_concurrently_store_exactly_200_answers(study):
             served = list(pool.map(read_all, range(10)))
         elapsed = time.perf_counter() - t0
         state = _db_state(study["url"], study_id)
+        with closing(server.client("owner", OWNER_PASSWORD)) as owner:
+            page = owner.get("/owner").text
+            results = owner.get("/api/results").json()
     finally:
         server.stop()
     assert served == [20] * 10
@@ -93,6 +96,13 @@ def test_ten_readers_concurrently_store_exactly_200_answers(study):
     assert all(
         len(r["answered"]) == 20 and r["next_order"] is None for r in state["readers"].values()
     )
+    # the complete, fully crossed study: the owner sees every table and the ORH comparison
+    assert results["answered"] == 200 and len(results["performance"]) == 20
+    assert len(results["cohen_kappa"]) == 2 * 45
+    auc = [r for r in results["orh"]["auc"] if r["analysis"] == "random readers, random cases"]
+    assert len(auc) == 1 and 0 <= auc[0]["p_value"] <= 1
+    for table in ("performance", "cohen_kappa", "fleiss_kappa", "time_per_case", "orh-auc"):
+        assert f'id="{table}"' in page, table
     print(f"200 answers (+200 duplicate posts refused) in {elapsed:.2f} s")
 
 

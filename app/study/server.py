@@ -351,8 +351,7 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
 <h2>Results</h2><p>{results["answered"]} of {results["assignments"]} readings answered.</p>
 <table id="performance"><tr><th>Reader</th><th>Arm</th><th>Cases</th><th>Accuracy</th>
 <th>Sensitivity</th><th>Specificity</th><th>AUC</th></tr>{perf}</table>
-<p>Every table (agreement, time per case, wrong AI answers followed, ORH comparison of arms):
-<a href="/api/results">results as JSON</a>.</p>
+{_more_tables(results)}<p><a href="/api/results">All results as JSON</a>.</p>
 <h2>Export</h2><p><a id="export-csv" href="/api/export.csv" download>CSV</a> (one row per reader
 &times; case &times; arm) &middot; <a id="export-imrmc" href="/api/export.imrmc" download>iMRMC
 input file</a></p>""",
@@ -372,6 +371,56 @@ def _ci(row: dict[str, Any], name: str) -> str:
     if v is None:
         return "n/a"
     return f"{v:.2f} ({lo:.2f}&ndash;{hi:.2f})" if lo is not None and hi is not None else f"{v:.2f}"
+
+
+MORE_TABLES = (
+    ("cohen_kappa", "Agreement between reader pairs (Cohen's kappa)"),
+    ("fleiss_kappa", "Agreement of all readers (Fleiss' kappa)"),
+    ("time_per_case", "Time per case (seconds, measured by the server)"),
+    ("wrong_ai_followed", "How often readers followed a wrong AI answer"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
+    return html.escape(str(value))
+
+
+def _table(records: list[dict[str, Any]], table_id: str) -> str:
+    if not records:
+        return "<p>none yet</p>"
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in records[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r.values()) + "</tr>" for r in records
+    )
+    return f'<table id="{table_id}"><tr>{head}</tr>{body}</table>'
+
+
+def _more_tables(results: dict[str, Any]) -> str:
+    """Agreement, time, AI reliance and the ORH comparison as plain tables."""
+    parts = [
+        f"<h3>{title}</h3>{_table(results[key], key)}"
+        for key, title in MORE_TABLES
+        if key in results
+    ]
+    orh = results.get("orh")
+    if orh is not None:
+        parts.append("<h3>Comparison of arms (Obuchowski-Rockette-Hillis)</h3>")
+        if "note" in orh:
+            parts.append(f"<p>{html.escape(orh['note'])}</p>")
+        for fom in ("auc", "accuracy"):
+            if fom in orh:
+                got = orh[fom]
+                parts.append(f"<h4>{fom.upper() if fom == 'auc' else 'Accuracy'}</h4>")
+                parts.append(
+                    f"<p>{html.escape(got['note'])}</p>"
+                    if isinstance(got, dict)
+                    else _table(got, f"orh-{fom}")
+                )
+    return "".join(parts)
 
 
 def _logout_form(reader: Reader) -> str:
@@ -414,7 +463,7 @@ def _case_html(view: dict[str, Any], media_root: Path) -> str:
     base = f"/media/{_q(key)}"
     parts = [
         f"<h1>Case {view['position']} of {view['total']}</h1>",
-        f"<p>Modalities: {', '.join(view['case']['modalities']) or 'none'}</p>",
+        f'<p id="modalities">Modalities: {", ".join(view["case"]["modalities"]) or "none"}</p>',
     ]
     media = view["media"]
     if "labs.json" in media:
