@@ -69,10 +69,12 @@ def secret_key() -> str:
     if os.environ.get("FUSELENS_SECRET_KEY"):
         return os.environ["FUSELENS_SECRET_KEY"]
     path = data_dir() / "session_secret"
-    if not path.exists():
+    try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 

@@ -23,6 +23,7 @@ from app.study.config import PANEL_NEEDS, StudyConfig
 CONFIDENCE_RANGE = (0, 100)
 USEFULNESS_RANGE = (1, 5)
 MAX_FREE_TEXT = 5000
+_DUMMY_HASH = hash_password("no such login")
 
 
 class StudyError(Exception):
@@ -188,7 +189,8 @@ def authenticate(session: Session, study_id: int, username: str, password: str) 
     reader = session.scalar(
         select(Reader).where(Reader.study_id == study_id, Reader.username == username)
     )
-    ok = reader is not None and verify_password(password, reader.password_hash)
+    # an unknown username costs the same scrypt as a known one (no username probing by timing)
+    ok = verify_password(password, reader.password_hash if reader else _DUMMY_HASH) and bool(reader)
     audit(session, username[:100], "login" if ok else "login_failed", study_id)
     session.commit()
     return reader if ok else None
