@@ -33,6 +33,7 @@ class RunInfo:
     name: str
     cohort_dir: str
     model_name: str
+    threshold: float
     status: str
     n_results: int
 
@@ -119,7 +120,9 @@ def list_runs(sessions: Sessions) -> list[RunInfo]:
     )
     with sessions() as s:
         return [
-            RunInfo(r.id, r.name or f"run {r.id}", r.cohort_dir, r.model_name, r.status, n)
+            RunInfo(
+                r.id, r.name or f"run {r.id}", r.cohort_dir, r.model_name, r.threshold, r.status, n
+            )
             for r, n in s.execute(query)
         ]
 

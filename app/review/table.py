@@ -31,7 +31,8 @@ NOTE_SEPARATOR = " | "
 def cohort_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The table from stored results (``case_id``, ``truth``, ``probability``, ``prediction``,
     ``outcome``, ``modalities``, ``tags``, ``notes``); truth and prediction shown as no/yes,
-    confidence is the probability of the predicted answer."""
+    confidence is the probability of the predicted answer (below 0.5 for a "no" called
+    under a threshold above 0.5)."""
     records = []
     for r in rows:
         p = float(r["probability"])

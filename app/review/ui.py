@@ -41,6 +41,7 @@ class CaseOpener:
 class ReviewLayout:
     """Every component of the Error review tab."""
 
+    tab: Any
     run: Any
     refresh: Any
     actor: Any
@@ -103,10 +104,10 @@ def _filter_controls(tags: list[str]) -> dict[str, Any]:
         )
     with gr.Row(equal_height=False):
         out["low"] = gr.Slider(
-            0.5, 1, value=0.5, step=0.01, label="Confidence from", elem_id="fl-review-low"
+            0, 1, value=0, step=0.01, label="Confidence from", elem_id="fl-review-low"
         )
         out["high"] = gr.Slider(
-            0.5, 1, value=1, step=0.01, label="Confidence to", elem_id="fl-review-high"
+            0, 1, value=1, step=0.01, label="Confidence to", elem_id="fl-review-high"
         )
         out["sort_by"] = gr.Dropdown(
             list(SORTABLE), value="confidence", label="Sort by", elem_id="fl-review-sort"
@@ -136,7 +137,12 @@ def _annotation_controls(tags: list[str]) -> dict[str, Any]:
 
 
 def declare_review_tab(sessions: store.Sessions) -> ReviewLayout:
-    """Place the tab's components (call inside a ``gr.Tab``)."""
+    """Place the tab and its components (call inside a ``gr.Tabs``)."""
+    with gr.Tab("Error review", id="review", elem_id="fl-tab-review") as tab:
+        return _declare(sessions, tab)
+
+
+def _declare(sessions: store.Sessions, tab: Any) -> ReviewLayout:
     runs = views.run_choices(sessions)
     tags = store.tag_names(sessions)
     gr.Markdown(f"⚠️ **{DEMO_CAVEAT}**", elem_classes=["fl-caveat"])
@@ -168,6 +174,7 @@ def declare_review_tab(sessions: store.Sessions) -> ReviewLayout:
         confusion = gr.Plot(label="Confusion matrix", elem_id="fl-review-confusion")
         calibration = gr.Plot(label="Calibration", elem_id="fl-review-calibration")
     return ReviewLayout(
+        tab=tab,
         run=run,
         refresh=refresh,
         actor=actor,
@@ -204,12 +211,15 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
     def show_table(run_id: int | None, *filter_values: Any) -> dict[Any, Any]:
         return _show_table(sessions, rl, run_id, *filter_values)
 
-    def show_run(run_id: int | None, *filter_values: Any) -> dict[Any, Any]:
+    def show_overview(run_id: int | None, *filter_values: Any) -> dict[Any, Any]:
         out = show_table(run_id, *filter_values)
         figures = (None, None)
         if run_id is not None:
             figures = views.cohort_figures(views.run_table(sessions, run_id))
-        out.update({rl.confusion: figures[0], rl.calibration: figures[1]})
+        return {**out, rl.confusion: figures[0], rl.calibration: figures[1]}
+
+    def show_run(run_id: int | None, *filter_values: Any) -> dict[Any, Any]:
+        out = show_overview(run_id, *filter_values)
         out.update({rl.selected: None, rl.case_md: views.case_markdown(None), rl.tags: []})
         return out
 
@@ -223,6 +233,24 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
     run_out = [*table_out, rl.confusion, rl.calibration, rl.selected, rl.case_md, rl.tags]
     rl.run.change(show_run, inputs, run_out)
     rl.refresh.click(refresh_runs, [rl.run], [rl.run]).then(show_run, inputs, run_out)
+
+    def refresh_choices(run_id: int | None, picked: list[str], wanted: list[str]) -> tuple:
+        """New runs and taxonomy edits made elsewhere (another reviewer, the CLI)."""
+        tags = store.tag_names(sessions)
+        keep = [t for t in picked or () if t in tags], [t for t in wanted or () if t in tags]
+        return (
+            refresh_runs(run_id),
+            gr.update(choices=tags, value=keep[0]),
+            gr.update(choices=tags, value=keep[1]),
+            gr.update(choices=tags),
+        )
+
+    overview_out = [*table_out, rl.confusion, rl.calibration]
+    rl.tab.select(
+        refresh_choices,
+        [rl.run, rl.tags, rl.tag_filter],
+        [rl.run, rl.tags, rl.tag_filter, rl.tax_pick],
+    ).then(show_overview, inputs, overview_out)
     for control in rl.filters:
         event = control.release if isinstance(control, gr.Slider) else control.change
         event(show_table, inputs, table_out, show_progress="hidden")

@@ -119,8 +119,9 @@ def open_result(sessions: store.Sessions, run_id: int, case_id: str) -> LoadedCa
     run = store.get_run(sessions, run_id)
     case.case_id = f"review-{run_id}-{case_id}"
     story = (
-        f"error review run {run.name!r}: {row['outcome']}, P(heart failure) "
-        f"{row['probability']:.3f} from {Path(run.model_name).name or run.model_name}"
+        f"error review run {run.name!r}: {row['outcome']} at threshold {run.threshold:g}, "
+        f"P(heart failure) {row['probability']:.3f} from "
+        f"{Path(run.model_name).name or run.model_name}"
     )
     if row["tags"]:
         story += f"; tags: {', '.join(row['tags'])}"

@@ -1,0 +1,223 @@
+"""The Error review tab in a real browser: filter to FN, tag a case, open it in the Case view.
+
+A tiny model reviews a five-case synthetic cohort with a 0.99 threshold (every case is
+called "no": four false negatives, one true negative) into a SQLite file; ``fuselens serve
+--review-db`` serves it, and Playwright drives Debian's chromium through the tab.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from sqlalchemy import create_engine, text
+from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port
+from test_model_support import tiny_config
+
+from app.cli import main
+from model_zoo.model import FusionModel
+from model_zoo.registry import save_model
+from model_zoo.synth.cohort import write_cohort
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+TAG = "missed reduced EF"
+NOTE = "EF 29% on echo; model ignored it"
+
+
+@pytest.fixture(scope="module")
+def review_db(tmp_path_factory):
+    """The reviewed cohort: (database file, model folder)."""
+    root = tmp_path_factory.mktemp("review")
+    write_cohort(root / "cohort", n=5, seed=3, progress=False, workers=1)
+    torch.manual_seed(0)
+    model = save_model(FusionModel(tiny_config()), root / "model")
+    db = root / "review.db"
+    args = ["review", "--cohort", str(root / "cohort"), "--model", str(model)]
+    assert main([*args, "--db", f"sqlite:///{db}", "--threshold", "0.99", "--run-name", "e2e"]) == 0
+    return db, model
+
+
+@pytest.fixture(scope="module")
+def server(review_db, tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed at /usr/bin/chromium")
+    ARTIFACTS.mkdir(exist_ok=True)
+    db, model = review_db
+    port = _free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model", str(model)]
+    cmd += ["--cases", str(tmp_path_factory.mktemp("cases")), "--device", "cpu"]
+    cmd += ["--review-db", f"sqlite:///{db}"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    log: list[str] = []
+
+    def pump() -> None:
+        for line in proc.stdout:
+            log.append(line)
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    url = f"http://127.0.0.1:{port}/"
+    t0 = time.perf_counter()
+    up = False
+    while time.perf_counter() - t0 < 120 and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                up = r.status == 200
+                break
+        except OSError:
+            time.sleep(0.25)
+    if not up:
+        proc.kill()
+        pytest.fail("fuselens serve did not answer:\n" + "".join(log))
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline and not any("warmed up" in x for x in log):
+        time.sleep(0.2)
+    yield {"url": url, "log": log}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    (ARTIFACTS / "serve-review.log").write_text("".join(log))
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            viewport={"width": 1920, "height": 1080}, accept_downloads=True
+        )
+        pg = context.new_page()
+        pg.set_default_timeout(120_000)
+        pg.goto(server["url"])
+        pg.wait_for_selector("#fl-demo input")
+        yield pg
+        browser.close()
+
+
+def _table_case_ids(pg) -> list[str]:
+    return pg.eval_on_selector_all(
+        "#fl-review-table [role=gridcell][data-col='0']",
+        "cells => cells.map(c => c.innerText.trim())",
+    )
+
+
+def _wait_rows(pg, n: int) -> list[str]:
+    """The case ids of the table once it shows ``n`` rows."""
+    pg.wait_for_function(
+        f"document.querySelectorAll(\"#fl-review-table [role=gridcell][data-col='0']\").length"
+        f" == {n}"
+    )
+    return _table_case_ids(pg)
+
+
+def _stored(db: Path, case_id: str) -> tuple[list[str], list[str]]:
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as c:
+            tags = c.execute(
+                text(
+                    "SELECT t.name FROM case_tags ct JOIN tags t ON t.id = ct.tag_id "
+                    "JOIN case_results r ON r.id = ct.result_id WHERE r.case_key = :k"
+                ),
+                {"k": case_id},
+            ).scalars()
+            tags = list(tags)
+            notes = c.execute(
+                text(
+                    "SELECT n.text FROM notes n JOIN case_results r ON r.id = n.result_id "
+                    "WHERE r.case_key = :k"
+                ),
+                {"k": case_id},
+            ).scalars()
+            return tags, list(notes)
+    finally:
+        engine.dispose()
+
+
+def test_filter_tag_export_and_open_in_case_view(page, review_db, tmp_path):
+    pg = page
+    db, _ = review_db
+    pg.get_by_role("tab", name="Error review").click()
+    pg.wait_for_function(
+        "document.querySelector('#fl-review-summary').innerText.includes('of 5 cases')"
+    )
+    assert len(_wait_rows(pg, 5)) == 5
+    pg.wait_for_selector("#fl-review-confusion .heatmaplayer")
+    pg.wait_for_selector("#fl-review-calibration .scatterlayer")
+
+    pg.locator("#fl-review-outcomes").get_by_label("FN").check()
+    pg.wait_for_function(
+        "document.querySelector('#fl-review-summary').innerText.startsWith('Showing 4 of 5')"
+    )
+    ids = _wait_rows(pg, 4)
+    assert sorted(ids) == ["P00000", "P00001", "P00002", "P00003"]  # P00004 has no HF: a TN
+    outcomes = pg.eval_on_selector_all(
+        "#fl-review-table [role=gridcell][data-col='3']", "cells => cells.map(c => c.innerText)"
+    )
+    assert [o.strip() for o in outcomes] == ["FN"] * 4
+
+    case_id = ids[0]
+    pg.click("#fl-review-table [data-testid='cell-0-0']")
+    pg.wait_for_function(
+        f"document.querySelector('#fl-review-case').innerText.includes('{case_id} · FN')"
+    )
+    pg.locator("#fl-review-tags").get_by_label(TAG).check()
+    pg.locator("#fl-review-note textarea").fill(NOTE)
+    pg.click("#fl-review-save")
+    pg.wait_for_function("document.querySelector('#fl-review-status').innerText.includes('Saved')")
+    assert f"tagged {TAG}" in pg.inner_text("#fl-review-status")
+    assert _stored(db, case_id) == ([TAG], [NOTE])  # committed on submit
+    pg.wait_for_function(f"document.querySelector('#fl-review-table').innerText.includes('{TAG}')")
+    assert NOTE in pg.inner_text("#fl-review-case")
+
+    pg.click("#fl-review-export")
+    pg.wait_for_selector("#fl-review-csv a[download]")
+    with pg.expect_download() as info:
+        pg.locator("#fl-review-csv a[download]").first.click()
+    path = tmp_path / "review.csv"
+    info.value.save_as(path)
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and {r["outcome"] for r in rows} == {"FN"}
+    tagged = [r for r in rows if r["case_id"] == case_id]
+    assert tagged[0]["tags"] == TAG and tagged[0]["notes"] == NOTE
+    pg.screenshot(path=str(ARTIFACTS / "review-tab.png"), full_page=True)
+
+    pg.click("#fl-review-open")
+    pg.wait_for_function(
+        f"document.querySelector('#fl-story').innerText.includes('Cohort case {case_id}')"
+    )
+    assert pg.locator("#fl-demo").is_visible()  # the Case tab is showing
+    pg.wait_for_function(
+        "document.querySelector('#fl-progress').innerText.includes('done')", timeout=180_000
+    )
+    story = pg.inner_text("#fl-story")
+    assert "FN at threshold 0.99" in story and TAG in story
+    status = pg.inner_text("#fl-status")
+    for name in ("labs.csv", "ecg.dcm", "echo_A4C.dcm", "cxr.dcm"):
+        assert name in status
+    assert "probability" in pg.inner_text("#fl-prediction")
+    assert "Planted truth" in pg.inner_text("#fl-prediction-context")
+    pg.wait_for_function("document.querySelectorAll('#fl-ecg .scatterlayer .trace').length >= 14")
+    pg.wait_for_function("document.querySelectorAll('#fl-shapley .barlayer .point').length == 4")
+    pg.screenshot(path=str(ARTIFACTS / "review-opened-case.png"), full_page=True)
