@@ -135,3 +135,20 @@ def test_open_result_reads_the_case_folder_with_its_truth(reviewed):
     assert "error review run 'r1'" in loaded.story
     with pytest.raises(KeyError):
         views.open_result(reviewed["sessions"], 1, "P99999")
+
+
+def test_an_unreadable_case_is_reported_not_stored(cohort, model, tmp_path):
+    import shutil
+
+    bad = tmp_path / "cohort" / "P00099"
+    bad.mkdir(parents=True)
+    shutil.copy(cohort / "P00000" / "truth.json", bad / "truth.json")
+    (bad / "labs.csv").write_text("this is not, a lab table\n\x00\x01")
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'bad.db'}")
+    try:
+        summary = run_review(sessions, tmp_path / "cohort", model, "tiny", "bad", progress=False)
+        assert summary.added == 0 and not summary.complete
+        assert "no readable modality" in summary.failed["P00099"]
+        assert store.run_rows(sessions, summary.run_id) == []
+    finally:
+        engine.dispose()

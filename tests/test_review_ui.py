@@ -77,3 +77,11 @@ def test_opening_needs_a_selection_and_a_readable_folder(sessions):
         opener.load(1, None)
     with pytest.raises(gr.Error, match="cannot be read"):
         opener.load(1, "P00000")  # its folder is gone
+
+
+def test_serve_takes_a_review_database():
+    from app.cli import build_parser
+
+    assert build_parser().parse_args(["serve"]).review_db is None
+    args = build_parser().parse_args(["serve", "--review-db", "sqlite:////tmp/r.db"])
+    assert args.review_db == "sqlite:////tmp/r.db"
