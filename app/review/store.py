@@ -42,8 +42,13 @@ class RunInfo:
         return f"{self.name} ({self.n_results} cases, {self.status})"
 
 
+def _actor(actor: str) -> str:
+    """Who acts, as stored: whitespace collapsed, at most the column's 100 characters."""
+    return " ".join(str(actor or "").split())[:100] or "reviewer"
+
+
 def _audit(session: Session, actor: str, action: str, run_id: int | None, **detail: Any) -> None:
-    session.add(AuditLog(actor=actor or "reviewer", action=action, run_id=run_id, detail=detail))
+    session.add(AuditLog(actor=_actor(actor), action=action, run_id=run_id, detail=detail))
 
 
 def open_run(
@@ -258,9 +263,9 @@ def save_annotation(
             s.delete(have[i])
         added = sorted(wanted[i] for i in set(wanted) - set(have))
         for i in set(wanted) - set(have):
-            s.add(CaseTag(result_id=result.id, tag_id=i, author=actor))
+            s.add(CaseTag(result_id=result.id, tag_id=i, author=_actor(actor)))
         if text:
-            s.add(Note(result_id=result.id, text=text, author=actor))
+            s.add(Note(result_id=result.id, text=text, author=_actor(actor)))
         change = {"case": case_key, "added": added, "removed": removed, "note": bool(text)}
         _audit(s, actor, "case_annotated", run_id, **change)
     return change

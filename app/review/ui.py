@@ -302,41 +302,57 @@ def _wire_annotations(sessions: store.Sessions, rl: ReviewLayout) -> None:
 
 
 def _wire_taxonomy(sessions: store.Sessions, rl: ReviewLayout) -> None:
-    def edit(action: Callable[[], str]) -> dict[Any, Any]:
+    def edit(
+        action: Callable[[], str], picked: list[str], wanted: list[str], renamed: tuple = ()
+    ) -> dict[Any, Any]:
+        """Apply a taxonomy edit; the case's unsaved picks and the filter follow it."""
         try:
             message = action()
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
         tags = store.tag_names(sessions)
+
+        def follow(values: list[str] | None) -> list[str]:
+            moved = [renamed[1] if renamed and v == renamed[0] else v for v in values or ()]
+            return [v for v in moved if v in tags]
+
         return {
             rl.tax_status: message,
             rl.tax_pick: gr.update(choices=tags, value=None),
             rl.tax_name: "",
-            rl.tags: gr.update(choices=tags, value=[]),
-            rl.tag_filter: gr.update(choices=tags, value=[]),
+            rl.tags: gr.update(choices=tags, value=follow(picked)),
+            rl.tag_filter: gr.update(choices=tags, value=follow(wanted)),
         }
 
-    def add(name: str, actor: str) -> dict[Any, Any]:
-        return edit(lambda: f"Added {store.add_tag(sessions, name, actor)!r}.")
+    def add(name: str, actor: str, picked: list[str], wanted: list[str]) -> dict[Any, Any]:
+        return edit(lambda: f"Added {store.add_tag(sessions, name, actor)!r}.", picked, wanted)
 
-    def rename(old: str | None, new: str, actor: str) -> dict[Any, Any]:
+    def rename(old: str | None, new: str, actor: str, picked, wanted) -> dict[Any, Any]:
         if not old:
             raise gr.Error("Choose the tag to rename.")
-        return edit(lambda: f"Renamed {old!r} to {store.rename_tag(sessions, old, new, actor)!r}.")
+        return edit(
+            lambda: f"Renamed {old!r} to {store.rename_tag(sessions, old, new, actor)!r}.",
+            picked,
+            wanted,
+            (old, " ".join(str(new or "").split())),
+        )
 
-    def remove(name: str | None, actor: str) -> dict[Any, Any]:
+    def remove(name: str | None, actor: str, picked, wanted) -> dict[Any, Any]:
         if not name:
             raise gr.Error("Choose the tag to remove.")
         return edit(
-            lambda: f"Removed {name!r} (from {store.remove_tag(sessions, name, actor)} cases)."
+            lambda: f"Removed {name!r} (from {store.remove_tag(sessions, name, actor)} cases).",
+            picked,
+            wanted,
         )
 
     outputs = [rl.tax_status, rl.tax_pick, rl.tax_name, rl.tags, rl.tag_filter]
     inputs = [rl.run, *rl.filters]
+    current = [rl.actor, rl.tags, rl.tag_filter]
     for button, fn, args in (
-        (rl.tax_add, add, [rl.tax_name, rl.actor]),
-        (rl.tax_rename, rename, [rl.tax_pick, rl.tax_name, rl.actor]),
-        (rl.tax_remove, remove, [rl.tax_pick, rl.actor]),
+        (rl.tax_add, add, [rl.tax_name, *current]),
+        (rl.tax_rename, rename, [rl.tax_pick, rl.tax_name, *current]),
+        (rl.tax_remove, remove, [rl.tax_pick, *current]),
     ):
         button.click(fn, args, outputs).success(
             lambda run_id, *f: _show_table(sessions, rl, run_id, *f),
