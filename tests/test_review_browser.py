@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 TAG = "missed reduced EF"
+NEW_TAG = "wrong echo view"
 NOTE = "EF 29% on echo; model ignored it"
 
 
@@ -137,7 +138,8 @@ def _stored(db: Path, case_id: str) -> tuple[list[str], list[str]]:
             tags = c.execute(
                 text(
                     "SELECT t.name FROM case_tags ct JOIN tags t ON t.id = ct.tag_id "
-                    "JOIN case_results r ON r.id = ct.result_id WHERE r.case_key = :k"
+                    "JOIN case_results r ON r.id = ct.result_id WHERE r.case_key = :k "
+                    "ORDER BY t.name"
                 ),
                 {"k": case_id},
             ).scalars()
@@ -182,11 +184,19 @@ def test_filter_tag_export_and_open_in_case_view(page, review_db, tmp_path):
         f"document.querySelector('#fl-review-case').innerText.includes('{case_id} · FN')"
     )
     pg.locator("#fl-review-tags").get_by_label(TAG).check()
+    pg.get_by_text("Edit the error taxonomy").click()
+    pg.locator("#fl-review-tax-name textarea").fill(NEW_TAG)
+    pg.click("#fl-review-tax-add")
+    pg.wait_for_function(
+        "document.querySelector('#fl-review-tax-status').innerText.includes('Added')"
+    )
+    pg.locator("#fl-review-tags").get_by_label(NEW_TAG).check()
+    assert pg.locator("#fl-review-tags").get_by_label(TAG).is_checked()  # kept through the edit
     pg.locator("#fl-review-note textarea").fill(NOTE)
     pg.click("#fl-review-save")
     pg.wait_for_function("document.querySelector('#fl-review-status').innerText.includes('Saved')")
-    assert f"tagged {TAG}" in pg.inner_text("#fl-review-status")
-    assert _stored(db, case_id) == ([TAG], [NOTE])  # committed on submit
+    assert f"tagged {TAG}, {NEW_TAG}" in pg.inner_text("#fl-review-status")
+    assert _stored(db, case_id) == ([TAG, NEW_TAG], [NOTE])  # committed on submit
     pg.wait_for_function(f"document.querySelector('#fl-review-table').innerText.includes('{TAG}')")
     assert NOTE in pg.inner_text("#fl-review-case")
 
@@ -200,7 +210,7 @@ def test_filter_tag_export_and_open_in_case_view(page, review_db, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and {r["outcome"] for r in rows} == {"FN"}
     tagged = [r for r in rows if r["case_id"] == case_id]
-    assert tagged[0]["tags"] == TAG and tagged[0]["notes"] == NOTE
+    assert tagged[0]["tags"] == f"{TAG}; {NEW_TAG}" and tagged[0]["notes"] == NOTE
     pg.screenshot(path=str(ARTIFACTS / "review-tab.png"), full_page=True)
 
     pg.click("#fl-review-open")
