@@ -436,8 +436,7 @@ def build_app(ws: Workstation, review: Sessions | None = None) -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Case", id=CASE_TAB, elem_id="fl-tab-case"):
                 ui = declare_layout(ws)
-            with gr.Tab("Error review", id="review", elem_id="fl-tab-review"):
-                review_layout = review_ui.declare_review_tab(review)
+            review_layout = review_ui.declare_review_tab(review)
         wire_events(ws, ui, [review_ui.wire_review_events(review, review_layout)], tabs)
     return app
 

@@ -10,7 +10,6 @@ if TYPE_CHECKING:
     from model_zoo.model import FusionModel
 
 TASK = "heart_failure"
-OUTCOMES = ("TP", "FP", "TN", "FN")
 
 
 def outcome(truth: int, prediction: int) -> str:

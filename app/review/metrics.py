@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss
 
-from app.review.cohort import OUTCOMES
+from app.storage.models import OUTCOMES
 
 
 def confusion_counts(outcomes: pd.Series) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from app.review.cohort import OUTCOMES
+from app.storage.models import OUTCOMES
 from model_zoo.case import MODALITIES
 
 COLUMNS = [

@@ -20,9 +20,9 @@ import gradio as gr  # noqa: E402
 
 from app.figures.prediction import DEMO_CAVEAT  # noqa: E402
 from app.review import store, views  # noqa: E402
-from app.review.cohort import OUTCOMES  # noqa: E402
 from app.review.table import SORTABLE, for_display  # noqa: E402
 from app.session import LoadedCase  # noqa: E402
+from app.storage.models import OUTCOMES  # noqa: E402
 from model_zoo.case import MODALITIES  # noqa: E402
 
 DEFAULT_ACTOR = "reviewer"
