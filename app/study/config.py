@@ -16,7 +16,7 @@ Example::
       - {username: reader01, password: change-me}
       - {username: reader02}     # no password: one is generated and printed once
 
-Confidence (0-100, how sure the reader is that the condition is present) is always asked.
+Confidence (0-100, how sure the reader is of their own answer) is always asked.
 """
 
 from __future__ import annotations
