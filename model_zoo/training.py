@@ -238,7 +238,7 @@ def train_report_decoder(
             torch.nn.utils.clip_grad_norm_(model.report.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
-            running += float(loss)
+            running += loss.item()
         losses.append(running / len(memories))
         log.info("report epoch %d: loss %.4f", epoch + 1, losses[-1])
     model.eval()
