@@ -2,8 +2,12 @@
 
 A grid assigns every element of a modality's input tensor to a feature (or -1: never
 removed): ECG lead x 0.2 s window, echo view x frame x 8x8 patch, CXR 8x8 patch, labs word
-piece. A removed feature takes a baseline value: 0 mV (ECG), black (echo), the image mean
-(CXR), ``[MASK]`` (labs). Scores come from the shared path (only that modality re-encoded).
+piece. A removed feature takes a baseline value: 0 mV (ECG), the loop's mean (echo), the image
+mean (CXR), ``[MASK]`` (labs). Black is no neutral value for an echo: it is what blood in a
+cavity looks like, so blacking out the walls makes a ventricle look dilated and raises P(heart
+failure) — with a black baseline Grad-CAM++'s deletion curve fell below random in 0 of 19 echo
+evidence cases, with the loop's mean in 19 of 19. Scores come from the shared path (only that
+modality re-encoded).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import torch
 
 from explain.context import CaseContext
 from explain.metrics import ScoreFn
-from model_zoo.preprocess import ECHO_MEAN, ECHO_STD
 
 ECG_WINDOW = 50  # samples at 250 Hz: 0.2 s
 PATCH = 8
@@ -80,8 +83,6 @@ def baseline_input(ctx: CaseContext, modality: str) -> torch.Tensor:
         return torch.full_like(x, ctx.model.tokenizer.mask_token_id)
     if modality == "ecg":
         return torch.zeros_like(x)
-    if modality == "echo":
-        return torch.full_like(x, (0.0 - ECHO_MEAN) / ECHO_STD)
     return torch.full_like(x, float(x.mean()))
 
 
