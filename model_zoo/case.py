@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 
 MODALITIES: tuple[str, ...] = ("labs", "ecg", "echo", "cxr")
-STANDARD_LEADS: tuple[str, ...] = (
-    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
-)
+STANDARD_LEADS: tuple[str, ...] = tuple("I II III aVR aVL aVF V1 V2 V3 V4 V5 V6".split())
 ECHO_VIEWS: tuple[str, ...] = ("A4C", "A2C", "PLAX")
 MIN_ECG_RATE_HZ = 50.0
 MAX_ECG_RATE_HZ = 20_000.0
@@ -130,7 +128,8 @@ class ECG:
         if len(set(self.lead_names)) != len(self.lead_names):
             raise CaseValidationError("ecg", "duplicate lead names")
         rate = self.sampling_rate
-        if rate is None or not math.isfinite(rate) or not MIN_ECG_RATE_HZ <= rate <= MAX_ECG_RATE_HZ:
+        plausible = rate is not None and math.isfinite(rate)
+        if not plausible or not MIN_ECG_RATE_HZ <= rate <= MAX_ECG_RATE_HZ:
             raise CaseValidationError("ecg", f"sampling rate {rate!r} Hz is not plausible")
         if sig.shape[1] < rate:
             raise CaseValidationError(
@@ -154,7 +153,8 @@ class ECG:
 
     def flat_leads(self, min_std_mv: float = 1e-3) -> list[str]:
         """Leads with (almost) no signal: disconnected electrodes."""
-        return [n for n, row in zip(self.lead_names, self.signal) if float(row.std()) < min_std_mv]
+        rows = zip(self.lead_names, self.signal, strict=True)
+        return [n for n, row in rows if float(row.std()) < min_std_mv]
 
     def missing_leads(self) -> list[str]:
         return [n for n in STANDARD_LEADS if n not in self.lead_names]
@@ -183,7 +183,8 @@ class EchoCine:
             raise CaseValidationError("echo", f"{self.view}: frame size {f.shape[1:]} too small")
         if f.shape[1] * f.shape[2] > MAX_IMAGE_PIXELS:
             raise CaseValidationError("echo", f"{self.view}: frame size {f.shape[1:]} too large")
-        if not (self.frame_rate and math.isfinite(self.frame_rate) and 1 <= self.frame_rate <= 1000):
+        rate = self.frame_rate
+        if not (rate and math.isfinite(rate) and 1 <= rate <= 1000):
             raise CaseValidationError(
                 "echo", f"{self.view}: frame rate {self.frame_rate!r} is not plausible"
             )
