@@ -8,30 +8,19 @@ import zipfile
 import numpy as np
 import pydicom
 import pytest
-import torch
+from app_support import tiny_workstation
 from pydicom.data import get_testdata_file
-from test_model_support import tiny_config
 
 from app import exports, image_views, report_views, views
-from app.demo_cases import load_catalogue
-from app.session import LoadedModel, Workstation, open_uploads, status_table
+from app.session import Workstation, open_uploads, status_table
 from explain.bundle import ExplanationBundle, GroundedReport, GroundedSentence
-from model_zoo.model import FusionModel
 
 NAME, PATIENT_ID, INSTITUTION = "Testperson^Alice", "ID-998877", "Galliera Clinic Genova"
 
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> Workstation:
-    torch.manual_seed(1)
-    model = FusionModel(tiny_config()).eval()
-    loaded = LoadedModel(model, model.config, "tiny test model", "cpu")
-    return Workstation(
-        loaded,
-        load_catalogue(),
-        cases_dir=tmp_path_factory.mktemp("cases"),
-        media_dir=tmp_path_factory.mktemp("media"),
-    )
+    return tiny_workstation(1, tmp_path_factory.mktemp("cases"), tmp_path_factory.mktemp("media"))
 
 
 @pytest.fixture(scope="module")

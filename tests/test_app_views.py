@@ -6,27 +6,16 @@ import imageio.v2 as iio2
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from test_model_support import tiny_config
+from app_support import tiny_workstation
 
 from app import image_views, report_views, views
-from app.demo_cases import load_catalogue
-from app.session import LoadedModel, Workstation
+from app.session import Workstation
 from explain.pipeline import STAGES
-from model_zoo.model import FusionModel
 
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> Workstation:
-    torch.manual_seed(0)
-    model = FusionModel(tiny_config()).eval()
-    loaded = LoadedModel(model, model.config, "tiny test model", "cpu")
-    return Workstation(
-        loaded,
-        load_catalogue(),
-        cases_dir=tmp_path_factory.mktemp("cases"),
-        media_dir=tmp_path_factory.mktemp("media"),
-    )
+    return tiny_workstation(0, tmp_path_factory.mktemp("cases"), tmp_path_factory.mktemp("media"))
 
 
 @pytest.fixture(scope="module")

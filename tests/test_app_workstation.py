@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
-import torch
-from test_model_support import tiny_config
+from app_support import tiny_workstation
 
 from app import image_views
 from app.cli import build_parser
 from app.demo_cases import load_catalogue
-from app.session import LoadedModel, Workstation
+from app.session import Workstation
 from app.workstation import build_app, header_markdown
-from model_zoo.model import FusionModel
 
 PANEL_IDS = (
     "fl-demo",
@@ -41,10 +39,7 @@ PANEL_IDS = (
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> Workstation:
-    torch.manual_seed(0)
-    model = FusionModel(tiny_config()).eval()
-    loaded = LoadedModel(model, model.config, "tiny test model", "cpu")
-    return Workstation(loaded, load_catalogue(), tmp_path_factory.mktemp("cases"))
+    return tiny_workstation(0, tmp_path_factory.mktemp("cases"))
 
 
 def test_layout_declares_every_panel(ws):

@@ -10,40 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
+from browser_support import ARTIFACTS, require_chromium, serve_workstation, workstation_page
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 HF_CASE = "Clear heart failure (all modalities)"
 REAL_ECG_CASE = "Real 12-lead DICOM ECG (pydicom test file), ECG only"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _model_arg(tmp_path_factory) -> str:
@@ -67,67 +43,17 @@ def _model_arg(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``fuselens serve`` on a free port; yields its URL and how long HTTP 200 took."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed at /usr/bin/chromium")
-    ARTIFACTS.mkdir(exist_ok=True)
-    port = _free_port()
+    require_chromium()
     model = _model_arg(tmp_path_factory)
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model", model]
-    cmd += ["--cases", str(tmp_path_factory.mktemp("cases")), "--device", "cpu"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    log: list[str] = []
-
-    def pump() -> None:
-        for line in proc.stdout:
-            log.append(line)
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    url = f"http://127.0.0.1:{port}/"
-    http_s = None
-    while time.perf_counter() - t0 < 120 and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    http_s = time.perf_counter() - t0
-                    break
-        except OSError:
-            time.sleep(0.25)
-    if http_s is None:
-        proc.kill()
-        pytest.fail("fuselens serve did not answer:\n" + "".join(log))
-    deadline = time.perf_counter() + 120
-    while time.perf_counter() < deadline and not any("warmed up" in x for x in log):
-        time.sleep(0.2)
-    yield {"url": url, "http_s": http_s, "model": model, "log": log}
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    (ARTIFACTS / "serve.log").write_text("".join(log))
+    args = ["--model", model, "--cases", str(tmp_path_factory.mktemp("cases")), "--device", "cpu"]
+    with serve_workstation(args, "serve.log") as served:
+        yield {**served, "model": model}
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            viewport={"width": 1920, "height": 1080}, accept_downloads=True
-        )
-        pg = context.new_page()
-        pg.set_default_timeout(120_000)
-        pg.goto(server["url"])
-        pg.wait_for_selector("#fl-demo input")
+    with workstation_page(server["url"]) as pg:
         yield pg
-        browser.close()
 
 
 def _open_case(pg, title: str) -> float:

@@ -8,19 +8,12 @@ called "no": four false negatives, one true negative) into a SQLite file; ``fuse
 from __future__ import annotations
 
 import csv
-import os
-import queue
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
+from browser_support import ARTIFACTS, require_chromium, serve_workstation, workstation_page
 from sqlalchemy import create_engine, text
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port
 from test_model_support import tiny_config
 
 from app.cli import main
@@ -30,8 +23,6 @@ from model_zoo.synth.cohort import write_cohort
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
 TAG = "missed reduced EF"
 NEW_TAG = "wrong echo view"
 NOTE = "EF 29% on echo; model ignored it"
@@ -52,67 +43,18 @@ def review_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(review_db, tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed at /usr/bin/chromium")
-    ARTIFACTS.mkdir(exist_ok=True)
+    require_chromium()
     db, model = review_db
-    port = _free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model", str(model)]
-    cmd += ["--cases", str(tmp_path_factory.mktemp("cases")), "--device", "cpu"]
-    cmd += ["--review-db", f"sqlite:///{db}"]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    log: list[str] = []
-
-    def pump() -> None:
-        for line in proc.stdout:
-            log.append(line)
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    url = f"http://127.0.0.1:{port}/"
-    t0 = time.perf_counter()
-    up = False
-    while time.perf_counter() - t0 < 120 and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                up = r.status == 200
-                break
-        except OSError:
-            time.sleep(0.25)
-    if not up:
-        proc.kill()
-        pytest.fail("fuselens serve did not answer:\n" + "".join(log))
-    deadline = time.perf_counter() + 120
-    while time.perf_counter() < deadline and not any("warmed up" in x for x in log):
-        time.sleep(0.2)
-    yield {"url": url, "log": log}
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    (ARTIFACTS / "serve-review.log").write_text("".join(log))
+    args = ["--model", str(model), "--cases", str(tmp_path_factory.mktemp("cases"))]
+    args += ["--device", "cpu", "--review-db", f"sqlite:///{db}"]
+    with serve_workstation(args, "serve-review.log") as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            viewport={"width": 1920, "height": 1080}, accept_downloads=True
-        )
-        pg = context.new_page()
-        pg.set_default_timeout(120_000)
-        pg.goto(server["url"])
-        pg.wait_for_selector("#fl-demo input")
+    with workstation_page(server["url"]) as pg:
         yield pg
-        browser.close()
 
 
 def _table_case_ids(pg) -> list[str]:

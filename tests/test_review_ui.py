@@ -8,17 +8,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
-from test_model_support import tiny_config  # noqa: E402
+from app_support import tiny_workstation  # noqa: E402
 
-from app.demo_cases import load_catalogue  # noqa: E402
 from app.review import store  # noqa: E402
 from app.review.cohort import CaseResult  # noqa: E402
 from app.review.ui import declare_review_tab, wire_review_events  # noqa: E402
-from app.session import LoadedModel, Workstation  # noqa: E402
 from app.storage.db import open_database  # noqa: E402
 from app.workstation import build_app  # noqa: E402
-from model_zoo.model import FusionModel  # noqa: E402
 
 REVIEW_IDS = [
     "fl-tab-case",
@@ -57,9 +53,7 @@ def sessions(tmp_path):
 
 
 def test_app_has_case_and_error_review_tabs(sessions, tmp_path):
-    torch.manual_seed(0)
-    model = FusionModel(tiny_config()).eval()
-    ws = Workstation(LoadedModel(model, model.config, "tiny", "cpu"), load_catalogue(), tmp_path)
+    ws = tiny_workstation(0, tmp_path)
     app = build_app(ws, sessions)
     ids = {b.elem_id for b in app.blocks.values() if getattr(b, "elem_id", None)}
     assert not [i for i in REVIEW_IDS if i not in ids]

@@ -14,26 +14,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, require_chromium
 from study_support import StudyServer
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STUDY_YAML = """name: Browser study
 seed: 5
 arms: [no_ai, ai_explained]
@@ -47,8 +34,7 @@ owner: {username: study-owner, password: owner-pass-1}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed at /usr/bin/chromium")
+    require_chromium()
     import torch
     from test_model_support import tiny_config
 
@@ -91,7 +77,6 @@ def server(tmp_path_factory):
     create_s = time.perf_counter() - t0
     srv = StudyServer(int(created.stdout.strip()), url, tmp / "data")
     start_s = srv.start()
-    ARTIFACTS.mkdir(exist_ok=True)
     yield {"server": srv, "timings": {"create_s": create_s, "server_start_s": start_s}}
     srv.stop()
 

@@ -1,0 +1,20 @@
+"""A workstation on a tiny random model, for app tests that need no trained weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from test_model_support import tiny_config
+
+from app.demo_cases import load_catalogue
+from app.session import LoadedModel, Workstation
+from model_zoo.model import FusionModel
+
+
+def tiny_workstation(seed: int, cases_dir: Path, media_dir: Path | None = None) -> Workstation:
+    """The demo catalogue served by ``FusionModel(tiny_config())`` seeded with ``seed``."""
+    torch.manual_seed(seed)
+    model = FusionModel(tiny_config()).eval()
+    loaded = LoadedModel(model, model.config, "tiny test model", "cpu")
+    return Workstation(loaded, load_catalogue(), cases_dir=cases_dir, media_dir=media_dir)
