@@ -30,16 +30,15 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _load_cohort(cohort: str, progress: bool = True) -> list:
     """Every case folder of a cohort as a PatientCase with its planted truth attached."""
-    from pathlib import Path
-
     from tqdm.auto import tqdm
 
     from app.ingest import load_case
-    from model_zoo.synth.truth import load_truth
+    from model_zoo.synth.truth import case_folders, load_truth
 
-    folders = sorted(p for p in Path(cohort).iterdir() if (p / "truth.json").is_file())
-    if not folders:
-        raise SystemExit(f"{cohort}: no case folders with truth.json")
+    try:
+        folders = case_folders(cohort)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from exc
     cases = []
     for folder in tqdm(folders, desc="load cases", disable=not progress, unit="case"):
         case, _ = load_case(folder)

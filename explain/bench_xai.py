@@ -45,6 +45,7 @@ from explain.shapley import modality_shapley
 from explain.text_shap import DEFAULT_MAX_EVALS, item_values, text_shap
 from model_zoo.case import ECHO_VIEWS, MODALITIES, STANDARD_LEADS, PatientCase
 from model_zoo.model import FusionModel
+from model_zoo.synth.truth import case_folders
 from model_zoo.synth.vocab import LABEL
 
 REFERENCE_MAX_EVALS = 1000
@@ -55,11 +56,8 @@ RANDOM_ORDERS = 2
 def select_cases(cohort_dir: str | Path, limit: int | None = None) -> list[Path]:
     """Case folders in evaluation order: heart-failure cases with a single evidence modality
     first (the Shapley test needs them), then the rest, each in id order; ``limit`` cuts."""
-    folders = sorted(p for p in Path(cohort_dir).iterdir() if (p / "truth.json").is_file())
-    if not folders:
-        raise FileNotFoundError(f"{cohort_dir}: no case folders with truth.json")
     single, rest = [], []
-    for f in folders:
+    for f in case_folders(cohort_dir):
         meta = json.loads((f / "truth.json").read_text(encoding="utf-8"))
         one = meta["labels"].get(LABEL) == 1 and len(meta["evidence_modalities"]) == 1
         (single if one else rest).append(f)

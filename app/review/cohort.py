@@ -31,17 +31,6 @@ class CaseResult:
     modalities: tuple[str, ...]
 
 
-def case_folders(cohort: str | Path) -> list[Path]:
-    """The cohort's case folders (those with a ``truth.json``), sorted by name."""
-    root = Path(cohort)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: not a folder")
-    folders = sorted(p for p in root.iterdir() if (p / "truth.json").is_file())
-    if not folders:
-        raise ValueError(f"{root}: no case folders with truth.json (a `fuselens synth` cohort)")
-    return folders
-
-
 def review_case(
     model: FusionModel, folder: Path, task: str = TASK, threshold: float = 0.5
 ) -> CaseResult:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 from app.review import store
-from app.review.cohort import TASK, CaseResult, case_folders, review_case
+from app.review.cohort import TASK, CaseResult, review_case
+from model_zoo.synth.truth import case_folders
 
 if TYPE_CHECKING:
     from model_zoo.model import FusionModel

@@ -14,6 +14,7 @@ from typing import Any
 
 from app.study.service import CaseSpec
 from model_zoo.case import PatientCase
+from model_zoo.synth.truth import case_folders
 
 Predictor = Callable[[PatientCase], dict[str, Any]]
 
@@ -47,17 +48,6 @@ class ModelPredictor:
                 "baseline": BASELINE_DESCRIPTION,
             },
         }
-
-
-def case_folders(cases_dir: str | Path) -> list[Path]:
-    """Every folder under ``cases_dir`` with a ``truth.json``, sorted by name."""
-    root = Path(cases_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: not a folder")
-    folders = sorted(p for p in root.iterdir() if (p / "truth.json").is_file())
-    if not folders:
-        raise FileNotFoundError(f"{root}: no case folders with truth.json")
-    return folders
 
 
 def read_truth(folder: Path, task: str) -> tuple[str, int]:

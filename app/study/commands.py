@@ -6,10 +6,11 @@ import uuid
 from pathlib import Path
 
 from app.storage.db import data_dir, open_database
-from app.study.cases import ModelPredictor, case_folders, load_study_cases
+from app.study.cases import ModelPredictor, load_study_cases
 from app.study.config import load_config, resolve_passwords
 from app.study.export import export_study
 from app.study.service import create_study, get_study
+from model_zoo.synth.truth import case_folders
 
 
 def create_from_folder(

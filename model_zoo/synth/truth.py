@@ -41,3 +41,16 @@ def load_truth(case_dir: str | Path) -> GroundTruth:
 def load_manifest(cohort_dir: str | Path) -> dict[str, Any]:
     """The cohort's ``manifest.json`` (seed, n, generator_version, cases)."""
     return json.loads((Path(cohort_dir) / "manifest.json").read_text(encoding="utf-8"))
+
+
+def case_folders(cohort_dir: str | Path) -> list[Path]:
+    """The cohort's case folders (those with a ``truth.json``), sorted by name."""
+    root = Path(cohort_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a folder")
+    folders = sorted(p for p in root.iterdir() if (p / "truth.json").is_file())
+    if not folders:
+        raise FileNotFoundError(
+            f"{root}: no case folders with truth.json (a `fuselens synth` cohort)"
+        )
+    return folders
