@@ -59,9 +59,14 @@ class LabItem:
             self.flag = reference_flag(self.value, self.low, self.high)
 
     def sentence(self) -> str:
-        """The TGMM textualisation: ``<name> of the patient is <value> <unit>``."""
-        text = f"{self.name} of the patient is {format_lab_value(self.value)}"
-        return f"{text} {self.unit}".rstrip()
+        """The TGMM textualisation, ``<name> of the patient is <value> <unit>``, plus the
+        laboratory's flag as a word when the value is out of range (``(high)``/``(low)``)."""
+        text = f"{self.name} of the patient is {format_lab_value(self.value)} {self.unit}".rstrip()
+        word = FLAG_WORDS.get(self.flag)
+        return f"{text} ({word})" if word else text
+
+
+FLAG_WORDS = {"H": "high", "L": "low"}
 
 
 def reference_flag(value: float, low: float | None, high: float | None) -> str:

@@ -124,7 +124,7 @@ def test_demo_case_fills_every_panel(server, page):
     assert "not for clinical use" in pg.inner_text("#fl-caveat")
 
     lab_text = _token_text(pg, "#fl-lab-text")
-    assert lab_text.startswith("NT-proBNP of the patient is 5201 pg/mL.")
+    assert lab_text.startswith("NT-proBNP of the patient is 5201 pg/mL (high).")
     table = pg.inner_text("#fl-lab-table")
     for item in ("NT-proBNP", "Creatinine", "Medications", "Contribution", "Direction"):
         assert item in table

@@ -85,6 +85,29 @@ def test_text_round_trips_the_model_text(tmp_path):
     assert again.textualise() == labs.textualise()
 
 
+def test_model_text_names_out_of_range_flags_only(tmp_path):
+    path = tmp_path / "labs.csv"
+    path.write_text(CSV)
+    lines = read_labs_csv(path).part.lines()
+    assert lines[:3] == [
+        "NT-proBNP of the patient is 2400 pg/mL (high).",
+        "Sodium of the patient is 131 mmol/L (low).",
+        "Creatinine of the patient is 1.9 mg/dL (high).",
+    ]
+    path.write_text("name,value,unit\nSodium,140,mmol/L\n")
+    assert read_labs_csv(path).part.lines() == ["Sodium of the patient is 140 mmol/L."]
+
+
+def test_text_flag_is_read_again_from_the_range_not_the_text(tmp_path):
+    path = tmp_path / "labs.txt"
+    path.write_text("Sodium of the patient is 140 mmol/L (low).\nPotassium: 5.9 mmol/L (normal)\n")
+    items = read_labs_text(path).part.items
+    assert [(i.name, i.value, i.unit, i.flag) for i in items] == [
+        ("Sodium", 140.0, "mmol/L", "N"),
+        ("Potassium", 5.9, "mmol/L", "H"),
+    ]
+
+
 def test_unit_not_accepted_names_item_and_unit(tmp_path):
     path = tmp_path / "labs.csv"
     path.write_text("name,value,unit\nSodium,140,mmol/L\nCreatinine,150,umol/L\n")

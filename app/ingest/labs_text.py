@@ -1,4 +1,7 @@
-"""Labs from plain text: ``NT-proBNP: 1234 pg/mL`` lines or the TGMM sentence form."""
+"""Labs from plain text: ``NT-proBNP: 1234 pg/mL`` lines or the TGMM sentence form.
+
+A trailing flag such as ``(high)`` is accepted and dropped: flags are always derived again
+from the reference ranges."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ SENTENCE = re.compile(
     rf"^(?P<name>.+?)\s+of the patient is\s+(?P<value>{_NUMBER})\s*(?P<unit>.*)$", re.I
 )
 COLON = re.compile(rf"^(?P<name>[^:]+):\s*(?P<value>{_NUMBER})\s*(?P<unit>.*)$")
+FLAG = re.compile(r"\s*\((?:high|low|normal|h|l|n)\)$", re.I)
 FREE_LINE = re.compile(r"^(?P<key>history|medications)\s*:\s*(?P<text>.*)$", re.I)
 
 
@@ -28,6 +32,7 @@ def parse_line(line: str) -> RawLab | tuple[str, str] | None:
         return None
     unit = match.group("unit").strip()
     unit = unit[:-1].rstrip() if unit.endswith(".") else unit
+    unit = FLAG.sub("", unit)
     return RawLab(name=match.group("name").strip(), value=match.group("value"), unit=unit)
 
 

@@ -21,7 +21,15 @@ XRV_RANGE = 1024.0
 
 def _block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.Conv2d(
+            c_in,
+            c_out,
+            kernel,
+            stride=stride,
+            padding=kernel // 2,
+            padding_mode="replicate",
+            bias=False,
+        ),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=False),
     )
@@ -44,13 +52,13 @@ class _SpatialTokens(nn.Module):
 
 
 class SmallCXREncoder(nn.Module):
-    """Five conv blocks on ``(B, 1, S, S)`` normalised; last block ``(B, C, S/16, S/16)``."""
+    """Five conv blocks on ``(B, 1, S, S)`` normalised; last block ``(B, C, S/8, S/8)``."""
 
     def __init__(self, channels: list[int], d_model: int, n_tokens: int, n_heads: int):
         super().__init__()
         if len(channels) != 4:
             raise ValueError(f"cxr_channels needs 4 entries, got {len(channels)}")
-        specs = ((5, 2), (3, 2), (3, 2), (3, 2))
+        specs = ((5, 2), (3, 2), (3, 2), (3, 1))
         blocks, c_in = [], 1
         for c, (k, s) in zip(channels, specs, strict=True):
             blocks.append(_block(c_in, c, k, s))

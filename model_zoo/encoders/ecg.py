@@ -13,13 +13,19 @@ from model_zoo.case import STANDARD_LEADS
 from model_zoo.layers import MaskedAttentionPool
 
 # (kernel, stride) along time for each conv block.
-_TIME_KERNELS: tuple[tuple[int, int], ...] = ((15, 4), (9, 2), (9, 2), (9, 2))
+_TIME_KERNELS: tuple[tuple[int, int], ...] = ((15, 4), (9, 2), (9, 2), (9, 1))
 
 
 def _block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(
-            c_in, c_out, (1, kernel), stride=(1, stride), padding=(0, kernel // 2), bias=False
+            c_in,
+            c_out,
+            (1, kernel),
+            stride=(1, stride),
+            padding=(0, kernel // 2),
+            padding_mode="replicate",
+            bias=False,
         ),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=False),

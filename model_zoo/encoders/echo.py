@@ -25,6 +25,7 @@ def _block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
             (1, kernel, kernel),
             stride=(1, stride, stride),
             padding=(0, kernel // 2, kernel // 2),
+            padding_mode="replicate",
             bias=False,
         ),
         nn.BatchNorm3d(c_out),
@@ -47,7 +48,7 @@ class EchoEncoder(nn.Module):
         super().__init__()
         if len(channels) != 4:
             raise ValueError(f"echo_channels needs 4 entries, got {len(channels)}")
-        specs = ((5, 2), (3, 2), (3, 2), (3, 1))
+        specs = ((5, 2), (3, 2), (3, 1), (3, 1))
         blocks, c_in = [], 1
         for c, (k, s) in zip(channels, specs, strict=True):
             blocks.append(_block(c_in, c, k, s))
