@@ -165,6 +165,7 @@ def evaluate_case(
         if mask is not None:
             items = lab_items(case) if modality == "labs" else []
             rec.update(localisation(modality, native, mask, items))
+            rec["findings"] = "+".join(sorted(case.truth.findings.get(modality, [])))
             rec.update(faithfulness(ctx, modality, values, seed))
             if modality == "labs":
                 order = attribution_order(values)
@@ -195,6 +196,16 @@ def _mean(xs: list[float]) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
+def _by_findings(loc: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Pointing game per combination of planted findings (``"a+b"``), with its case count."""
+    groups: dict[str, list[float]] = {}
+    for r in loc:
+        groups.setdefault(r.get("findings", ""), []).append(r["pointing_game"])
+    return {
+        k: {"pointing_game": float(np.mean(v)), "cases": len(v)} for k, v in sorted(groups.items())
+    }
+
+
 def summarise(records: list[dict[str, Any]], seconds: float, **settings: Any) -> dict[str, Any]:
     """The bench-xai JSON from per-case records."""
     modalities = {}
@@ -215,6 +226,7 @@ def summarise(records: list[dict[str, Any]], seconds: float, **settings: Any) ->
             "random_insertion_auc": _mean([r["random_insertion_auc"] for r in loc]),
             "insertion_above_random_fraction": _mean([float(b) for b in above]),
             "sanity_spearman_median": float(statistics.median(sanity)) if sanity else None,
+            "pointing_game_by_findings": _by_findings(loc),
             "localisation_cases": len(loc),
             "sanity_cases": len(sanity),
         }

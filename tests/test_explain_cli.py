@@ -83,9 +83,16 @@ def test_bench_xai_json_has_the_issue_keys() -> None:
         "sanity_spearman": 0.1,
     }
     records = [
-        {"modalities": {"ecg": rec}, "shapley_efficiency_error": 1e-9, "text_fidelity": 0.95},
         {
-            "modalities": {"ecg": {**rec, "deletion_auc": 0.5}, "labs": {"sanity_spearman": 0.3}},
+            "modalities": {"ecg": {**rec, "findings": "lbbb"}},
+            "shapley_efficiency_error": 1e-9,
+            "text_fidelity": 0.95,
+        },
+        {
+            "modalities": {
+                "ecg": {**rec, "deletion_auc": 0.5, "pointing_game": 0.0, "findings": "lbbb"},
+                "labs": {"sanity_spearman": 0.3},
+            },
             "shapley_efficiency_error": 2e-9,
             "shapley_planted_first": True,
         },
@@ -96,7 +103,8 @@ def test_bench_xai_json_has_the_issue_keys() -> None:
     for m in out["modalities"].values():
         assert MODALITY_KEYS <= set(m)
     ecg = out["modalities"]["ecg"]
-    assert ecg["deletion_below_random_fraction"] == 0.5 and ecg["pointing_game"] == 1.0
+    assert ecg["deletion_below_random_fraction"] == 0.5 and ecg["pointing_game"] == 0.5
+    assert ecg["pointing_game_by_findings"] == {"lbbb": {"pointing_game": 0.5, "cases": 2}}
     assert out["modalities"]["labs"]["sanity_spearman_median"] == 0.3
     assert out["shapley_efficiency_max_error"] == 2e-9 and out["shapley_planted_first"] == 1.0
     assert out["cases"] == 2 and out["text_fidelity_spearman"] == 0.95
