@@ -1,9 +1,32 @@
-"""Small building blocks shared by the encoders and heads, each returning its attention."""
+"""Small building blocks shared by the encoders and heads: the encoders' conv block and
+attention layers that keep their attention weights."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+def conv_block(
+    c_in: int, c_out: int, kernel: tuple[int, ...], stride: tuple[int, ...]
+) -> nn.Sequential:
+    """Conv (2-D or 3-D by ``len(kernel)``, "same" padding by replicating edge values) + batch
+    norm + ReLU. Zero padding would give every border its own response, and Grad-CAM++ peaked
+    there."""
+    conv, norm = (nn.Conv2d, nn.BatchNorm2d) if len(kernel) == 2 else (nn.Conv3d, nn.BatchNorm3d)
+    return nn.Sequential(
+        conv(
+            c_in,
+            c_out,
+            kernel,
+            stride=stride,
+            padding=tuple(k // 2 for k in kernel),
+            padding_mode="replicate",
+            bias=False,
+        ),
+        norm(c_out),
+        nn.ReLU(inplace=False),
+    )
 
 
 def safe_key_mask(mask: torch.Tensor) -> torch.Tensor:

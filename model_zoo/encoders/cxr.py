@@ -13,26 +13,10 @@ import torch
 from torch import nn
 from torchvision.models import densenet121
 
-from model_zoo.layers import MaskedAttentionPool
+from model_zoo.layers import MaskedAttentionPool, conv_block
 from model_zoo.preprocess import CXR_MEAN, CXR_STD
 
 XRV_RANGE = 1024.0
-
-
-def _block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(
-            c_in,
-            c_out,
-            kernel,
-            stride=stride,
-            padding=kernel // 2,
-            padding_mode="replicate",
-            bias=False,
-        ),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=False),
-    )
 
 
 class _SpatialTokens(nn.Module):
@@ -61,9 +45,9 @@ class SmallCXREncoder(nn.Module):
         specs = ((5, 2), (3, 2), (3, 2), (3, 1))
         blocks, c_in = [], 1
         for c, (k, s) in zip(channels, specs, strict=True):
-            blocks.append(_block(c_in, c, k, s))
+            blocks.append(conv_block(c_in, c, (k, k), (s, s)))
             c_in = c
-        blocks.append(_block(c_in, c_in, 3, 1))
+        blocks.append(conv_block(c_in, c_in, (3, 3), (1, 1)))
         self.blocks = nn.Sequential(*blocks)
         self.tokens = _SpatialTokens(c_in, 8, d_model, n_tokens, n_heads)
 

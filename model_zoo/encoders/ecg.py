@@ -10,26 +10,10 @@ import torch
 from torch import nn
 
 from model_zoo.case import STANDARD_LEADS
-from model_zoo.layers import MaskedAttentionPool
+from model_zoo.layers import MaskedAttentionPool, conv_block
 
 # (kernel, stride) along time for each conv block.
 _TIME_KERNELS: tuple[tuple[int, int], ...] = ((15, 4), (9, 2), (9, 2), (9, 1))
-
-
-def _block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(
-            c_in,
-            c_out,
-            (1, kernel),
-            stride=(1, stride),
-            padding=(0, kernel // 2),
-            padding_mode="replicate",
-            bias=False,
-        ),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=False),
-    )
 
 
 class ECGEncoder(nn.Module):
@@ -43,7 +27,7 @@ class ECGEncoder(nn.Module):
             )
         blocks, c_in = [], 1
         for c, (k, s) in zip(channels, _TIME_KERNELS, strict=True):
-            blocks.append(_block(c_in, c, k, s))
+            blocks.append(conv_block(c_in, c, (1, k), (1, s)))
             c_in = c
         self.blocks = nn.Sequential(*blocks)
         self.lead_embed = nn.Parameter(torch.randn(len(STANDARD_LEADS), d_model) * 0.02)

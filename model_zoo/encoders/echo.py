@@ -12,25 +12,9 @@ import torch
 from torch import nn
 
 from model_zoo.case import ECHO_VIEWS
-from model_zoo.layers import MaskedAttentionPool
+from model_zoo.layers import MaskedAttentionPool, conv_block
 
 _GRID = 4
-
-
-def _block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv3d(
-            c_in,
-            c_out,
-            (1, kernel, kernel),
-            stride=(1, stride, stride),
-            padding=(0, kernel // 2, kernel // 2),
-            padding_mode="replicate",
-            bias=False,
-        ),
-        nn.BatchNorm3d(c_out),
-        nn.ReLU(inplace=False),
-    )
 
 
 class EchoEncoder(nn.Module):
@@ -51,7 +35,7 @@ class EchoEncoder(nn.Module):
         specs = ((5, 2), (3, 2), (3, 1), (3, 1))
         blocks, c_in = [], 1
         for c, (k, s) in zip(channels, specs, strict=True):
-            blocks.append(_block(c_in, c, k, s))
+            blocks.append(conv_block(c_in, c, (1, k, k), (1, s, s)))
             c_in = c
         self.blocks = nn.Sequential(*blocks)
         self.grid = nn.AdaptiveAvgPool3d((None, _GRID, _GRID))
