@@ -200,7 +200,7 @@ def _by_findings(loc: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Pointing game per combination of planted findings (``"a+b"``), with its case count."""
     groups: dict[str, list[float]] = {}
     for r in loc:
-        groups.setdefault(r.get("findings", ""), []).append(r["pointing_game"])
+        groups.setdefault(r["findings"], []).append(r["pointing_game"])
     return {
         k: {"pointing_game": float(np.mean(v)), "cases": len(v)} for k, v in sorted(groups.items())
     }

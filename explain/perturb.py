@@ -5,9 +5,9 @@ removed): ECG lead x 0.2 s window, echo view x frame x 8x8 patch, CXR 8x8 patch,
 piece. A removed feature takes a baseline value: 0 mV (ECG), the loop's mean (echo), the image
 mean (CXR), ``[MASK]`` (labs). Black is no neutral value for an echo: it is what blood in a
 cavity looks like, so blacking out the walls makes a ventricle look dilated and raises P(heart
-failure) — with a black baseline Grad-CAM++'s deletion curve fell below random in 0 of 19 echo
-evidence cases, with the loop's mean in 19 of 19. Scores come from the shared path (only that
-modality re-encoded).
+failure) — on an earlier demo checkpoint, Grad-CAM++'s deletion curve fell below random in 0
+of 19 echo evidence cases with a black baseline, in 19 of 19 with the loop's mean. Scores come
+from the shared path (only that modality re-encoded).
 """
 
 from __future__ import annotations

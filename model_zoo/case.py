@@ -38,6 +38,9 @@ def format_lab_value(value: float) -> str:
     return f"{value:.6g}"
 
 
+FLAG_WORDS = {"H": "high", "L": "low"}  # flags the model's lab text names after the unit
+
+
 @dataclass
 class LabItem:
     """One laboratory result. ``flag`` is ``"H"``, ``"L"``, ``"N"`` or ``""`` (no range)."""
@@ -64,9 +67,6 @@ class LabItem:
         text = f"{self.name} of the patient is {format_lab_value(self.value)} {self.unit}".rstrip()
         word = FLAG_WORDS.get(self.flag)
         return f"{text} ({word})" if word else text
-
-
-FLAG_WORDS = {"H": "high", "L": "low"}
 
 
 def reference_flag(value: float, low: float | None, high: float | None) -> str:
