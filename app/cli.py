@@ -28,11 +28,13 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_cohort(cohort: str, progress: bool = True) -> list:
-    """Every case folder of a cohort as a PatientCase with its planted truth attached."""
+def _load_cohort(cohort: str, progress: bool = True, grid: object | None = None) -> list:
+    """Every case folder of a cohort as a PatientCase with its planted truth attached; with a
+    ModelConfig ``grid``, the evidence masks kept on that model's input grid."""
     from tqdm.auto import tqdm
 
     from app.ingest import load_case
+    from model_zoo.evidence_targets import evidence_targets
     from model_zoo.synth.truth import case_folders, load_truth
 
     try:
@@ -43,7 +45,9 @@ def _load_cohort(cohort: str, progress: bool = True) -> list:
     for folder in tqdm(folders, desc="load cases", disable=not progress, unit="case"):
         case, _ = load_case(folder)
         case.truth = load_truth(folder)
-        case.truth.masks = {}  # evidence masks are for explanations, not training (~1.5 MB/case)
+        if grid is not None:
+            case.truth.grid_masks = evidence_targets(case, grid)
+        case.truth.masks = {}  # full-size masks are ~1.5 MB/case; training needs only the grid
         cases.append(case)
     return cases
 
@@ -53,12 +57,12 @@ def _train(args: argparse.Namespace) -> int:
 
     from model_zoo.training import TrainingConfig, train_model
 
-    cases = _load_cohort(args.cohort)
+    cfg = TrainingConfig(epochs=args.epochs, seed=args.seed)
+    cases = _load_cohort(args.cohort, grid=cfg.model)
     order = np.random.default_rng(args.seed).permutation(len(cases))
     n_val = int(round(args.val_fraction * len(cases)))
     val = [cases[i] for i in sorted(order[:n_val])]
     train = [cases[i] for i in sorted(order[n_val:])]
-    cfg = TrainingConfig(epochs=args.epochs, seed=args.seed)
     result = train_model(train, val, cfg, args.out)
     print(f"checkpoint: {result.out_dir / 'model'} ({result.metrics['train_s']:.0f} s)")
     return 0

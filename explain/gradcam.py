@@ -21,8 +21,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from explain.context import CaseContext
-
-CAM_MODALITIES: tuple[str, ...] = ("ecg", "echo", "cxr")
+from model_zoo.model import CAM_ENCODERS as CAM_MODALITIES
 
 
 class ModalityForward(nn.Module):

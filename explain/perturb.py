@@ -1,7 +1,8 @@
 """Feature grids on the model's inputs, for deletion/insertion curves and ERASER.
 
 A grid assigns every element of a modality's input tensor to a feature (or -1: never
-removed): ECG lead x 0.2 s window, echo view x frame x 8x8 patch, CXR 8x8 patch, labs word
+removed): ECG lead x 0.2 s window, echo view x frame x 8x8 patch, CXR 8x8 patch (the grid and
+removal values of ``model_zoo.erasing``, which the demo model is trained with), labs word
 piece. A removed feature takes a baseline value: 0 mV (ECG), the loop's mean (echo), the image
 mean (CXR), ``[MASK]`` (labs). Black is no neutral value for an echo: it is what blood in a
 cavity looks like, so blacking out the walls makes a ventricle look dilated and raises P(heart
@@ -19,9 +20,7 @@ import torch
 
 from explain.context import CaseContext
 from explain.metrics import ScoreFn
-
-ECG_WINDOW = 50  # samples at 250 Hz: 0.2 s
-PATCH = 8
+from model_zoo.erasing import ECG_WINDOW, PATCH, removal_value
 
 
 @dataclass
@@ -81,9 +80,7 @@ def baseline_input(ctx: CaseContext, modality: str) -> torch.Tensor:
     x = ctx.modality_input(modality)
     if modality == "labs":
         return torch.full_like(x, ctx.model.tokenizer.mask_token_id)
-    if modality == "ecg":
-        return torch.zeros_like(x)
-    return torch.full_like(x, float(x.mean()))
+    return removal_value(modality, x)
 
 
 def masked_batch(ctx: CaseContext, grid: FeatureGrid, keep: np.ndarray) -> torch.Tensor:

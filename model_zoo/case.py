@@ -255,6 +255,8 @@ class GroundTruth:
     findings: dict[str, list[str]] = field(default_factory=dict)
     report: str = ""
     masks: dict[str, Any] = field(default_factory=dict)
+    grid_masks: dict[str, Any] = field(default_factory=dict)
+    """The masks on the model's input grid (``model_zoo.evidence_targets``), for training."""
 
 
 @dataclass

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from model_zoo.case import MODALITIES
+from model_zoo.encoders.finding_maps import FindingOutput
 from model_zoo.tasks import TASK_MODALITY
 
 
@@ -45,6 +46,86 @@ def diagnosis_loss(
         total = total + w * F.cross_entropy(logits[task][rows].float(), labels[rows, i])
         weight_sum += w
     return total / max(weight_sum, 1e-6)
+
+
+def finding_loss(
+    findings: dict[str, FindingOutput],
+    finding_tasks: dict[str, list[str]],
+    labels: torch.Tensor,
+    tasks: list[str],
+) -> torch.Tensor:
+    """Binary cross-entropy of each convolutional encoder's finding logits (see
+    :meth:`FusionModel.encode_with_findings`) against the known finding labels."""
+    total, terms = labels.new_zeros((), dtype=torch.float32), 0
+    for m, (rows, logits, _) in findings.items():
+        target = labels[rows][:, [tasks.index(t) for t in finding_tasks[m]]]
+        known = target >= 0
+        if known.any():
+            total = total + F.binary_cross_entropy_with_logits(
+                logits.float()[known], target[known].float()
+            )
+            terms += 1
+    return total / max(terms, 1)
+
+
+def _outside_share(maps: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per map, the share of its (valid) mass outside ``target``; maps ``(n, K, *cells)``,
+    target and valid ``(n, 1, *cells)``."""
+    dims = tuple(range(2, maps.ndim))
+    mass = (maps * valid).sum(dim=dims)
+    outside = (maps * valid * (1.0 - target)).sum(dim=dims)
+    return outside / (mass + 1e-6)
+
+
+def evidence_loss(
+    findings: dict[str, FindingOutput],
+    evidence: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    finding_tasks: dict[str, list[str]],
+    labels: torch.Tensor,
+    tasks: list[str],
+    ecg_leads: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean share of each present finding's map mass outside the case's planted evidence
+    mask (see :mod:`model_zoo.evidence_targets`), over the rows that have a mask.
+
+    ``evidence[m]`` is ``(targets (B, ...), has_mask (B,))`` for the whole batch; targets are
+    pooled (area) to the map's cells. ECG maps count only present leads.
+    """
+    total, terms = labels.new_zeros((), dtype=torch.float32), 0
+    for m, (rows, _, maps) in findings.items():
+        if m not in evidence:
+            continue
+        targets, has = evidence[m]
+        keep = has[rows]
+        if not keep.any():
+            continue
+        sel = rows[keep]
+        positive = labels[sel][:, [tasks.index(t) for t in finding_tasks[m]]] == 1
+        maps = maps[keep].float()
+        target = targets[sel].float()
+        if m == "ecg":
+            target = F.adaptive_avg_pool1d(target, maps.shape[-1])[:, None]
+            valid = ecg_leads[sel][:, None, :, None].float().expand_as(target)
+        elif m == "echo":
+            n, v = maps.shape[:2]
+            target = F.adaptive_avg_pool3d(target.flatten(0, 1), maps.shape[-3:])
+            target = target.reshape(n, v, 1, *maps.shape[-3:])
+            valid = (target.flatten(3).sum(-1) > 0).float()[..., None, None, None]
+            share = _outside_share(
+                maps.flatten(0, 1), target.flatten(0, 1), valid.flatten(0, 1)
+            ).reshape(n, v, -1)
+            view_ok = valid.flatten(2).amax(-1)[..., None]  # (n, V, 1)
+            share = (share * view_ok).sum(1) / view_ok.sum(1).clamp_min(1.0)
+            total = total + share[positive].sum()
+            terms += int(positive.sum())
+            continue
+        else:
+            target = F.adaptive_avg_pool2d(target[:, None], maps.shape[-2:])
+            valid = torch.ones_like(target)
+        share = _outside_share(maps, target, valid)
+        total = total + share[positive].sum()
+        terms += int(positive.sum())
+    return total / max(terms, 1)
 
 
 def report_loss(logits: torch.Tensor, targets: torch.Tensor, pad: int = 0) -> torch.Tensor:

@@ -16,6 +16,7 @@ from model_zoo.config import ModelConfig
 from model_zoo.encoders.cxr import DenseNetCXREncoder, SmallCXREncoder
 from model_zoo.encoders.ecg import ECGEncoder
 from model_zoo.encoders.echo import EchoEncoder
+from model_zoo.encoders.finding_maps import FindingOutput, modality_findings
 from model_zoo.encoders.text import TextEncoder, load_bert, load_tokenizer
 from model_zoo.fusion import MedFlexFusion
 from model_zoo.guidance import TextualGuidance
@@ -25,6 +26,7 @@ from model_zoo.report import BOS, EOS, ReportDecoder, Vocabulary, join_words
 from model_zoo.response import ContrastiveProjection, ResponseModule
 
 TASK_TOKEN_PREFIX = "task:"
+CAM_ENCODERS: tuple[str, ...] = ("ecg", "echo", "cxr")
 
 
 @dataclass
@@ -89,19 +91,21 @@ class FusionModel(nn.Module):
         self.tokenizer = load_tokenizer(c.text_encoder)
         bert = load_bert(c.text_encoder)
         t = c.tokens_per_modality
+        self.finding_tasks = {m: modality_findings(self.task_names, m) for m in CAM_ENCODERS}
+        k = {m: len(v) for m, v in self.finding_tasks.items()}
         cxr = (
-            DenseNetCXREncoder(c.d_model, t, c.n_heads, c.cxr_weights)
+            DenseNetCXREncoder(c.d_model, t, c.n_heads, k["cxr"], c.cxr_weights)
             if c.cxr_encoder == "densenet121"
-            else SmallCXREncoder(c.cxr_channels, c.d_model, t, c.n_heads)
+            else SmallCXREncoder(c.cxr_channels, c.d_model, t, c.n_heads, k["cxr"])
         )
         if c.cxr_encoder not in ("small", "densenet121"):
             raise ValueError(f"cxr_encoder must be 'small' or 'densenet121', not {c.cxr_encoder!r}")
         self.encoders = nn.ModuleDict(
             {
                 "labs": TextEncoder(bert, c.d_model, t, c.n_heads, c.text_trainable_layers),
-                "ecg": ECGEncoder(c.ecg_channels, c.d_model, t, c.n_heads),
+                "ecg": ECGEncoder(c.ecg_channels, c.d_model, t, c.n_heads, k["ecg"]),
                 "echo": EchoEncoder(
-                    c.echo_channels, c.echo_frames, c.d_model, t, c.n_heads, c.dropout
+                    c.echo_channels, c.echo_frames, c.d_model, t, c.n_heads, k["echo"], c.dropout
                 ),
                 "cxr": cxr,
             }
@@ -165,9 +169,10 @@ class FusionModel(nn.Module):
         )
 
     def cam_target_layer(self, modality: str) -> nn.Module:
-        """The conv block whose activations Grad-CAM++ uses: ECG ``(B, C, 12, L')``,
-        echo ``(B*V, C, F, h, w)``, CXR ``(B, C, h, w)``. Labs has none (use token attributions)."""
-        if modality not in ("ecg", "echo", "cxr"):
+        """The layer whose activations Grad-CAM++ uses, the encoder's finding maps (K maps >= 0,
+        one per finding of the modality): ECG ``(B, K, 12, L')``, echo ``(B*V, K, F, h, w)``,
+        CXR ``(B, K, h, w)``. Labs has none (use token attributions)."""
+        if modality not in CAM_ENCODERS:
             raise ValueError(f"{modality!r} has no convolutional layer; choose ecg, echo or cxr")
         return self.encoders[modality].cam_layer
 
@@ -177,25 +182,32 @@ class FusionModel(nn.Module):
             f"shared:{i}" for i in range(t)
         ]
 
-    def encode_modality(self, modality: str, inputs: ModelInputs) -> torch.Tensor:
-        """One encoder on the rows of ``inputs`` (no masking; see :meth:`encode`)."""
+    def encode_modality(
+        self, modality: str, inputs: ModelInputs
+    ) -> tuple[torch.Tensor, FindingOutput | None]:
+        """One encoder on the rows of ``inputs`` (no masking; see :meth:`encode`): tokens, and
+        for a convolutional encoder its finding logits and maps (``None`` for labs)."""
         enc = self.encoders[modality]
         if modality == "labs":
-            return enc(inputs.input_ids, inputs.attention_mask, inputs.labs_hidden)
+            return enc(inputs.input_ids, inputs.attention_mask, inputs.labs_hidden), None
         if modality == "ecg":
-            return enc(inputs.ecg, inputs.ecg_leads)
-        if modality == "echo":
-            return enc(inputs.echo, inputs.echo_views)
-        return enc(inputs.cxr)
+            tokens, logits, maps = enc.encode(inputs.ecg, inputs.ecg_leads)
+        elif modality == "echo":
+            tokens, logits, maps = enc.encode(inputs.echo, inputs.echo_views)
+        else:
+            tokens, logits, maps = enc.encode(inputs.cxr)
+        rows = torch.arange(len(inputs), device=tokens.device)
+        return tokens, FindingOutput(rows, logits, maps)
 
-    def encode(
+    def encode_with_findings(
         self, inputs: ModelInputs, modalities: list[str] | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Per-modality tokens ``(B, T, d)``; encoders run only on rows where the modality is
-        present (absent rows are zeros and are masked later)."""
+    ) -> tuple[dict[str, torch.Tensor], dict[str, FindingOutput]]:
+        """:meth:`encode` plus, per convolutional modality present in some row, the
+        :class:`FindingOutput` of the rows it ran on (logits over :attr:`finding_tasks`)."""
         check_inputs(inputs, self.config)
         wanted = list(modalities) if modalities is not None else list(MODALITIES)
         out: dict[str, torch.Tensor] = {}
+        findings: dict[str, FindingOutput] = {}
         b, t, d = len(inputs), self.config.tokens_per_modality, self.config.d_model
         for m in wanted:
             if m not in MODALITIES:
@@ -203,10 +215,20 @@ class FusionModel(nn.Module):
             rows = inputs.present[:, MODALITIES.index(m)]
             feats = torch.zeros(b, t, d, device=inputs.present.device)
             if rows.any():
-                values = self.encode_modality(m, _select(inputs, rows))
-                feats = feats.to(values.dtype).index_put((rows.nonzero()[:, 0],), values)
+                idx = rows.nonzero()[:, 0]
+                values, found = self.encode_modality(m, _select(inputs, rows))
+                feats = feats.to(values.dtype).index_put((idx,), values)
+                if found is not None:
+                    findings[m] = found._replace(rows=idx)
             out[m] = feats
-        return out
+        return out, findings
+
+    def encode(
+        self, inputs: ModelInputs, modalities: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Per-modality tokens ``(B, T, d)``; encoders run only on rows where the modality is
+        present (absent rows are zeros and are masked later)."""
+        return self.encode_with_findings(inputs, modalities)[0]
 
     def fuse(self, features: dict[str, torch.Tensor], present: torch.Tensor) -> FusionOutput:
         """Fusion, guidance and response heads on (cached) features for a ``(B, M)`` mask."""

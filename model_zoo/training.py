@@ -32,8 +32,16 @@ from model_zoo.dataset import (
     load_cohort_data,
     save_cohort_data,
 )
+from model_zoo.erasing import random_erasing
 from model_zoo.evaluation import subset_auc_table
-from model_zoo.losses import contrastive_loss, diagnosis_loss, report_loss
+from model_zoo.evidence_targets import evidence_batch, training_evidence
+from model_zoo.losses import (
+    contrastive_loss,
+    diagnosis_loss,
+    evidence_loss,
+    finding_loss,
+    report_loss,
+)
 from model_zoo.model import FusionModel
 from model_zoo.registry import default_device, save_model
 from model_zoo.report import Vocabulary
@@ -57,6 +65,9 @@ class TrainingConfig:
     hf_weight: float = 2.0
     report_weight: float = 0.5
     contrastive_weight: float = 0.1
+    finding_weight: float = 1.0
+    evidence_weight: float = 1.0
+    erase_prob: float = 0.25
     grad_clip: float = 1.0
     report_epochs: int = 10
     report_lr: float = 1e-3
@@ -154,11 +165,13 @@ def train_step(
     cfg: TrainingConfig,
     gen: torch.Generator,
     device: torch.device,
+    evidence: list[dict[str, np.ndarray]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Losses of one batch (not yet backpropagated)."""
-    inputs = data.batch(idx, model.config).to(device)
+    """Losses of one batch (not yet backpropagated); ``evidence`` holds each training case's
+    :func:`evidence_targets` (index-aligned with ``data``) for the evidence loss."""
+    inputs = random_erasing(data.batch(idx, model.config), gen, cfg.erase_prob).to(device)
     labels = torch.from_numpy(data.labels[idx]).to(device)
-    feats = model.encode(inputs)
+    feats, findings = model.encode_with_findings(inputs)
     full = model.fuse(feats, inputs.present)
     diag = diagnosis_loss(
         full.logits, labels, model.task_names, inputs.present, LABEL, cfg.hf_weight
@@ -179,10 +192,22 @@ def train_step(
     losses["contrastive"] = contrastive_loss(
         full.embeddings, inputs.present, model.contrastive.log_temperature
     )
+    losses["findings"] = finding_loss(findings, model.finding_tasks, labels, model.task_names)
+    if evidence is not None and cfg.evidence_weight:
+        losses["evidence"] = evidence_loss(
+            findings,
+            evidence_batch(evidence, idx, device),
+            model.finding_tasks,
+            labels,
+            model.task_names,
+            inputs.ecg_leads,
+        )
     losses["total"] = (
         diag
         + cfg.report_weight * losses.get("report", diag.new_zeros(()))
         + cfg.contrastive_weight * losses["contrastive"]
+        + cfg.finding_weight * losses["findings"]
+        + cfg.evidence_weight * losses.get("evidence", diag.new_zeros(()))
     )
     return losses
 
@@ -290,6 +315,7 @@ def _train(
     )
     train = _cohort(train_cases, model, out / "cache_train.pt", "train", progress)
     val = _cohort(val_cases, model, out / "cache_val.pt", "val", progress) if val_cases else None
+    evidence = [training_evidence(c, model.config) for c in train_cases]
     t_prep = time.perf_counter() - t_start
 
     opt = _optimizer(model, cfg)
@@ -311,7 +337,7 @@ def _train(
         for step in bar:
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size].tolist()
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                losses = train_step(model, train, idx, cfg, gen, device)
+                losses = train_step(model, train, idx, cfg, gen, device, evidence)
             opt.zero_grad(set_to_none=True)
             scaler.scale(losses["total"]).backward()
             scaler.unscale_(opt)

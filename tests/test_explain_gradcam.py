@@ -146,5 +146,5 @@ def test_uncached_baseline_computes_the_same_maps_and_scores(ctx) -> None:
     x = ctx.modality_input("ecg").repeat(3, 1, 1, 1) * 0.5
     torch.testing.assert_close(naive.scores("ecg", x), ctx.scores("ecg", x))
     np.testing.assert_allclose(
-        gradcam_plusplus(naive, "cxr"), gradcam_plusplus(ctx, "cxr"), atol=1e-5
+        gradcam_plusplus(naive, "cxr"), gradcam_plusplus(ctx, "cxr"), atol=1e-4
     )

@@ -174,7 +174,11 @@ def test_torchxrayvision_style_densenet_state_dict_loads(tmp_path) -> None:
     state["op_threshs"] = torch.rand(18)  # torchxrayvision keeps its thresholds in the dict
     torch.save(state, tmp_path / "xrv-densenet121.pth")
     enc = DenseNetCXREncoder(
-        d_model=16, n_tokens=2, n_heads=2, weights=str(tmp_path / "xrv-densenet121.pth")
+        d_model=16,
+        n_tokens=2,
+        n_heads=2,
+        n_findings=3,
+        weights=str(tmp_path / "xrv-densenet121.pth"),
     )
     torch.testing.assert_close(enc.features.conv0.weight, net.features.conv0.weight)
     torch.testing.assert_close(
@@ -187,4 +191,4 @@ def test_torchxrayvision_style_densenet_state_dict_loads(tmp_path) -> None:
     assert out.shape == (1, 2, 16)
     torch.save({"classifier.weight": torch.zeros(18, 1024)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="not a DenseNet121"):
-        DenseNetCXREncoder(16, 2, 2, weights=str(tmp_path / "bad.pth"))
+        DenseNetCXREncoder(16, 2, 2, 3, weights=str(tmp_path / "bad.pth"))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torchvision.models import densenet121
 
+from model_zoo.encoders.finding_maps import FindingMaps
 from model_zoo.layers import MaskedAttentionPool, conv_block
 from model_zoo.preprocess import CXR_MEAN, CXR_STD
 
@@ -20,25 +21,32 @@ XRV_RANGE = 1024.0
 
 
 class _SpatialTokens(nn.Module):
-    """A feature map ``(B, C, h, w)`` -> pooled tokens with a learnt position embedding."""
+    """A feature map ``(B, C, h, w)`` -> finding maps -> pooled tokens with a learnt position
+    embedding, finding logits (each map's mean) and the maps."""
 
-    def __init__(self, channels: int, grid: int, d_model: int, n_tokens: int, n_heads: int):
+    def __init__(
+        self, channels: int, grid: int, d_model: int, n_tokens: int, n_heads: int, n_findings: int
+    ):
         super().__init__()
+        self.findings = FindingMaps(channels, n_findings, 2)
         self.grid = nn.AdaptiveAvgPool2d(grid)
-        self.proj = nn.Linear(channels, d_model)
+        self.proj = nn.Linear(n_findings, d_model)
         self.pos = nn.Parameter(torch.randn(grid * grid, d_model) * 0.02)
         self.pool = MaskedAttentionPool(d_model, n_tokens, n_heads)
 
-    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        tokens = self.proj(self.grid(fmap).flatten(2).transpose(1, 2)) + self.pos
+    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        maps = self.findings(fmap)
+        tokens = self.proj(self.grid(maps).flatten(2).transpose(1, 2)) + self.pos
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        return self.pool(tokens, mask)
+        return self.pool(tokens, mask), self.findings.logits(maps, None, (2, 3)), maps
 
 
 class SmallCXREncoder(nn.Module):
     """Five conv blocks on ``(B, 1, S, S)`` normalised; last block ``(B, C, S/8, S/8)``."""
 
-    def __init__(self, channels: list[int], d_model: int, n_tokens: int, n_heads: int):
+    def __init__(
+        self, channels: list[int], d_model: int, n_tokens: int, n_heads: int, n_findings: int
+    ):
         super().__init__()
         if len(channels) != 4:
             raise ValueError(f"cxr_channels needs 4 entries, got {len(channels)}")
@@ -49,14 +57,22 @@ class SmallCXREncoder(nn.Module):
             c_in = c
         blocks.append(conv_block(c_in, c_in, (3, 3), (1, 1)))
         self.blocks = nn.Sequential(*blocks)
-        self.tokens = _SpatialTokens(c_in, 8, d_model, n_tokens, n_heads)
+        self.tokens = _SpatialTokens(c_in, 8, d_model, n_tokens, n_heads, n_findings)
+
+    @property
+    def findings(self) -> FindingMaps:
+        return self.tokens.findings
 
     @property
     def cam_layer(self) -> nn.Module:
-        return self.blocks[-1]
+        return self.findings
+
+    def encode(self, cxr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tokens ``(B, T, d)``, finding logits ``(B, K)`` and finding maps ``(B, K, h, w)``."""
+        return self.tokens(self.blocks(cxr))
 
     def forward(self, cxr: torch.Tensor) -> torch.Tensor:
-        return self.tokens(self.blocks(cxr))
+        return self.encode(cxr)[0]
 
 
 def xrv_densenet_features() -> nn.Module:
@@ -69,11 +85,18 @@ def xrv_densenet_features() -> nn.Module:
 class DenseNetCXREncoder(nn.Module):
     """torchxrayvision-style DenseNet121 (input rescaled to its [-1024, 1024] range)."""
 
-    def __init__(self, d_model: int, n_tokens: int, n_heads: int, weights: str | None = None):
+    def __init__(
+        self,
+        d_model: int,
+        n_tokens: int,
+        n_heads: int,
+        n_findings: int,
+        weights: str | None = None,
+    ):
         super().__init__()
         self.features = xrv_densenet_features()
         self.relu = nn.ReLU(inplace=False)
-        self.tokens = _SpatialTokens(1024, 7, d_model, n_tokens, n_heads)
+        self.tokens = _SpatialTokens(1024, 7, d_model, n_tokens, n_heads, n_findings)
         if weights:
             self.load_xrv_weights(weights)
 
@@ -91,10 +114,17 @@ class DenseNetCXREncoder(nn.Module):
         self.features.load_state_dict(feats, strict=True)
 
     @property
+    def findings(self) -> FindingMaps:
+        return self.tokens.findings
+
+    @property
     def cam_layer(self) -> nn.Module:
-        return self.features.denseblock4
+        return self.findings
+
+    def encode(self, cxr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tokens ``(B, T, d)``, finding logits ``(B, K)`` and finding maps ``(B, K, h, w)``."""
+        unit = cxr * CXR_STD + CXR_MEAN
+        return self.tokens(self.relu(self.features((2.0 * unit - 1.0) * XRV_RANGE)))
 
     def forward(self, cxr: torch.Tensor) -> torch.Tensor:
-        unit = cxr * CXR_STD + CXR_MEAN
-        fmap = self.relu(self.features((2.0 * unit - 1.0) * XRV_RANGE))
-        return self.tokens(fmap)
+        return self.encode(cxr)[0]

@@ -1,8 +1,10 @@
 """Echo encoder shared across views: a per-frame 2D CNN plus temporal attention.
 
 The per-frame CNN is Conv3d with (1, k, k) kernels on ``(B*V, 1, F, H, W)``, so its last conv
-block is a 5-D video activation ``(B*V, C, F, h, w)`` (the Grad-CAM++ target). Frame tokens get
-a view and a frame-position embedding, one self-attention layer runs over each view's frames,
+block is a 5-D video activation ``(B*V, C, F, h, w)``. Its finding maps
+``(B*V, K, F, h, w)`` (:mod:`model_zoo.encoders.finding_maps`, the Grad-CAM++ target), pooled
+to a 4 x 4 grid, make one token per frame with a view and a frame-position embedding; one
+self-attention layer runs over each view's frames,
 and a motion token (per-feature spread over frames, i.e. wall motion) is added per view.
 """
 
@@ -12,6 +14,7 @@ import torch
 from torch import nn
 
 from model_zoo.case import ECHO_VIEWS
+from model_zoo.encoders.finding_maps import FindingMaps, masked_mean
 from model_zoo.layers import MaskedAttentionPool, conv_block
 
 _GRID = 4
@@ -27,6 +30,7 @@ class EchoEncoder(nn.Module):
         d_model: int,
         n_tokens: int,
         n_heads: int,
+        n_findings: int,
         dropout: float = 0.1,
     ):
         super().__init__()
@@ -38,8 +42,10 @@ class EchoEncoder(nn.Module):
             blocks.append(conv_block(c_in, c, (1, k, k), (1, s, s)))
             c_in = c
         self.blocks = nn.Sequential(*blocks)
+        self.findings = FindingMaps(c_in, n_findings, 3)
+        self.motion_weight = nn.Parameter(torch.zeros(n_findings))
         self.grid = nn.AdaptiveAvgPool3d((None, _GRID, _GRID))
-        self.frame_proj = nn.Linear(c_in * _GRID * _GRID, d_model)
+        self.frame_proj = nn.Linear(n_findings * _GRID * _GRID, d_model)
         self.view_embed = nn.Parameter(torch.randn(len(ECHO_VIEWS), d_model) * 0.02)
         self.time_embed = nn.Parameter(torch.randn(n_frames, d_model) * 0.02)
         self.temporal = nn.TransformerEncoderLayer(
@@ -51,17 +57,36 @@ class EchoEncoder(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """The last per-frame conv block: activations ``(B*V, C, F, h, w)``."""
-        return self.blocks[-1]
+        """The finding maps: activations ``(B*V, K, F, h, w)``."""
+        return self.findings
 
-    def forward(self, echo: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+    def finding_logits(self, maps: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        """``(B, K)``: per view, the mean over frames of each frame's mean map plus a learnt
+        multiple of how much that moves over the clip (wall motion, for the ejection
+        fraction); averaged over the present views."""
+        b, v = views.shape
+        per_frame = maps.mean(dim=(3, 4))  # (B*V, K, F)
+        spread = per_frame.std(dim=-1, unbiased=False)
+        per_view = (per_frame.mean(dim=-1) + self.motion_weight * spread).reshape(b, v, -1)
+        return masked_mean(per_view, views[:, :, None], (1,)) + self.findings.logit_bias
+
+    def encode(
+        self, echo: torch.Tensor, views: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tokens ``(B, T, d)``, finding logits ``(B, K)`` and finding maps
+        ``(B, V, K, F, h, w)``."""
         b, v, f, s, _ = echo.shape
-        fmap = self.blocks(echo.reshape(b * v, 1, f, s, s))  # (B*V, C, F, h, w)
-        grid = self.grid(fmap).permute(0, 2, 1, 3, 4).reshape(b * v, f, -1)
+        maps = self.findings(self.blocks(echo.reshape(b * v, 1, f, s, s)))  # (B*V, K, F, h, w)
+        logits = self.finding_logits(maps, views)
+        grid = self.grid(maps).permute(0, 2, 1, 3, 4).reshape(b * v, f, -1)
         frames = self.frame_proj(grid) + self.time_embed[:f]
         frames = self.temporal(frames)  # (B*V, F, d)
         motion = self.motion(frames.std(dim=1, unbiased=False))[:, None]  # (B*V, 1, d)
         tokens = torch.cat([motion, frames], dim=1).reshape(b, v, f + 1, -1)
         tokens = tokens + self.view_embed[None, :, None]
         mask = views[:, :, None].expand(b, v, f + 1)
-        return self.pool(tokens.reshape(b, v * (f + 1), -1), mask.reshape(b, -1))
+        pooled = self.pool(tokens.reshape(b, v * (f + 1), -1), mask.reshape(b, -1))
+        return pooled, logits, maps.reshape(b, v, *maps.shape[1:])
+
+    def forward(self, echo: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        return self.encode(echo, views)[0]
