@@ -11,6 +11,10 @@ from app.demo_cases import load_catalogue
 from app.session import LoadedModel, Workstation
 from model_zoo.model import FusionModel
 
+REPORTING_SEED = 5
+"""A seed whose untrained tiny model writes report sentences for the demo cases (most seeds'
+decoders end at once), for tests of the report panels."""
+
 
 def tiny_workstation(seed: int, cases_dir: Path, media_dir: Path | None = None) -> Workstation:
     """The demo catalogue served by ``FusionModel(tiny_config())`` seeded with ``seed``."""

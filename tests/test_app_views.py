@@ -6,7 +6,7 @@ import imageio.v2 as iio2
 import numpy as np
 import pandas as pd
 import pytest
-from app_support import tiny_workstation
+from app_support import REPORTING_SEED, tiny_workstation
 
 from app import image_views, report_views, views
 from app.session import Workstation
@@ -15,7 +15,9 @@ from explain.pipeline import STAGES
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> Workstation:
-    return tiny_workstation(0, tmp_path_factory.mktemp("cases"), tmp_path_factory.mktemp("media"))
+    return tiny_workstation(
+        REPORTING_SEED, tmp_path_factory.mktemp("cases"), tmp_path_factory.mktemp("media")
+    )
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 import pytest
+from app_support import REPORTING_SEED
 from browser_support import ARTIFACTS, require_chromium, serve_workstation, workstation_page
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ def _model_arg(tmp_path_factory) -> str:
     from model_zoo.model import FusionModel
     from model_zoo.registry import save_model
 
-    torch.manual_seed(0)
+    torch.manual_seed(REPORTING_SEED)
     return str(save_model(FusionModel(tiny_config()), tmp_path_factory.mktemp("model")))
 
 
