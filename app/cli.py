@@ -6,6 +6,10 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model_zoo.config import ModelConfig
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,7 +32,7 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_cohort(cohort: str, progress: bool = True, grid: object | None = None) -> list:
+def _load_cohort(cohort: str, progress: bool = True, grid: ModelConfig | None = None) -> list:
     """Every case folder of a cohort as a PatientCase with its planted truth attached; with a
     ModelConfig ``grid``, the evidence masks kept on that model's input grid."""
     from tqdm.auto import tqdm

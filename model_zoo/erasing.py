@@ -20,10 +20,10 @@ from dataclasses import replace
 import torch
 
 from model_zoo.inputs import ModelInputs
+from model_zoo.model import CAM_ENCODERS
 
 ECG_WINDOW = 50  # samples at 250 Hz: 0.2 s
 PATCH = 8
-ERASED_MODALITIES: tuple[str, ...] = ("ecg", "echo", "cxr")
 
 
 def removal_value(modality: str, x: torch.Tensor) -> torch.Tensor:
@@ -68,7 +68,7 @@ def random_erasing(
     if prob <= 0:
         return inputs
     changed = {}
-    for m in ERASED_MODALITIES:
+    for m in CAM_ENCODERS:
         x = getattr(inputs, m)
         b = x.shape[0]
         chosen = torch.rand(b, generator=gen) < prob

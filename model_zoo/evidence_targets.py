@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from model_zoo.case import ECHO_VIEWS, STANDARD_LEADS, PatientCase
 from model_zoo.config import ModelConfig
+from model_zoo.model import CAM_ENCODERS
 from model_zoo.preprocess import ECG_RATE_HZ, ECG_SAMPLES, sample_frame_indices
 
 ECHO_TARGET_SIZE = 16
@@ -69,7 +70,7 @@ def evidence_batch(
     """Per modality with a mask in some of the cases ``idx``: ``(targets (B, ...), has (B,))``,
     zeros where a case has no mask."""
     out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    for m in ("ecg", "echo", "cxr"):
+    for m in CAM_ENCODERS:
         shape = next((targets[i][m].shape for i in idx if m in targets[i]), None)
         if shape is None:
             continue

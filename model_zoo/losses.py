@@ -77,6 +77,30 @@ def _outside_share(maps: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
     return outside / (mass + 1e-6)
 
 
+def _evidence_share(
+    modality: str, maps: torch.Tensor, target: torch.Tensor, leads: torch.Tensor | None
+) -> torch.Tensor:
+    """``(n, K)``: each finding map's share of mass outside ``target`` pooled (area) to the
+    map's cells; ECG counts only present ``leads``, echo averages the views that have a mask."""
+    if modality == "echo":
+        n, v = maps.shape[:2]
+        target = F.adaptive_avg_pool3d(target.flatten(0, 1), maps.shape[-3:])
+        target = target.reshape(n, v, 1, *maps.shape[-3:])
+        valid = (target.flatten(3).sum(-1) > 0).float()[..., None, None, None]
+        share = _outside_share(
+            maps.flatten(0, 1), target.flatten(0, 1), valid.flatten(0, 1)
+        ).reshape(n, v, -1)
+        view_ok = valid.flatten(2).amax(-1)[..., None]  # (n, V, 1)
+        return (share * view_ok).sum(1) / view_ok.sum(1).clamp_min(1.0)
+    if modality == "ecg":
+        target = F.adaptive_avg_pool1d(target, maps.shape[-1])[:, None]
+        valid = leads[:, None, :, None].float().expand_as(target)
+    else:
+        target = F.adaptive_avg_pool2d(target[:, None], maps.shape[-2:])
+        valid = torch.ones_like(target)
+    return _outside_share(maps, target, valid)
+
+
 def evidence_loss(
     findings: dict[str, FindingOutput],
     evidence: dict[str, tuple[torch.Tensor, torch.Tensor]],
@@ -101,28 +125,8 @@ def evidence_loss(
             continue
         sel = rows[keep]
         positive = labels[sel][:, [tasks.index(t) for t in finding_tasks[m]]] == 1
-        maps = maps[keep].float()
-        target = targets[sel].float()
-        if m == "ecg":
-            target = F.adaptive_avg_pool1d(target, maps.shape[-1])[:, None]
-            valid = ecg_leads[sel][:, None, :, None].float().expand_as(target)
-        elif m == "echo":
-            n, v = maps.shape[:2]
-            target = F.adaptive_avg_pool3d(target.flatten(0, 1), maps.shape[-3:])
-            target = target.reshape(n, v, 1, *maps.shape[-3:])
-            valid = (target.flatten(3).sum(-1) > 0).float()[..., None, None, None]
-            share = _outside_share(
-                maps.flatten(0, 1), target.flatten(0, 1), valid.flatten(0, 1)
-            ).reshape(n, v, -1)
-            view_ok = valid.flatten(2).amax(-1)[..., None]  # (n, V, 1)
-            share = (share * view_ok).sum(1) / view_ok.sum(1).clamp_min(1.0)
-            total = total + share[positive].sum()
-            terms += int(positive.sum())
-            continue
-        else:
-            target = F.adaptive_avg_pool2d(target[:, None], maps.shape[-2:])
-            valid = torch.ones_like(target)
-        share = _outside_share(maps, target, valid)
+        leads = ecg_leads[sel] if m == "ecg" else None
+        share = _evidence_share(m, maps[keep].float(), targets[sel].float(), leads)
         total = total + share[positive].sum()
         terms += int(positive.sum())
     return total / max(terms, 1)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_model_support import make_case, tiny_config
+from test_model_support import tiny_batch, tiny_model
 
 from model_zoo.encoders.finding_maps import FindingMaps, FindingOutput, masked_mean
-from model_zoo.inputs import case_to_arrays, collate
 from model_zoo.losses import finding_loss
 from model_zoo.model import CAM_ENCODERS, FusionModel
 from model_zoo.synth.vocab import FINDINGS
@@ -17,14 +16,12 @@ from model_zoo.synth.vocab import FINDINGS
 
 @pytest.fixture(scope="module")
 def model() -> FusionModel:
-    torch.manual_seed(0)
-    return FusionModel(tiny_config()).eval()
+    return tiny_model()
 
 
 @pytest.fixture(scope="module")
 def batch(model: FusionModel):
-    cases = [make_case(i, i % 2) for i in range(3)]
-    return collate([case_to_arrays(c, model.config) for c in cases], model.config)
+    return tiny_batch(model)
 
 
 def _maps(model: FusionModel, modality: str, batch) -> torch.Tensor:

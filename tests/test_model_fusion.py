@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from test_model_support import make_case, tiny_config
+from test_model_support import make_case, tiny_batch, tiny_config, tiny_model
 from torchvision.models import densenet121
 from transformers import BertConfig, BertModel, BertTokenizer
 
@@ -23,14 +23,12 @@ SUBSETS = [s for k in range(1, 5) for s in itertools.combinations(MODALITIES, k)
 
 @pytest.fixture(scope="module")
 def model() -> FusionModel:
-    torch.manual_seed(0)
-    return FusionModel(tiny_config()).eval()
+    return tiny_model()
 
 
 @pytest.fixture(scope="module")
 def batch(model: FusionModel):
-    cases = [make_case(i, i % 2) for i in range(3)]
-    return collate([case_to_arrays(c, model.config) for c in cases], model.config)
+    return tiny_batch(model)
 
 
 def _mask(subset: tuple[str, ...], b: int) -> torch.Tensor:

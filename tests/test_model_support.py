@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from model_zoo.case import (
     CXR,
@@ -16,6 +17,8 @@ from model_zoo.case import (
     PatientCase,
 )
 from model_zoo.config import ModelConfig
+from model_zoo.inputs import ModelInputs, case_to_arrays, collate
+from model_zoo.model import FusionModel
 
 
 def tiny_config(**overrides) -> ModelConfig:
@@ -81,6 +84,18 @@ def make_case(
     )
     case.validate()
     return case
+
+
+def tiny_model(seed: int = 0) -> FusionModel:
+    """A :func:`tiny_config` model with seeded random weights, in eval mode."""
+    torch.manual_seed(seed)
+    return FusionModel(tiny_config()).eval()
+
+
+def tiny_batch(model: FusionModel, n: int = 3) -> ModelInputs:
+    """``n`` :func:`make_case` cases (labels alternating) as one batch for ``model``."""
+    cases = [make_case(i, i % 2) for i in range(n)]
+    return collate([case_to_arrays(c, model.config) for c in cases], model.config)
 
 
 def test_make_case_is_valid_and_reproducible() -> None:
