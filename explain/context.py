@@ -111,7 +111,7 @@ class CaseContext:
         enc = self.model.encoders[modality]
         b = x.shape[0]
         if modality == "labs":
-            return enc(x, torch.ones_like(x))
+            return enc(x, torch.ones_like(x), lines=self.inputs.input_lines.expand(b, -1))
         if modality == "ecg":
             return enc(x, self.inputs.ecg_leads.expand(b, -1))
         if modality == "echo":

@@ -96,13 +96,7 @@ def shapley_summary(ctx: CaseContext) -> ModalityShapley:
 
 def lab_items(case: PatientCase) -> list[str]:
     """One name per lab text line: the items, then History and Medications when present."""
-    labs = case.labs
-    names = [i.name for i in labs.items]
-    if labs.history.strip():
-        names.append("History")
-    if labs.medications.strip():
-        names.append("Medications")
-    return names
+    return case.labs.line_names()
 
 
 def text_attribution(ctx: CaseContext, max_evals: int) -> TextAttribution:

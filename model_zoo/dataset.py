@@ -22,7 +22,7 @@ from model_zoo.synth.vocab import LABEL
 from model_zoo.tasks import TASK_MODALITY
 
 UNKNOWN = -1
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def task_labels(case: PatientCase, tasks: list[str]) -> np.ndarray:
@@ -106,7 +106,9 @@ def add_text_states(data: CohortData, model, batch_size: int = 32, progress: boo
     for s in tqdm(starts, desc="text cache", disable=not progress, unit="batch"):
         idx = with_labs[s : s + batch_size]
         inputs = collate([data.arrays[i] for i in idx], model.config).to(model.device)
-        hidden = text.frozen_states(inputs.input_ids, inputs.attention_mask).cpu()
+        hidden = text.frozen_states(
+            inputs.input_ids, inputs.attention_mask, inputs.input_lines
+        ).cpu()
         for row, i in enumerate(idx):
             n = len(data.arrays[i].input_ids)
             states[i] = hidden[row, :n].numpy().astype(np.float16)
@@ -136,6 +138,7 @@ def cache_key(cases: list[PatientCase], config: ModelConfig) -> str:
         config.echo_size,
         config.cxr_size,
         config.text_trainable_layers,
+        config.text_line_attention,
     ]
     blob = json.dumps([CACHE_VERSION, [case_fingerprint(c) for c in cases], settings])
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -5,7 +5,8 @@ where the evidence is (attention supervision: "right for the right reasons", Ros
 Each mask goes through the geometry of its modality's preprocessing (``model_zoo.preprocess``),
 without the intensity steps: ECG at 250 Hz, first 10 s, canonical leads ``(12, 2500)``; echo
 frames sampled evenly over the loop, area-resized to ``(V, F, 16, 16)``; CXR area-resized to
-``(S, S)``. Values are the share of each cell inside the mask. Only synthetic cases have masks.
+``(S, S)``. Values are the share of each cell inside the mask. Labs: one value per lab-text
+line, 1 on the lines of the planted lab evidence. Only synthetic cases have masks.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def evidence_targets(case: PatientCase, config: ModelConfig) -> dict[str, np.nda
         out["echo"] = echo_target(views, config.echo_frames)
     if case.cxr is not None and masks.get("cxr") is not None and masks["cxr"].any():
         out["cxr"] = _area(masks["cxr"], config.cxr_size)
+    if case.labs is not None and masks.get("labs"):
+        out["labs"] = np.isin(case.labs.line_names(), masks["labs"]).astype(np.float16)
     return out
 
 
@@ -68,17 +71,18 @@ def evidence_batch(
     targets: list[dict[str, np.ndarray]], idx: list[int], device: torch.device
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per modality with a mask in some of the cases ``idx``: ``(targets (B, ...), has (B,))``,
-    zeros where a case has no mask."""
+    zeros where a case has no mask (lab line targets are zero-padded to the longest)."""
     out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    for m in CAM_ENCODERS:
-        shape = next((targets[i][m].shape for i in idx if m in targets[i]), None)
-        if shape is None:
+    for m in (*CAM_ENCODERS, "labs"):
+        shapes = [targets[i][m].shape for i in idx if m in targets[i]]
+        if not shapes:
             continue
-        stack = np.zeros((len(idx), *shape), dtype=np.float16)
+        stack = np.zeros((len(idx), *np.max(shapes, axis=0)), dtype=np.float16)
         has = np.zeros(len(idx), dtype=bool)
         for row, i in enumerate(idx):
             if m in targets[i]:
-                stack[row], has[row] = targets[i][m], True
+                t = targets[i][m]
+                stack[(row, *(slice(0, n) for n in t.shape))], has[row] = t, True
         out[m] = (torch.from_numpy(stack).to(device), torch.from_numpy(has).to(device))
     return out
 

@@ -48,6 +48,7 @@ def check_inputs(inputs, config: ModelConfig) -> None:
     if inputs.input_ids.dtype != torch.long or inputs.input_ids.ndim != 2:
         raise InputError("input_ids: expected a (B, L) long tensor")
     _shape("attention_mask", inputs.attention_mask, tuple(inputs.input_ids.shape))
+    _shape("input_lines", inputs.input_lines, tuple(inputs.input_ids.shape))
     if p["labs"].any() and (inputs.attention_mask[p["labs"]].sum(1) == 0).any():
         raise InputError("labs: marked present but has no tokens")
     _shape("ecg", inputs.ecg, (b, 1, len(STANDARD_LEADS), ECG_SAMPLES))

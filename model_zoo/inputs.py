@@ -32,6 +32,7 @@ class CaseArrays:
 
     case_id: str
     input_ids: np.ndarray | None = None
+    input_lines: np.ndarray | None = None
     ecg: np.ndarray | None = None
     ecg_leads: np.ndarray | None = None
     echo: np.ndarray | None = None
@@ -59,6 +60,7 @@ class ModelInputs:
     case_ids: list[str]
     input_ids: torch.Tensor  # (B, L) long
     attention_mask: torch.Tensor  # (B, L) long
+    input_lines: torch.Tensor  # (B, L) long: each token's lab-text line, -1 special/padding
     ecg: torch.Tensor  # (B, 1, 12, 2500) float, mV
     ecg_leads: torch.Tensor  # (B, 12) bool
     echo: torch.Tensor  # (B, V, F, S, S) float, normalised
@@ -91,7 +93,8 @@ def case_to_arrays(case: PatientCase, config: ModelConfig, tokenizer=None) -> Ca
     out = CaseArrays(case_id=case.case_id)
     if case.labs is not None:
         tok = tokenizer if tokenizer is not None else load_tokenizer(config.text_encoder)
-        out.input_ids, _ = tokenise_labs(labs_text(case.labs), tok, config.text_max_tokens)
+        out.input_ids, lines = tokenise_labs(labs_text(case.labs), tok, config.text_max_tokens)
+        out.input_lines = lines.astype(np.int16)
     if case.ecg is not None:
         sig, leads = preprocess_ecg(case.ecg)
         if leads.any():
@@ -112,6 +115,7 @@ def collate(items: list[CaseArrays], config: ModelConfig) -> ModelInputs:
     length = max([len(a.input_ids) for a in items if a.input_ids is not None] or [1])
     ids = torch.zeros(b, length, dtype=torch.long)
     att = torch.zeros(b, length, dtype=torch.long)
+    lines = torch.full((b, length), -1, dtype=torch.long)
     ecg = torch.zeros(b, 1, len(STANDARD_LEADS), ECG_SAMPLES)
     leads = torch.zeros(b, len(STANDARD_LEADS), dtype=torch.bool)
     n_views, f, s = len(ECHO_VIEWS), config.echo_frames, config.echo_size
@@ -125,6 +129,7 @@ def collate(items: list[CaseArrays], config: ModelConfig) -> ModelInputs:
             n = len(a.input_ids)
             ids[i, :n] = torch.from_numpy(a.input_ids)
             att[i, :n] = 1
+            lines[i, :n] = torch.from_numpy(a.input_lines.astype(np.int64))
         if a.ecg is not None:
             ecg[i, 0] = torch.from_numpy(a.ecg.astype(np.float32))
             leads[i] = torch.from_numpy(a.ecg_leads)
@@ -141,6 +146,7 @@ def collate(items: list[CaseArrays], config: ModelConfig) -> ModelInputs:
         case_ids=[a.case_id for a in items],
         input_ids=ids,
         attention_mask=att,
+        input_lines=lines,
         ecg=ecg,
         ecg_leads=leads,
         echo=echo_f,

@@ -132,6 +132,32 @@ def evidence_loss(
     return total / max(terms, 1)
 
 
+def lab_evidence_loss(
+    attention: torch.Tensor,
+    rows: torch.Tensor,
+    lines: torch.Tensor,
+    evidence: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """Mean share of the lab encoder's pooling attention outside the tokens of the planted
+    lab-evidence lines, over the rows that have such lines (the text side of
+    :func:`evidence_loss`; with line attention a line's tokens carry only that line).
+
+    ``attention`` ``(n, Q, L)`` is the pool's attention on the batch rows ``rows``; ``lines``
+    ``(B, L)`` each token's line (``-1`` special/padding); ``evidence`` is ``(line targets (B,
+    n_lines), has (B,))``.
+    """
+    targets, has = evidence
+    keep = has[rows]
+    if not keep.any():
+        return attention.new_zeros((), dtype=torch.float32)
+    sel = rows[keep]
+    line = lines[sel]
+    t = targets[sel].float()
+    inside = torch.gather(t, 1, line.clamp(0, t.shape[1] - 1)) * (line >= 0)
+    outside = (attention[keep].float() * (1.0 - inside[:, None, :])).sum(-1)
+    return outside.mean()
+
+
 def report_loss(logits: torch.Tensor, targets: torch.Tensor, pad: int = 0) -> torch.Tensor:
     """Next-word cross-entropy ignoring padding."""
     return F.cross_entropy(

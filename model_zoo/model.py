@@ -102,7 +102,14 @@ class FusionModel(nn.Module):
             raise ValueError(f"cxr_encoder must be 'small' or 'densenet121', not {c.cxr_encoder!r}")
         self.encoders = nn.ModuleDict(
             {
-                "labs": TextEncoder(bert, c.d_model, t, c.n_heads, c.text_trainable_layers),
+                "labs": TextEncoder(
+                    bert,
+                    c.d_model,
+                    t,
+                    c.n_heads,
+                    c.text_trainable_layers,
+                    line_attention=c.text_line_attention,
+                ),
                 "ecg": ECGEncoder(c.ecg_channels, c.d_model, t, c.n_heads, k["ecg"]),
                 "echo": EchoEncoder(
                     c.echo_channels, c.echo_frames, c.d_model, t, c.n_heads, k["echo"], c.dropout
@@ -189,7 +196,10 @@ class FusionModel(nn.Module):
         for a convolutional encoder its finding logits and maps (``None`` for labs)."""
         enc = self.encoders[modality]
         if modality == "labs":
-            return enc(inputs.input_ids, inputs.attention_mask, inputs.labs_hidden), None
+            tokens = enc(
+                inputs.input_ids, inputs.attention_mask, inputs.labs_hidden, inputs.input_lines
+            )
+            return tokens, None
         if modality == "ecg":
             tokens, logits, maps = enc.encode(inputs.ecg, inputs.ecg_leads)
         elif modality == "echo":
@@ -326,6 +336,7 @@ def _select(inputs: ModelInputs, rows: torch.Tensor) -> ModelInputs:
         case_ids=[inputs.case_ids[i] for i in idx.tolist()],
         input_ids=inputs.input_ids[idx],
         attention_mask=inputs.attention_mask[idx],
+        input_lines=inputs.input_lines[idx],
         ecg=inputs.ecg[idx],
         ecg_leads=inputs.ecg_leads[idx],
         echo=inputs.echo[idx],

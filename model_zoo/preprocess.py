@@ -133,7 +133,18 @@ def labs_text(labs: Labs) -> str:
 
 
 def tokenise_labs(text: str, tokenizer, max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids and attention mask (unpadded, truncated to ``max_tokens``)."""
-    enc = tokenizer(text, truncation=True, max_length=max_tokens)
+    """Token ids and each token's text line, ``-1`` for ``[CLS]``/``[SEP]`` (unpadded,
+    truncated to ``max_tokens``; a fast tokenizer, for the character offsets)."""
+    enc = tokenizer(
+        text,
+        truncation=True,
+        max_length=max_tokens,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
     ids = np.asarray(enc["input_ids"], dtype=np.int64)
-    return ids, np.ones_like(ids)
+    starts = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)[:, 0]
+    line_starts = np.cumsum([0] + [len(s) + 1 for s in text.split("\n")])[:-1]
+    lines = np.searchsorted(line_starts, starts, side="right") - 1
+    special = np.asarray(enc["special_tokens_mask"], dtype=bool)
+    return ids, np.where(special, -1, lines).astype(np.int64)

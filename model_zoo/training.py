@@ -40,6 +40,7 @@ from model_zoo.losses import (
     diagnosis_loss,
     evidence_loss,
     finding_loss,
+    lab_evidence_loss,
     report_loss,
 )
 from model_zoo.model import FusionModel
@@ -67,7 +68,7 @@ class TrainingConfig:
     contrastive_weight: float = 0.1
     finding_weight: float = 1.0
     evidence_weight: float = 1.0
-    erase_prob: float = 0.25
+    erase_prob: float = 0.5
     grad_clip: float = 1.0
     report_epochs: int = 10
     report_lr: float = 1e-3
@@ -194,20 +195,24 @@ def train_step(
     )
     losses["findings"] = finding_loss(findings, model.finding_tasks, labels, model.task_names)
     if evidence is not None and cfg.evidence_weight:
+        targets = evidence_batch(evidence, idx, device)
         losses["evidence"] = evidence_loss(
-            findings,
-            evidence_batch(evidence, idx, device),
-            model.finding_tasks,
-            labels,
-            model.task_names,
-            inputs.ecg_leads,
+            findings, targets, model.finding_tasks, labels, model.task_names, inputs.ecg_leads
         )
+        if "labs" in targets:
+            losses["lab_evidence"] = lab_evidence_loss(
+                model.encoders["labs"].pool.last_attention,
+                inputs.present[:, MODALITIES.index("labs")].nonzero()[:, 0],
+                inputs.input_lines,
+                targets["labs"],
+            )
     losses["total"] = (
         diag
         + cfg.report_weight * losses.get("report", diag.new_zeros(()))
         + cfg.contrastive_weight * losses["contrastive"]
         + cfg.finding_weight * losses["findings"]
         + cfg.evidence_weight * losses.get("evidence", diag.new_zeros(()))
+        + cfg.evidence_weight * losses.get("lab_evidence", diag.new_zeros(()))
     )
     return losses
 

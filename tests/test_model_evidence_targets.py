@@ -17,7 +17,7 @@ from model_zoo.evidence_targets import (
     evidence_batch,
     evidence_targets,
 )
-from model_zoo.losses import evidence_loss
+from model_zoo.losses import evidence_loss, lab_evidence_loss
 
 TASKS = ["heart_failure", "lbbb", "atrial_fibrillation"]
 FINDING_TASKS = {"ecg": ["lbbb", "atrial_fibrillation"]}
@@ -101,3 +101,28 @@ def test_evidence_loss_skips_absent_findings_rows_without_masks_and_missing_lead
     loss = evidence_loss(_ecg_findings(outside), batch, FINDING_TASKS, _labels(1), TASKS, leads)
     loss.backward()
     assert outside.grad[0].abs().sum() > 0 and outside.grad[1].abs().sum() == 0
+
+
+def test_lab_targets_mark_the_planted_lines_and_pad_to_the_longest_panel() -> None:
+    case = make_case(0, 1)  # NT-proBNP, Sodium and maybe a History line
+    case.truth = GroundTruth(masks={"labs": ["NT-proBNP"]})
+    target = evidence_targets(case, tiny_config())["labs"]
+    assert target.tolist() == [1.0] + [0.0] * (len(case.labs.line_names()) - 1)
+    batch = evidence_batch([{"labs": np.ones(2, np.float16)}, {}, {"labs": target}], [0, 1, 2],
+                           torch.device("cpu"))  # fmt: skip
+    lines, has = batch["labs"]
+    assert lines.shape == (3, max(2, len(target))) and has.tolist() == [True, False, True]
+    assert lines[0].tolist()[:2] == [1.0, 1.0] and not lines[0, 2:].any()
+
+
+def test_lab_evidence_loss_is_the_pool_attention_outside_the_planted_lines() -> None:
+    lines = torch.tensor([[-1, 0, 0, 1, 1, -1], [-1, 0, 1, 2, -1, -1]])
+    evidence = (torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), torch.tensor([True, False]))
+    rows = torch.tensor([0, 1])
+    on_line0 = torch.zeros(2, 2, 6)
+    on_line0[:, :, 1:3] = 0.5
+    assert lab_evidence_loss(on_line0, rows, lines, evidence).item() == pytest.approx(0.0)
+    spread = torch.full((2, 2, 6), 1 / 6)
+    assert lab_evidence_loss(spread, rows, lines, evidence).item() == pytest.approx(4 / 6)
+    only_second = lab_evidence_loss(spread[1:], rows[1:], lines, evidence)
+    assert only_second.item() == 0.0

@@ -115,10 +115,23 @@ def test_cxr_resized_and_kept_in_unit_range() -> None:
 def test_labs_text_is_tokenised_with_the_minilm_tokenizer() -> None:
     labs = Labs(items=[LabItem("NT-proBNP", 1234.0, "pg/mL")])
     tok = load_tokenizer("minilm")
-    ids, att = tokenise_labs(labs.textualise(), tok, 64)
+    ids, lines = tokenise_labs(labs.textualise(), tok, 64)
     words = tok.convert_ids_to_tokens(ids.tolist())
     assert words[0] == "[CLS]" and words[-1] == "[SEP]" and "patient" in words
-    assert att.sum() == len(ids)
+    assert lines[0] == lines[-1] == -1 and (lines[1:-1] == 0).all()
+
+
+def test_each_token_knows_its_lab_text_line() -> None:
+    labs = Labs(
+        items=[LabItem("NT-proBNP", 1234.0, "pg/mL"), LabItem("Sodium", 131.0, "mmol/L")],
+        history="hypertension",
+    )
+    tok = load_tokenizer("minilm")
+    ids, lines = tokenise_labs(labs.textualise(), tok, 64)
+    words = tok.convert_ids_to_tokens(ids.tolist())
+    assert lines[words.index("sodium")] == 1 and lines[words.index("history")] == 2
+    assert sorted(set(lines.tolist())) == [-1, 0, 1, 2]
+    assert (np.diff(lines[1:-1]) >= 0).all()
 
 
 def test_case_to_inputs_marks_present_modalities() -> None:

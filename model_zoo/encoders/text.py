@@ -2,6 +2,13 @@
 
 The frozen part (embeddings and all but the last ``trainable_layers`` layers) can run once per
 case and be cached (:meth:`TextEncoder.frozen_states`); training then runs only the rest.
+
+With line attention, every layer's attention stays inside one lab-text line (a block-diagonal
+mask from each token's line; ``[CLS]``/``[SEP]`` form a block of their own), so a line's token
+states depend on that line alone: each item is read on its own, the way a laboratory report
+lists independent results, and only the attention pool combines the lines. A flag word such
+as "(high)" is then bound to its item, and hiding one line leaves the others' states as they
+were.
 """
 
 from __future__ import annotations
@@ -63,9 +70,18 @@ def load_bert(spec: str) -> BertModel:
 class TextEncoder(nn.Module):
     """BERT token states -> projected, pooled lab tokens ``(B, T, d)``."""
 
-    def __init__(self, bert: BertModel, d_model: int, n_tokens: int, n_heads: int, trainable: int):
+    def __init__(
+        self,
+        bert: BertModel,
+        d_model: int,
+        n_tokens: int,
+        n_heads: int,
+        trainable: int,
+        line_attention: bool = True,
+    ):
         super().__init__()
         self.bert = bert
+        self.line_attention = line_attention
         n_layers = len(bert.encoder.layer)
         if not 0 <= trainable <= n_layers:
             raise ValueError(f"trainable layers must be in 0..{n_layers}, got {trainable}")
@@ -84,16 +100,32 @@ class TextEncoder(nn.Module):
         parts = name.split(".")
         return parts[1] == "encoder" and int(parts[3]) >= self.n_frozen
 
-    def _mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
-        return create_bidirectional_mask(
+    def _mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor, lines: torch.Tensor | None):
+        """The layers' attention mask: padding hidden and, with line attention and ``lines``
+        ``(B, L)``, each query limited to the keys of its own line."""
+        mask = create_bidirectional_mask(
             config=self.bert.config, inputs_embeds=hidden, attention_mask=attention_mask
         )
+        if lines is None or not self.line_attention:
+            return mask
+        same = (lines[:, :, None] == lines[:, None, :])[:, None]
+        if mask is None:  # sdpa with no padding: a boolean mask is what it takes
+            return same
+        if mask.dtype == torch.bool:
+            return mask & same
+        return mask.masked_fill(~same, torch.finfo(mask.dtype).min)
 
     @torch.no_grad()
-    def frozen_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Hidden states after the frozen layers (cache these per case)."""
+    def frozen_states(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        lines: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden states after the frozen layers (cache these per case); ``lines`` ``(B, L)``
+        each token's line (``None``: one block, as for task prompts)."""
         h = self.bert.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
-        mask = self._mask(h, attention_mask)
+        mask = self._mask(h, attention_mask, lines)
         for layer in self.bert.encoder.layer[: self.n_frozen]:
             h = layer(h, mask)
         return h
@@ -106,8 +138,10 @@ class TextEncoder(nn.Module):
             layer.eval()
         return self
 
-    def trainable_states(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        mask = self._mask(hidden, attention_mask)
+    def trainable_states(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, lines: torch.Tensor | None
+    ) -> torch.Tensor:
+        mask = self._mask(hidden, attention_mask, lines)
         for layer in self.bert.encoder.layer[self.n_frozen :]:
             hidden = layer(hidden, mask)
         return hidden
@@ -117,8 +151,9 @@ class TextEncoder(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         frozen: torch.Tensor | None = None,
+        lines: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if frozen is None:
-            frozen = self.frozen_states(input_ids, attention_mask)
-        h = self.trainable_states(frozen.float(), attention_mask)
+            frozen = self.frozen_states(input_ids, attention_mask, lines)
+        h = self.trainable_states(frozen.float(), attention_mask, lines)
         return self.pool(self.proj(h), attention_mask.bool())
