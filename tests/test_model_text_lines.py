@@ -7,6 +7,7 @@ import pytest
 import torch
 from test_model_support import make_case, tiny_config
 
+from model_zoo.config import ModelConfig
 from model_zoo.inputs import case_to_inputs
 from model_zoo.model import FusionModel
 
@@ -41,3 +42,12 @@ def test_without_line_attention_the_lines_mix() -> None:
     full, hidden, lines = _states_after_hiding(False, 1)
     change = (full - hidden).abs().amax(-1)
     assert change[lines == 0].max() > 1e-2
+
+
+def test_a_config_saved_before_line_attention_loads_without_it(tmp_path) -> None:
+    old = ModelConfig().to_dict()
+    del old["text_line_attention"]
+    assert ModelConfig.from_dict(old).text_line_attention is False
+    saved = tmp_path / "config.json"
+    ModelConfig().save(saved)
+    assert ModelConfig.load(saved).text_line_attention is True
