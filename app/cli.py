@@ -9,23 +9,24 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from model_zoo.config import ModelConfig
+    from fuselens.model_zoo.config import ModelConfig
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 Handler = Callable[[argparse.Namespace], int]
+MODEL_HELP = "demo, a checkpoint folder, or MODULE:FACTORY (default: the demo model)"
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from app.inspect import run_inspect
+    from fuselens.app.inspect import run_inspect
 
     return run_inspect(args.paths, as_json=args.json, show_identifiers=args.show_identifiers)
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from model_zoo.synth.cohort import default_workers, write_cohort
+    from fuselens.model_zoo.synth.cohort import default_workers, write_cohort
 
     workers = args.workers if args.workers > 0 else default_workers()
     write_cohort(args.out, n=args.n, seed=args.seed, progress=not args.quiet, workers=workers)
@@ -35,11 +36,10 @@ def _synth(args: argparse.Namespace) -> int:
 def _load_cohort(cohort: str, progress: bool = True, grid: ModelConfig | None = None) -> list:
     """Every case folder of a cohort as a PatientCase with its planted truth attached; with a
     ModelConfig ``grid``, the evidence masks kept on that model's input grid."""
+    from fuselens.app.ingest import load_case
+    from fuselens.model_zoo.evidence_targets import evidence_targets
+    from fuselens.model_zoo.synth.truth import case_folders, load_truth
     from tqdm.auto import tqdm
-
-    from app.ingest import load_case
-    from model_zoo.evidence_targets import evidence_targets
-    from model_zoo.synth.truth import case_folders, load_truth
 
     try:
         folders = case_folders(cohort)
@@ -58,8 +58,7 @@ def _load_cohort(cohort: str, progress: bool = True, grid: ModelConfig | None = 
 
 def _train(args: argparse.Namespace) -> int:
     import numpy as np
-
-    from model_zoo.training import TrainingConfig, train_model
+    from fuselens.model_zoo.training import TrainingConfig, train_model
 
     cfg = TrainingConfig(epochs=args.epochs, seed=args.seed)
     cases = _load_cohort(args.cohort, grid=cfg.model)
@@ -75,11 +74,11 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from app.ingest import load_case
-    from model_zoo.predict import predict_case
-    from model_zoo.registry import load_model
+    from fuselens.app.ingest import load_case
+    from fuselens.model_zoo.loading import load_explainable
+    from fuselens.model_zoo.predict import predict_case
 
-    model, _ = load_model(args.model)
+    model = load_explainable(args.model)
     case, _ = load_case(args.case_dir)
     result = predict_case(model, case)
     if args.json:
@@ -87,7 +86,8 @@ def _predict(args: argparse.Namespace) -> int:
         return 0
     print(f"case {result['case_id']}: modalities used {', '.join(result['modalities_used'])}")
     for task, r in result["tasks"].items():
-        print(f"  {task:<20} {r['answer']:<4} p(yes)={r['probability']:.3f}")
+        which = "yes" if "yes" in r["probabilities"] else r["answer"]
+        print(f"  {task:<20} {r['answer']:<4} p({which})={r['probability']:.3f}")
     print(f"device {result['device']}, {result['seconds']:.3f} s; {result['caveat']}")
     return 0
 
@@ -95,9 +95,9 @@ def _predict(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import json
 
-    from model_zoo.dataset import add_text_states, build_cohort_data
-    from model_zoo.evaluation import evaluate_model, format_tables
-    from model_zoo.registry import load_model
+    from fuselens.model_zoo.dataset import add_text_states, build_cohort_data
+    from fuselens.model_zoo.evaluation import evaluate_model, format_tables
+    from fuselens.model_zoo.registry import load_model
 
     model, config = load_model(args.model)
     data = build_cohort_data(_load_cohort(args.cohort), config, model.task_names)
@@ -112,7 +112,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from app.workstation import serve
+    from fuselens.app.workstation import serve
 
     return serve(
         host=args.host,
@@ -127,27 +127,42 @@ def _serve(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import json
 
-    from app.ingest import load_case
-    from explain.html_report import write_html
-    from explain.pipeline import explain_case
-    from model_zoo.registry import load_model
+    from fuselens.app.ingest import load_case
+    from fuselens.explain.html_report import write_html
+    from fuselens.explain.pipeline import explain_case
 
-    model, config = load_model(args.model)
-    case, _ = load_case(args.case_dir)
-    bundle = explain_case(
-        model, config, case, task=args.task, target=args.target, model_name=str(args.model)
-    )
+    model = _model(args.model)
+    case, reports = load_case(args.case_dir)
+    for r in reports:
+        if not r.ok:
+            print(f"  not read: {r.error}", file=sys.stderr)
+    try:
+        bundle = explain_case(model, case, task=args.task, target=args.target, methods=args.method)
+    except ValueError as exc:
+        raise SystemExit(f"fuselens explain: {exc}") from exc
     out = bundle.save(args.out)
     html = write_html(bundle, case, out / "report.html")
     summary = {**bundle.summary(), "bundle": str(out), "html": str(html)}
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"case {bundle.case_id}: P({args.task}={args.target}) = {bundle.probability:.3f}")
+    print(f"case {bundle.case_id}: P({bundle.task}={bundle.target}) = {bundle.probability:.3f}")
     for stage in bundle.stages:
-        print(f"  {stage:<11} {bundle.timings[stage]:.3f} s")
+        print(f"  {stage:<20} {bundle.timings[stage]:.3f} s")
+    for panel, reason in bundle.unavailable.items():
+        print(f"  {panel:<20} not available: {reason}")
     print(f"bundle {out}, report {html}; {bundle.caveat}")
     return 0
+
+
+def _model(spec: str, device: str | None = None):
+    """The model ``--model`` names, or exit with why it cannot be loaded."""
+    from fuselens.model_zoo.loading import load_explainable
+
+    try:
+        return load_explainable(spec, device)
+    except (FileNotFoundError, ValueError, TypeError, ImportError) as exc:
+        raise SystemExit(f"fuselens: --model {spec}: {exc}") from exc
 
 
 def _bench_case(case_dir: str | None):
@@ -155,8 +170,8 @@ def _bench_case(case_dir: str | None):
     import tempfile
     from pathlib import Path
 
-    from app.ingest import load_case
-    from model_zoo.synth.cohort import write_case
+    from fuselens.app.ingest import load_case
+    from fuselens.model_zoo.synth.cohort import write_case
 
     if case_dir:
         return load_case(case_dir)[0]
@@ -168,10 +183,9 @@ def _bench_case(case_dir: str | None):
 def _bench(args: argparse.Namespace) -> int:
     import json
 
-    from explain.bench import speed_benchmark
-    from model_zoo.registry import load_model
+    from fuselens.explain.bench import speed_benchmark
 
-    model, _ = load_model(args.model)
+    model = _model(args.model)
     result = speed_benchmark(
         model, _bench_case(args.case), repeats=args.repeats, baseline_repeats=args.baseline_repeats
     )
@@ -187,47 +201,81 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluation_order(cohort, case_ids: list[str]) -> list[str]:
+    """Synthetic heart-failure cases with a single evidence modality first (the Shapley test
+    needs them), then the rest, each in id order; a labelled cohort keeps its order."""
+    import json
+
+    def single(case_id: str) -> bool:
+        path = cohort.folder(case_id) / "truth.json"
+        if not path.is_file():
+            return False
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        return meta["labels"].get("heart_failure") == 1 and len(meta["evidence_modalities"]) == 1
+
+    flags = {c: single(c) for c in case_ids}
+    return [c for c in case_ids if flags[c]] + [c for c in case_ids if not flags[c]]
+
+
 def _bench_xai(args: argparse.Namespace) -> int:
     import json
 
-    from app.ingest import load_case
-    from explain.bench_xai import bench_xai, select_cases
-    from model_zoo.registry import load_model
-    from model_zoo.synth.truth import load_truth
+    from fuselens.app.cohort import open_cohort
+    from fuselens.explain.bench_xai import bench_xai, format_table
 
-    model, _ = load_model(args.model)
-    folders = select_cases(args.cohort, args.limit)
-
-    def cases():
-        for folder in folders:
-            case, _ = load_case(folder)
-            case.truth = load_truth(folder)
-            yield case
-
-    result = bench_xai(model, cases(), fidelity_cases=args.fidelity_cases, progress=not args.json)
+    model = _model(args.model)
+    try:
+        cohort = open_cohort(args.cohort, args.labels)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"fuselens bench-xai: {exc}") from exc
+    ids = _evaluation_order(cohort, list(cohort.case_ids))
+    ids = ids[: args.limit] if args.limit else ids
+    cases = (cohort.load(c) for c in ids)
+    result = bench_xai(
+        model,
+        cases,
+        task=args.task,
+        methods=args.method,
+        fidelity_cases=args.fidelity_cases,
+        progress=not args.json,
+    )
     if args.out:
         from pathlib import Path
 
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
 
 def _review(args: argparse.Namespace) -> int:
-    from app.review.runner import review_cohort
+    from fuselens.app.review.runner import review_cohort
 
     try:
         summary = review_cohort(
-            args.cohort, args.model, args.db, args.run_name, args.threshold, args.limit
+            args.cohort,
+            args.model,
+            args.db,
+            args.run_name,
+            args.threshold,
+            args.limit,
+            labels=args.labels,
+            task=args.task,
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"fuselens review: {exc}", file=sys.stderr)
         return 2
     for case, error in summary.failed.items():
         print(f"  {case}: not reviewed: {error}", file=sys.stderr)
+    if summary.unlabelled:
+        shown = ", ".join(summary.unlabelled[:5]) + (" ..." if len(summary.unlabelled) > 5 else "")
+        print(
+            f"  {len(summary.unlabelled)} case(s) unlabelled for {summary.task}, left out: {shown}",
+            file=sys.stderr,
+        )
     state = "complete" if summary.complete else "incomplete (rerun to resume)"
     print(
-        f"review run {summary.name!r} (id {summary.run_id}): {summary.added} new, "
+        f"review run {summary.name!r} (id {summary.run_id}, task {summary.task}): "
+        f"{summary.added} new, "
         f"{summary.stored_before} already stored, {summary.stored_after}/{summary.total} cases"
         f" stored; {state}"
     )
@@ -235,13 +283,19 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _study_create(args: argparse.Namespace) -> int:
-    from app.study.commands import create_from_folder
-    from app.study.config import StudyConfigError
-    from app.study.service import StudyError
+    from fuselens.app.study.commands import create_from_folder
+    from fuselens.app.study.config import StudyConfigError
+    from fuselens.app.study.service import StudyError
 
     try:
         study_id, generated = create_from_folder(
-            args.cases, args.config, args.db, args.model, progress=not args.quiet
+            args.cases,
+            args.config,
+            args.db,
+            args.model,
+            progress=not args.quiet,
+            labels=args.labels,
+            task=args.task,
         )
     except (FileNotFoundError, ValueError, StudyConfigError, StudyError) as exc:
         print(f"fuselens study create: {exc}", file=sys.stderr)
@@ -253,8 +307,8 @@ def _study_create(args: argparse.Namespace) -> int:
 
 
 def _study_export(args: argparse.Namespace) -> int:
-    from app.study.commands import export
-    from app.study.service import StudyError
+    from fuselens.app.study.commands import export
+    from fuselens.app.study.service import StudyError
 
     try:
         n = export(args.study_id, args.out, args.imrmc, args.db)
@@ -266,8 +320,8 @@ def _study_export(args: argparse.Namespace) -> int:
 
 
 def _study_serve(args: argparse.Namespace) -> int:
-    from app.study.commands import serve
-    from app.study.service import StudyError
+    from fuselens.app.study.commands import serve
+    from fuselens.app.study.service import StudyError
 
     try:
         return serve(args.study_id, args.host, args.port, args.db)
@@ -313,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="probability and answer per task for one case folder")
     p.add_argument("case_dir")
-    p.add_argument("--model", default="demo", help="checkpoint folder (default: the demo model)")
+    p.add_argument("--model", default="demo", help="demo, a checkpoint folder, or MODULE:FACTORY")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_predict)
 
@@ -328,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the workstation: a Gradio app in the browser")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--model", default="demo", help="checkpoint folder (default: the demo model)")
+    p.add_argument("--model", default="demo", help=MODEL_HELP)
     p.add_argument("--cases", help="folder for the demo cases (default: ~/.cache/fuselens)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
@@ -339,35 +393,59 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="explanation bundle and offline HTML report of a case")
     p.add_argument("case_dir")
     p.add_argument("--out", required=True, help="folder for bundle.json, arrays.npz, report.html")
-    p.add_argument("--model", default="demo", help="checkpoint folder (default: the demo model)")
-    p.add_argument("--task", default="heart_failure")
-    p.add_argument("--target", default="yes", help="the answer to explain")
+    p.add_argument("--model", default="demo", help=MODEL_HELP)
+    p.add_argument("--task", help="the task to explain (default: the model's first)")
+    p.add_argument("--target", help="the answer to explain (default: the task's last)")
+    p.add_argument(
+        "--method",
+        action="append",
+        help="map method for the ECG, echo and X-ray, repeatable (default: gradcam_pp; "
+        "also integrated_gradients, occlusion)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_explain)
 
     p = sub.add_parser("bench", help="explanation speed vs a naive baseline on one case")
     p.add_argument("--case", help="case folder (default: a rendered four-modality demo case)")
-    p.add_argument("--model", default="demo")
+    p.add_argument("--model", default="demo", help=MODEL_HELP)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--baseline-repeats", type=int, default=1)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_bench)
 
-    p = sub.add_parser("bench-xai", help="explanation quality against planted evidence")
-    p.add_argument("--cohort", required=True)
-    p.add_argument("--model", default="demo")
+    p = sub.add_parser("bench-xai", help="explanation quality of every map method on a cohort")
+    p.add_argument("--cohort", required=True, help="folder of case folders")
+    p.add_argument("--labels", help="labels.csv (default: the cohort's own, or truth.json)")
+    p.add_argument("--task", help="the task whose answer the maps explain (default: first)")
+    p.add_argument(
+        "--method", action="append", help="map method, repeatable (default: every registered)"
+    )
+    p.add_argument("--model", default="demo", help=MODEL_HELP)
     p.add_argument("--limit", type=int, help="evaluate at most N cases")
     p.add_argument("--fidelity-cases", type=int, default=10, help="cases given a SHAP reference")
     p.add_argument("--out", help="also write the JSON here")
-    p.add_argument("--json", action="store_true", help="JSON only (no progress bar)")
+    p.add_argument("--json", action="store_true", help="JSON, not the table (no progress bar)")
     p.set_defaults(handler=_bench_xai)
 
     p = sub.add_parser("review", help="error review: the model over a cohort, results stored")
-    p.add_argument("--cohort", required=True, help="a `fuselens synth` cohort folder")
-    p.add_argument("--model", default="demo", help="checkpoint folder (default: the demo model)")
+    p.add_argument(
+        "--cohort",
+        required=True,
+        help="folder of case folders (with a labels.csv, or a `fuselens synth` cohort)",
+    )
+    p.add_argument(
+        "--labels", help="labels.csv: case_id and one column per task (default: COHORT/labels.csv)"
+    )
+    p.add_argument("--model", default="demo", help="demo, a checkpoint folder, or MODULE:FACTORY")
+    p.add_argument("--task", help="the model's task to review (default: its first task)")
     p.add_argument("--db", help="database URL (default: FUSELENS_DB_URL or the data folder)")
     p.add_argument("--run-name", help="name of the run to create or resume")
-    p.add_argument("--threshold", type=float, default=0.5, help="P(heart failure) for 'yes'")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="P(yes) from which a yes/no task is called 'yes' (other tasks: the top answer)",
+    )
     p.add_argument("--limit", type=int, help="review at most N new cases this time")
     p.set_defaults(handler=_review)
 
@@ -375,10 +453,22 @@ def build_parser() -> argparse.ArgumentParser:
     study_sub = study.add_subparsers(dest="study_command", required=True)
     db_help = "database URL (default: FUSELENS_DB_URL or the data folder)"
     p = study_sub.add_parser("create", help="a study from case folders and study.yaml")
-    p.add_argument("--cases", required=True, help="folder of case folders with truth.json")
+    p.add_argument(
+        "--cases",
+        required=True,
+        help="folder of case folders (with a labels.csv, or a `fuselens synth` cohort)",
+    )
     p.add_argument("--config", required=True, help="study.yaml")
+    p.add_argument(
+        "--labels", help="labels.csv: case_id and one column per task (default: CASES/labels.csv)"
+    )
+    p.add_argument("--task", help="the yes/no task readers diagnose (default: the config's task)")
     p.add_argument("--db", help=db_help)
-    p.add_argument("--model", help="checkpoint for the AI arms (default: the config's model)")
+    p.add_argument(
+        "--model",
+        help="model for the AI arms: demo, a checkpoint folder, or MODULE:FACTORY "
+        "(default: the config's model)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_study_create)
     p = study_sub.add_parser("export", help="CSV (and iMRMC file) of a study's answers")

@@ -1,7 +1,7 @@
 """The shipped demo cases: synthetic patients listed by (seed, index), written on first use.
 
 ``assets/demo_cases.json`` lists each case's key, title and story. Synthetic cases are
-rendered deterministically by :func:`model_zoo.synth.cohort.write_case` into a cache
+rendered deterministically by :func:`fuselens.model_zoo.synth.cohort.write_case` into a cache
 folder (no generated DICOM is shipped); the real ECG case is pydicom's own
 ``waveform_ecg.dcm`` copied into its own folder. A folder is written to a temporary
 name and renamed when complete, so a half-written case is never read.
@@ -16,9 +16,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_zoo.synth import GENERATOR_VERSION
-from model_zoo.synth.cohort import write_case
-from model_zoo.synth.latent import case_id_for
+from fuselens.model_zoo.synth import GENERATOR_VERSION
+from fuselens.model_zoo.synth.cohort import write_case
+from fuselens.model_zoo.synth.latent import case_id_for
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "assets" / "demo_cases.json"
 STAMP = ".fuselens-demo.json"

@@ -13,9 +13,9 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from explain.bundle import BUNDLE_JSON, ExplanationBundle
-from explain.html_report import write_html
-from model_zoo.case import Identifiers, PatientCase
+from fuselens.explain.bundle import BUNDLE_JSON, ExplanationBundle
+from fuselens.explain.html_report import write_html
+from fuselens.model_zoo.case import Identifiers, PatientCase
 
 MIN_IDENTIFIER_CHARS = 4
 MIN_NUMERIC_IDENTIFIER_CHARS = 6

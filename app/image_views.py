@@ -15,12 +15,17 @@ from typing import Any
 import cv2
 import numpy as np
 import plotly.graph_objects as go
-
-from app.figures.ecg_print import ecg_print_figure
-from app.figures.loops import write_loop
-from app.figures.overlays import cam_overlay, cxr_overlay, echo_overlay_frames, resample_cam_frames
-from explain.bundle import GradCAMMaps
-from model_zoo.case import ECHO_VIEWS, EchoCine, PatientCase
+from fuselens.app.figures.ecg_print import ecg_print_figure
+from fuselens.app.figures.loops import write_loop
+from fuselens.app.figures.overlays import (
+    cam_overlay,
+    cxr_overlay,
+    echo_overlay_frames,
+    resample_cam_frames,
+)
+from fuselens.explain.bundle import ModalityMaps
+from fuselens.explain.methods import REGISTRY
+from fuselens.model_zoo.case import ECHO_VIEWS, EchoCine, PatientCase
 
 ECHO_SLOTS = 3
 ECHO_DISPLAY_SIDE = 256
@@ -29,15 +34,21 @@ ECG_PRINT_HEIGHT = 900
 BBOX_RGB = (255, 0, 160)
 
 
-def ecg_panel(case: PatientCase, gradcam: GradCAMMaps | None) -> go.Figure | None:
-    """The 12-lead print, shaded with Grad-CAM++ when it has run."""
+def ecg_panel(case: PatientCase, gradcam: ModalityMaps | None) -> go.Figure | None:
+    """The 12-lead print, shaded with the chosen map when it has run."""
     if case.ecg is None:
         return None
     heat = None
     if gradcam is not None and gradcam.ecg is not None:
         order = [gradcam.ecg_leads.index(lead) for lead in case.ecg.lead_names]
         heat = np.asarray(gradcam.ecg)[order]
-    return ecg_print_figure(case.ecg, heat, heat_label="Grad-CAM++", height=ECG_PRINT_HEIGHT)
+    label = method_label(gradcam)
+    return ecg_print_figure(case.ecg, heat, heat_label=label, height=ECG_PRINT_HEIGHT)
+
+
+def method_label(maps: ModalityMaps | None) -> str:
+    """The name of the method that drew ``maps`` (``"map"`` before any has run)."""
+    return REGISTRY[maps.method].label if maps is not None and maps.method in REGISTRY else "map"
 
 
 def echo_slots(case: PatientCase) -> list[str]:
@@ -61,7 +72,7 @@ def upscale_frames(frames: np.ndarray, side: int) -> np.ndarray:
     return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC) for f in frames])
 
 
-def echo_cam(gradcam: GradCAMMaps | None, view: str) -> np.ndarray | None:
+def echo_cam(gradcam: ModalityMaps | None, view: str) -> np.ndarray | None:
     """The view's Grad-CAM++ frames, or ``None`` before Grad-CAM++ or for an unused view."""
     if gradcam is None or view not in gradcam.echo:
         return None
@@ -98,7 +109,7 @@ def echo_loop_file(
 
 
 def echo_panels(
-    case: PatientCase, gradcam: GradCAMMaps | None, settings: dict[str, Any]
+    case: PatientCase, gradcam: ModalityMaps | None, settings: dict[str, Any]
 ) -> dict[str, Any]:
     """Each echo slot's loop (when ``settings`` has a ``media_dir``) and first frame."""
     opacities = settings.get("echo_opacity", [0.5] * ECHO_SLOTS)
@@ -115,7 +126,7 @@ def echo_panels(
     return out
 
 
-def cxr_panel(case: PatientCase, gradcam: GradCAMMaps | None, opacity: float) -> np.ndarray | None:
+def cxr_panel(case: PatientCase, gradcam: ModalityMaps | None, opacity: float) -> np.ndarray | None:
     """The radiograph (display size) with its Grad-CAM++ overlay when it has run."""
     if case.cxr is None:
         return None

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.ingest import FileReport, load_case, read_file
-from app.ingest.echo_frames import frame_files
+from fuselens.app.ingest import FileReport, load_case, read_file
+from fuselens.app.ingest.echo_frames import frame_files
 
 LABELS = (
     ("shape", "shape"),

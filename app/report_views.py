@@ -14,14 +14,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.figures.contributions import modality_title
-from app.figures.ecg_print import MAJOR_GRID, MINOR_GRID, PRINT_S
-from app.figures.overlays import cam_overlay, resample_cam_frames
-from app.figures.text_highlight import Segment
-from app.image_views import ECHO_DISPLAY_SIDE, bbox_image, echo_cam
-from explain.bundle import ExplanationBundle, GroundedReport, GroundedSentence
-from model_zoo.case import ECG, PatientCase
-from model_zoo.case import format_lab_value as fmt_value
+from fuselens.app.figures.contributions import modality_title
+from fuselens.app.figures.ecg_print import MAJOR_GRID, MINOR_GRID, PRINT_S
+from fuselens.app.figures.overlays import cam_overlay, resample_cam_frames
+from fuselens.app.figures.text_highlight import Segment
+from fuselens.app.image_views import ECHO_DISPLAY_SIDE, bbox_image, echo_cam
+from fuselens.explain.bundle import ExplanationBundle, GroundedReport, GroundedSentence
+from fuselens.model_zoo.case import ECG, PatientCase
+from fuselens.model_zoo.case import format_lab_value as fmt_value
 
 SELECTED = "selected sentence"
 EVIDENCE_OPACITY = 0.3
@@ -148,7 +148,7 @@ def _echo_evidence_image(case: PatientCase, bundle: ExplanationBundle, ev: dict)
     n = cine.frames.shape[0]
     frames = ev.get("frames") or [n // 2]
     i = int(np.clip(int(frames[len(frames) // 2]), 0, n - 1))
-    cam = echo_cam(bundle.gradcam, ev["view"])
+    cam = echo_cam(bundle.shown_maps(), ev["view"])
     frame = cine.frames[i]
     if cam is None:
         rgb = np.repeat(frame[..., None], 3, axis=-1)
@@ -158,7 +158,7 @@ def _echo_evidence_image(case: PatientCase, bundle: ExplanationBundle, ev: dict)
 
 
 def _cxr_evidence_image(case: PatientCase, bundle: ExplanationBundle, ev: dict) -> np.ndarray:
-    gradcam = bundle.gradcam
+    gradcam = bundle.shown_maps()
     cam = gradcam.cxr if gradcam is not None and gradcam.cxr is not None else None
     if cam is None:
         rgb = np.repeat(np.round(case.cxr.image * 255).astype(np.uint8)[..., None], 3, axis=-1)

@@ -18,12 +18,12 @@ from typing import Any
 
 import pandas as pd
 import torch
-
-from app.demo_cases import DemoCase, materialise
-from app.ingest import FileReport, load_case
-from explain.bundle import ExplanationBundle
-from explain.pipeline import explain_stages
-from model_zoo.case import PatientCase
+from fuselens.app.demo_cases import DemoCase, materialise
+from fuselens.app.ingest import FileReport, load_case
+from fuselens.explain.bundle import ExplanationBundle
+from fuselens.explain.methods import DEFAULT_METHOD
+from fuselens.explain.pipeline import explain_stages
+from fuselens.model_zoo.case import PatientCase
 
 MAX_ZIP_BYTES = 2 * 1024**3
 MAX_ZIP_MEMBERS = 5000
@@ -45,10 +45,9 @@ DETAIL_KEYS = (
 
 @dataclass
 class LoadedModel:
-    """A fusion model ready for the workstation, with what the header shows about it."""
+    """A contract model ready for the workstation, with what the header shows about it."""
 
     model: Any
-    config: Any
     name: str
     device: str
 
@@ -79,18 +78,23 @@ def resolve_device(choice: str) -> str:
 
 def model_display_name(name: str) -> str:
     """How the header names the model: the demo label or the checkpoint folder's name."""
+    from fuselens.model_zoo.loading import is_factory_spec
+
     if name == "demo":
         return "FuseLens demo model (synthetic data)"
+    if is_factory_spec(name) and not Path(name).exists():
+        return f"model {name}"
     return f"checkpoint {Path(name).name}"
 
 
 def load_workstation_model(name: str = "demo", device: str = "auto") -> LoadedModel:
-    """Load the checkpoint ``name`` (``"demo"`` or a folder) on the resolved device."""
-    from model_zoo.registry import load_model
+    """Load ``name`` (``"demo"``, a checkpoint folder or ``MODULE:FACTORY``) on the resolved
+    device."""
+    from fuselens.model_zoo.loading import load_explainable
 
     resolved = resolve_device(device)
-    model, config = load_model(name, device=resolved)
-    return LoadedModel(model, config, model_display_name(str(name)), resolved)
+    model = load_explainable(name, device=resolved)
+    return LoadedModel(model, model_display_name(str(name)), resolved)
 
 
 def _digest_files(paths: Sequence[Path]) -> str:
@@ -108,7 +112,7 @@ def open_demo(demo: DemoCase, cache_dir: str | Path | None = None) -> LoadedCase
     folder = materialise(demo, cache_dir)
     case, reports = load_case(folder)
     if (folder / "truth.json").is_file():
-        from model_zoo.synth.truth import load_truth
+        from fuselens.model_zoo.synth.truth import load_truth
 
         case.truth = load_truth(folder)
     case.case_id = f"demo-{demo.key}"
@@ -226,21 +230,25 @@ class ExplanationCache:
     """Finished explanation bundles by (case key, task, class), least recently used dropped."""
 
     capacity: int = 32
-    _items: OrderedDict[tuple[str, str, str], Any] = field(default_factory=OrderedDict)
+    _items: OrderedDict[tuple[str, ...], Any] = field(default_factory=OrderedDict)
 
-    def get(self, key: tuple[str, str, str]) -> Any | None:
+    def get(self, key: tuple[str, ...]) -> Any | None:
         if key not in self._items:
             return None
         self._items.move_to_end(key)
         return self._items[key]
 
-    def put(self, key: tuple[str, str, str], bundle: Any) -> None:
+    def put(self, key: tuple[str, ...], bundle: Any) -> None:
         self._items[key] = bundle
         self._items.move_to_end(key)
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
 
-    def __contains__(self, key: tuple[str, str, str]) -> bool:
+    def holds(self, bundle: Any) -> bool:
+        """Whether this very bundle is cached (a finished explanation)."""
+        return any(b is bundle for b in self._items.values())
+
+    def __contains__(self, key: tuple[str, ...]) -> bool:
         return key in self._items
 
     def __len__(self) -> int:
@@ -281,19 +289,23 @@ class Workstation:
         """Open uploaded files (copied under the media folder)."""
         return open_uploads(paths, self.media_dir)
 
-    def settings(self, echo_opacity: list[float], cxr_opacity: float) -> dict[str, Any]:
-        """The overlay settings and media folder :func:`app.views.stage_panels` takes."""
+    def settings(
+        self, echo_opacity: list[float], cxr_opacity: float, method: str = DEFAULT_METHOD
+    ) -> dict[str, Any]:
+        """The overlay settings, map method and media folder
+        :func:`fuselens.app.views.stage_panels` takes."""
         return {
             "echo_opacity": list(echo_opacity),
             "cxr_opacity": float(cxr_opacity),
+            "method": method,
             "media_dir": self.media_dir,
         }
 
     def explain(
-        self, loaded: LoadedCase, task: str, target: str
+        self, loaded: LoadedCase, task: str, target: str, method: str = DEFAULT_METHOD
     ) -> Iterator[tuple[str, ExplanationBundle, bool]]:
         """``(stage, bundle, from_cache)``: the cached bundle at once, or each stage as done."""
-        key = (loaded.key, task, target)
+        key = (loaded.key, task, target, method)
         cached = self.cache.get(key)
         if cached is not None:
             yield "cached", cached, True
@@ -301,7 +313,7 @@ class Workstation:
         bundle = None
         m = self.model
         for stage, bundle in explain_stages(
-            m.model, m.config, loaded.case, task, target, model_name=m.name
+            m.model, loaded.case, task, target, methods=(method,), model_name=m.name
         ):
             yield stage, bundle, False
         if bundle is not None:
@@ -309,14 +321,14 @@ class Workstation:
 
     def is_finished(self, loaded: LoadedCase, bundle: ExplanationBundle) -> bool:
         """Whether ``bundle`` is the finished (cached) explanation of ``loaded``."""
-        return self.cache.get((loaded.key, bundle.task, bundle.target)) is bundle
+        return bundle.case_id == loaded.case.case_id and self.cache.holds(bundle)
 
     def warm_up(self) -> float:
         """Run the model once on the first demo case so the first real request is quick."""
         t0 = time.perf_counter()
         synthetic = [d for d in self.catalogue.values() if d.seed is not None]
         if synthetic:
-            from model_zoo.predict import predict_case
+            from fuselens.model_zoo.predict import predict_case
 
             predict_case(self.model.model, self.open_demo(synthetic[0].key).case)
         return time.perf_counter() - t0

@@ -14,17 +14,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-
-from app.figures.attention import attention_heatmap_figure
-from app.figures.contributions import interaction_matrix_figure, modality_title, shapley_bar_figure
-from app.figures.prediction import prediction_markdown
-from app.figures.text_highlight import Segment, highlighted_tokens, lab_item_table
-from app.image_views import ECHO_SLOTS, cxr_panel, ecg_panel, echo_panels, echo_slots
-from app.report_views import report_sentences, sentence_evidence
-from explain.bundle import ExplanationBundle
-from explain.pipeline import STAGES
-from model_zoo.case import MODALITIES, GroundTruth, PatientCase
-from model_zoo.case import format_lab_value as fmt_value
+from fuselens.app.figures.attention import attention_heatmap_figure
+from fuselens.app.figures.contributions import (
+    interaction_matrix_figure,
+    modality_title,
+    shapley_bar_figure,
+)
+from fuselens.app.figures.prediction import prediction_markdown
+from fuselens.app.figures.text_highlight import Segment, highlighted_tokens, lab_item_table
+from fuselens.app.image_views import ECHO_SLOTS, cxr_panel, ecg_panel, echo_panels, echo_slots
+from fuselens.app.report_views import report_sentences, sentence_evidence
+from fuselens.explain.bundle import ExplanationBundle
+from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY
+from fuselens.explain.pipeline import stage_names
+from fuselens.model_zoo.case import MODALITIES, GroundTruth, PatientCase
+from fuselens.model_zoo.case import format_lab_value as fmt_value
 
 TASK_LABELS = {
     "heart_failure": "Heart failure",
@@ -43,7 +47,7 @@ TASK_LABELS = {
 }
 STAGE_TITLES = {
     "prediction": "prediction",
-    "gradcam": "Grad-CAM++",
+    **{name: method.label for name, method in REGISTRY.items()},
     "attention": "attention",
     "shapley": "modality Shapley",
     "report": "report",
@@ -85,6 +89,7 @@ def prediction_card(bundle: ExplanationBundle) -> str:
         float(pred["probabilities"][answer]),
         bundle.device,
         bundle.model_name,
+        bundle.caveat,
     )
 
 
@@ -170,21 +175,34 @@ def shapley_panels(bundle: ExplanationBundle) -> tuple[go.Figure | None, go.Figu
 
 
 def attention_panels(bundle: ExplanationBundle) -> tuple[go.Figure | None, go.Figure | None]:
-    """MedFlexFusion's modality attention and the task guidance's attention over Z_all."""
+    """The model's first two attention matrices (for the demo model: MedFlexFusion's modality
+    attention and the task guidance's attention over Z_all)."""
     att = bundle.attention
     if att is None:
         return None, None
-    keep = [i for i, p in enumerate(att.present) if p]
-    names = [modality_title(att.modalities[i]) for i in keep]
-    m = np.asarray(att.modality_attention)[np.ix_(keep, keep)]
-    fusion = attention_heatmap_figure(m, names, names, "Cross-modal attention (MedFlexFusion)")
-    guidance = attention_heatmap_figure(
-        np.asarray(att.guidance),
-        att.guidance_rows,
-        att.token_labels,
-        f"Task guidance: “{task_label(bundle.task)}” prompt over fused tokens",
-    )
-    return fusion, guidance
+    figures: list[go.Figure | None] = []
+    for title, m, rows, cols in list(
+        zip(att.titles, att.matrices, att.rows, att.columns, strict=True)
+    )[:2]:
+        rows = [modality_title(r) if r in MODALITIES else r for r in rows]
+        cols = [modality_title(c) if c in MODALITIES else c for c in cols]
+        figures.append(attention_heatmap_figure(np.asarray(m), rows, cols, title))
+    figures += [None] * (2 - len(figures))
+    return figures[0], figures[1]
+
+
+def unavailable_markdown(bundle: ExplanationBundle | None) -> str:
+    """One line per panel the model's capabilities leave empty, saying why."""
+    if bundle is None or not bundle.unavailable:
+        return ""
+    lines = []
+    for key, reason in bundle.unavailable.items():
+        stage, _, modality = key.partition(":")
+        title = STAGE_TITLES.get(stage, stage)
+        lines.append(
+            f"- **{title}{f' ({modality_title(modality)})' if modality else ''}**: {reason}"
+        )
+    return "Not shown for this model:\n" + "\n".join(lines)
 
 
 # ---------------------------------------------------------------- stages
@@ -196,8 +214,9 @@ def progress_markdown(
     """The stages in order: done (with seconds), running, waiting, or (once ``finished``)
     not applicable to this case (e.g. text SHAP without labs)."""
     done = set(bundle.stages) if bundle is not None else set()
+    methods = list(bundle.maps) if bundle is not None and bundle.maps else [DEFAULT_METHOD]
     parts = []
-    for stage in STAGES:
+    for stage in stage_names(methods):
         title = STAGE_TITLES.get(stage, stage)
         if stage in done:
             parts.append(f"✓ {title} {bundle.timings.get(stage, 0.0):.1f} s")
@@ -229,10 +248,14 @@ def stage_panels(
     if stage == "prediction":
         out["prediction"] = prediction_card(bundle)
         out["prediction_context"] = prediction_context(bundle, case.truth)
-    elif stage == "gradcam":
-        out["ecg"] = ecg_panel(case, bundle.gradcam)
-        out.update(echo_panels(case, bundle.gradcam, settings))
-        out["cxr"] = cxr_panel(case, bundle.gradcam, settings.get("cxr_opacity", 0.5))
+        out["unavailable"] = unavailable_markdown(bundle)
+    elif stage in REGISTRY:
+        if stage != settings.get("method", stage):
+            return out
+        maps = bundle.maps.get(stage)
+        out["ecg"] = ecg_panel(case, maps)
+        out.update(echo_panels(case, maps, settings))
+        out["cxr"] = cxr_panel(case, maps, settings.get("cxr_opacity", 0.5))
     elif stage == "attention":
         out["attention_modality"], out["attention_guidance"] = attention_panels(bundle)
     elif stage == "shapley":
@@ -263,6 +286,7 @@ def opened_panels(case: PatientCase) -> dict[str, Any]:
     out: dict[str, Any] = {
         "prediction": "",
         "prediction_context": f"Case holds: {present_modalities(case)}",
+        "unavailable": "",
         "lab_text": lab_text_panel(case, None),
         "lab_table": lab_table_panel(case, None),
         "ecg": None,

@@ -1,8 +1,8 @@
 """The Gradio workstation: the layout, declared once, and thin callbacks.
 
 :func:`declare_layout` places every component; :func:`wire_events` connects them to
-callbacks that only call :mod:`app.session`, :mod:`app.views`, :mod:`app.image_views`,
-:mod:`app.report_views` and :mod:`app.exports`, so every value a panel shows can be
+callbacks that only call :mod:`fuselens.app.session`, :mod:`fuselens.app.views`, :mod:`fuselens.app.image_views`,
+:mod:`fuselens.app.report_views` and :mod:`fuselens.app.exports`, so every value a panel shows can be
 computed from a test without a browser.
 """
 
@@ -19,14 +19,12 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
-
-from app import exports, image_views, report_views, views  # noqa: E402
-from app.demo_cases import load_catalogue  # noqa: E402
-from app.figures.prediction import DEMO_CAVEAT  # noqa: E402
-from app.figures.text_highlight import HIGHLIGHT_CLASS, HIGHLIGHT_CSS  # noqa: E402
-from app.review import ui as review_ui  # noqa: E402
-from app.review.store import Sessions  # noqa: E402
-from app.session import (  # noqa: E402
+from fuselens.app import exports, image_views, report_views, views  # noqa: E402
+from fuselens.app.demo_cases import load_catalogue  # noqa: E402
+from fuselens.app.figures.text_highlight import HIGHLIGHT_CLASS, HIGHLIGHT_CSS  # noqa: E402
+from fuselens.app.review import ui as review_ui  # noqa: E402
+from fuselens.app.review.store import Sessions  # noqa: E402
+from fuselens.app.session import (  # noqa: E402
     STATUS_COLUMNS,
     Current,
     LoadedCase,
@@ -34,7 +32,8 @@ from app.session import (  # noqa: E402
     load_workstation_model,
     status_table,
 )
-from explain.pipeline import STAGES  # noqa: E402
+from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY  # noqa: E402
+from fuselens.explain.pipeline import stage_names  # noqa: E402
 
 CSS = (
     HIGHLIGHT_CSS
@@ -50,7 +49,7 @@ SELECTED_COLOUR = "#ffd54f"
 
 @dataclass
 class Layout:
-    """Every component the callbacks read or write; ``panels`` by :mod:`app.views` name."""
+    """Every component the callbacks read or write; ``panels`` by :mod:`fuselens.app.views` name."""
 
     current: Any
     demo_pick: Any
@@ -59,6 +58,7 @@ class Layout:
     open_btn: Any
     task: Any
     target: Any
+    method: Any
     progress: Any
     status: Any
     cxr_opacity: Any
@@ -104,6 +104,12 @@ def _case_controls(ws: Workstation) -> dict[str, Any]:
             out["target"] = gr.Radio(
                 choices=answers, value=answers[-1], label="Class to explain", elem_id="fl-target"
             )
+            out["method"] = gr.Radio(
+                choices=[(m.label, name) for name, m in REGISTRY.items()],
+                value=DEFAULT_METHOD,
+                label="Map method (ECG, echo, X-ray)",
+                elem_id="fl-method",
+            )
             out["progress"] = gr.Markdown(PICK_A_CASE, elem_id="fl-progress")
         with gr.Column(scale=5, min_width=360):
             out["status"] = gr.Dataframe(
@@ -122,7 +128,7 @@ def _echo_slot(i: int, panels: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
     with gr.Column(scale=2, min_width=220, visible=False) as col:
         title = gr.Markdown(f"**Echo view {i + 1}**")
         panels[f"echo_video:{i}"] = gr.Video(
-            label="Cine loop with Grad-CAM++",
+            label="Cine loop with the chosen map",
             autoplay=True,
             loop=True,
             interactive=False,
@@ -142,7 +148,9 @@ def declare_layout(ws: Workstation) -> Layout:
     current = gr.State(None)
     with gr.Row(elem_classes=["fl-header"]):
         gr.Markdown(header_markdown(ws), elem_id="fl-header")
-        gr.Markdown(f"⚠️ **{DEMO_CAVEAT}**", elem_classes=["fl-caveat"], elem_id="fl-caveat")
+        gr.Markdown(
+            f"⚠️ **{ws.model.model.caveat}**", elem_classes=["fl-caveat"], elem_id="fl-caveat"
+        )
     controls = _case_controls(ws)
     p: dict[str, Any] = {}
 
@@ -150,6 +158,7 @@ def declare_layout(ws: Workstation) -> Layout:
         with gr.Column(scale=3, min_width=280):
             p["prediction"] = gr.Markdown(elem_id="fl-prediction")
             p["prediction_context"] = gr.Markdown(elem_id="fl-prediction-context")
+            p["unavailable"] = gr.Markdown(elem_id="fl-unavailable")
         with gr.Column(scale=4, min_width=320):
             p["shapley"] = gr.Plot(label="Modality contributions", elem_id="fl-shapley")
         with gr.Column(scale=3, min_width=280):
@@ -172,13 +181,16 @@ def declare_layout(ws: Workstation) -> Layout:
                 elem_id="fl-lab-table",
             )
 
-    p["ecg"] = gr.Plot(label="12-lead ECG with Grad-CAM++", elem_id="fl-ecg")
+    p["ecg"] = gr.Plot(label="12-lead ECG with the chosen map", elem_id="fl-ecg")
 
     with gr.Row(equal_height=False):
         slots = [_echo_slot(i, p) for i in range(image_views.ECHO_SLOTS)]
         with gr.Column(scale=3, min_width=300):
             p["cxr"] = gr.Image(
-                label="Chest X-ray with Grad-CAM++", interactive=False, height=460, elem_id="fl-cxr"
+                label="Chest X-ray with the chosen map",
+                interactive=False,
+                height=460,
+                elem_id="fl-cxr",
             )
             cxr_opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity")
 
@@ -285,15 +297,16 @@ def _explanation_updates(
     yield {ui.progress: views.progress_markdown(None, "prediction")}
     stage = "prediction"
     try:
-        for stage, bundle, cached in ws.explain(cur.loaded, task, target):
+        stages = stage_names([settings.get("method", DEFAULT_METHOD)])
+        for stage, bundle, cached in ws.explain(cur.loaded, task, target, settings["method"]):
             cur.bundle = bundle
             if cached:
                 values = views.bundle_panels(cur.loaded.case, bundle, settings)
                 note = views.progress_markdown(bundle, finished=True) + " (from cache)"
             else:
                 values = views.stage_panels(stage, cur.loaded.case, bundle, settings)
-                nxt = STAGES.index(stage) + 1
-                note = views.progress_markdown(bundle, STAGES[nxt] if nxt < len(STAGES) else None)
+                nxt = stages.index(stage) + 1
+                note = views.progress_markdown(bundle, stages[nxt] if nxt < len(stages) else None)
             yield {**_to_updates(ui, values), ui.progress: note, ui.current: cur}
     except Exception as exc:
         yield {ui.progress: f"Explanation stopped after {stage}: {exc}"}
@@ -307,7 +320,7 @@ def _wire_case_events(
 ) -> None:
     open_outputs = [ui.current, ui.status, ui.story, ui.progress, ui.html_file, ui.zip_file]
     open_outputs += list(ui.panels.values()) + ui.echo_col + ui.echo_title + ui.echo_scrub
-    explain_inputs = [ui.current, ui.task, ui.target, ui.cxr_opacity, *ui.echo_opacity]
+    explain_inputs = [ui.current, ui.task, ui.target, ui.method, ui.cxr_opacity, *ui.echo_opacity]
     explain_outputs = [ui.current, ui.progress, *ui.panels.values()]
 
     def open_demo_case(key: str | None) -> dict[Any, Any]:
@@ -318,8 +331,9 @@ def _wire_case_events(
             return {ui.progress: "Choose files to upload first."}
         return _opened(ui, ws.open_uploads([str(f) for f in files]))
 
-    def run_explanations(cur, task: str, target: str, co: float, *eo: float):
-        yield from _explanation_updates(ws, ui, cur, task, target, ws.settings(list(eo), co))
+    def run_explanations(cur, task: str, target: str, method: str, co: float, *eo: float):
+        settings = ws.settings(list(eo), co, method)
+        yield from _explanation_updates(ws, ui, cur, task, target, settings)
 
     def choose_task(task: str) -> dict[Any, Any]:
         answers = list(ws.model.model.tasks[task])
@@ -339,6 +353,7 @@ def _wire_case_events(
         ui.open_btn.click(open_uploaded, [ui.uploads], open_outputs).then(**explain_args),
         ui.task.input(choose_task, [ui.task], [ui.target]).then(**explain_args),
         ui.target.input(**explain_args),
+        ui.method.input(**explain_args),
     ]
     for opener in openers:  # another tab opens a case here, then shows the Case tab
 
@@ -347,14 +362,20 @@ def _wire_case_events(
 
         opened = opener.trigger(open_other, opener.inputs, [*open_outputs, tabs])
         running.append(opened.success(**explain_args))
-    triggers = (ui.demo_pick.change, ui.open_btn.click, ui.task.input, ui.target.input)
+    triggers = (
+        ui.demo_pick.change,
+        ui.open_btn.click,
+        ui.task.input,
+        ui.target.input,
+        ui.method.input,
+    )
     for trigger in (*triggers, *(o.trigger for o in openers)):
         trigger(None, None, None, cancels=running)
 
 
 def _wire_overlay_events(ws: Workstation, ui: Layout) -> None:
     def slot(cur: Current, i: int):
-        gradcam = cur.bundle.gradcam if cur.bundle is not None else None
+        gradcam = cur.bundle.shown_maps() if cur.bundle is not None else None
         return cur.loaded.case.echo[cur.slots[i]], image_views.echo_cam(gradcam, cur.slots[i])
 
     def redraw_loop(cur: Current | None, opacity: float, frame: int, i: int, media):
@@ -387,7 +408,7 @@ def _wire_overlay_events(ws: Workstation, ui: Layout) -> None:
     def redraw_cxr(cur: Current | None, opacity: float):
         if cur is None:
             return gr.skip()
-        gradcam = cur.bundle.gradcam if cur.bundle is not None else None
+        gradcam = cur.bundle.shown_maps() if cur.bundle is not None else None
         return image_views.cxr_panel(cur.loaded.case, gradcam, opacity)
 
     ui.cxr_opacity.release(redraw_cxr, [ui.current, ui.cxr_opacity], [ui.panels["cxr"]])
@@ -450,7 +471,7 @@ def serve(
     review_db: str | None = None,
 ) -> int:
     """Load the model and the review database, build the app and serve it until interrupted."""
-    from app.storage.db import open_database
+    from fuselens.app.storage.db import open_database
 
     t0 = time.perf_counter()
     try:

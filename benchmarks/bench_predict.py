@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from app.ingest import load_case
-from model_zoo.inputs import case_to_inputs
-from model_zoo.predict import predict_case
-from model_zoo.registry import load_model
+from fuselens.app.ingest import load_case
+from fuselens.model_zoo.inputs import case_to_inputs
+from fuselens.model_zoo.predict import predict_case
+from fuselens.model_zoo.registry import load_model
 
 
 def _p50(fn, repeats: int) -> float:

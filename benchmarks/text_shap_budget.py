@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
-from app.ingest import load_case
-from explain.bench_xai import select_cases
-from explain.context import CaseContext
-from explain.metrics import spearman
-from explain.pipeline import lab_items
-from explain.text_shap import item_values, text_shap
-from model_zoo.registry import load_model
+from fuselens.app.ingest import load_case
+from fuselens.explain.bench_xai import select_cases
+from fuselens.explain.context import CaseContext
+from fuselens.explain.metrics import spearman
+from fuselens.explain.pipeline import lab_items
+from fuselens.explain.text_shap import item_values, text_shap
+from fuselens.model_zoo.registry import load_model
 
 
 def main() -> None:

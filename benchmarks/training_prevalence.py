@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from explain.baseline import PREVALENCE_FILE, cohort_prevalence
+from fuselens.explain.baseline import PREVALENCE_FILE, cohort_prevalence
 
 
 def main() -> None:

@@ -1,9 +1,8 @@
-"""f(no modality): the model needs at least one modality, so the empty coalition of the
-modality Shapley game is the training prevalence of the answer, as log-odds.
-
-``prevalence.json`` holds each task's share of positive cases in the synthetic training
-cohort (``benchmarks/training_prevalence.py`` writes it from the cohort's ``truth.json``
-files; a finding counts only where its modality is present, as in training).
+"""f(no modality): a model cannot run with no modality, so the empty coalition of the
+modality Shapley game is the log-odds of the answer's prevalence in the model's training
+cohort, which the checkpoint carries (``answer_prevalence``; ``fuselens train`` writes it,
+``benchmarks/training_prevalence.py`` measures it from a cohort). A model that states no
+prevalence gets the uniform prior over its answers, and the bundle says so.
 """
 
 from __future__ import annotations
@@ -12,12 +11,15 @@ import json
 import math
 from pathlib import Path
 
-from model_zoo.tasks import TASK_MODALITY
+from fuselens.model_zoo.tasks import TASK_MODALITY
 
-PREVALENCE_FILE = Path(__file__).with_name("prevalence.json")
-BASELINE_DESCRIPTION = (
-    "f(empty) = log-odds of the answer's prevalence in the training cohort "
+PREVALENCE_DESCRIPTION = (
+    "f(empty) = log-odds of the answer's prevalence in the model's training cohort "
     "(the model cannot run with no modality)"
+)
+UNIFORM_DESCRIPTION = (
+    "f(empty) = log-odds of a uniform prior over the task's answers (the model states no "
+    "training prevalence)"
 )
 
 
@@ -41,17 +43,19 @@ def cohort_prevalence(cohort_dir: str | Path) -> dict[str, float]:
     return {t: pos[t] / known[t] for t in TASK_MODALITY if known[t]}
 
 
-def training_prevalence() -> dict[str, float]:
-    """Task -> P(yes) in the training cohort (from ``prevalence.json``)."""
-    return dict(json.loads(PREVALENCE_FILE.read_text(encoding="utf-8"))["prevalence"])
+def answer_prevalence(model: object, task: str) -> dict[str, float] | None:
+    """The model's stated training prevalence of each answer of ``task``, if any."""
+    stated = getattr(model, "answer_prevalence", None) or {}
+    return stated.get(task)
 
 
-def empty_value(task: str, target: str, answers: list[str]) -> float:
-    """Log-odds of ``target`` at the training prevalence (uniform over answers if unknown)."""
-    prevalence = training_prevalence()
-    if task in prevalence and sorted(answers) == ["no", "yes"]:
-        p_yes = min(max(prevalence[task], 1e-4), 1 - 1e-4)
-        p = p_yes if target == "yes" else 1.0 - p_yes
+def empty_value(model: object, task: str, target: str) -> tuple[float, str]:
+    """Log-odds of ``target`` with no modality, and how it was defined."""
+    answers = list(model.tasks[task])
+    prevalence = answer_prevalence(model, task)
+    if prevalence and target in prevalence:
+        p, how = prevalence[target], PREVALENCE_DESCRIPTION
     else:
-        p = 1.0 / len(answers)
-    return math.log(p / (1.0 - p))
+        p, how = 1.0 / len(answers), UNIFORM_DESCRIPTION
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1.0 - p)), how

@@ -1,6 +1,6 @@
 """Speed of the whole explanation of one case against a naive baseline, in the same run.
 
-FuseLens: every stage of :func:`explain.pipeline.explain_case` with cached encoder features
+FuseLens: every stage of :func:`fuselens.explain.pipeline.explain_case` with cached encoder features
 and text SHAP at its default budget. Baseline: the same stages with no feature caching
 (every model call re-encodes every modality) and text SHAP at shap's default budget (500),
 each masked text re-running the whole model.
@@ -13,23 +13,22 @@ import time
 from typing import Any
 
 import torch
-
-from explain.pipeline import explain_case
-from explain.text_shap import DEFAULT_MAX_EVALS
-from model_zoo.case import PatientCase
-from model_zoo.model import FusionModel
+from fuselens.explain.pipeline import explain_case
+from fuselens.explain.text_shap import DEFAULT_MAX_EVALS
+from fuselens.model_zoo.case import PatientCase
+from fuselens.model_zoo.contract import ExplainableModel
 
 SHAP_DEFAULT_MAX_EVALS = 500
 
 
-def _timed_run(model: FusionModel, case: PatientCase, **options: Any) -> tuple[float, dict]:
+def _timed_run(model: ExplainableModel, case: PatientCase, **options: Any) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    bundle = explain_case(model, model.config, case, **options)
+    bundle = explain_case(model, case, **options)
     return time.perf_counter() - t0, bundle.timings
 
 
 def speed_benchmark(
-    model: FusionModel,
+    model: ExplainableModel,
     case: PatientCase,
     repeats: int = 5,
     baseline_repeats: int = 1,

@@ -1,33 +1,29 @@
-"""Explanation quality on a synthetic cohort with planted evidence (``fuselens bench-xai``).
+"""Explanation quality of every map method on a cohort (``fuselens bench-xai``).
 
-Every map explains ``heart_failure = yes``. Per modality, on heart-failure cases whose
-planted evidence sits in that modality: pointing game, top-k hit (k = mask size) and mass in
-mask against the evidence masks in the case's own geometry; deletion and insertion curves
-(target log-odds, features removed most-important first) against random orders on the
-model's input grid. On every case with the modality: the model-parameter randomisation test
-(Spearman between the trained and a randomised model's maps, pooled to the feature grid).
-Labs: ERASER comprehensiveness/sufficiency of the SHAP rationale, and item-level fidelity of
-the default text-SHAP budget against a high-budget reference (on the first few labs cases).
-Modality Shapley: the planted modality ranks first on cases with a single evidence modality;
-efficiency error on every case.
+Every map explains one task's answer (``yes`` when the task has it, else the model's own
+answer for the case). Per map method and modality: on cases whose planted evidence sits in
+that modality (synthetic cohorts; a labelled cohort of real files has no masks), pointing
+game, top-k hit (k = mask size) and mass in mask against the evidence masks in the case's own
+geometry; on every case with the modality, deletion and insertion curves (target log-odds,
+features removed most-important first) against random orders on the model's input grid, the
+model-parameter randomisation test (Spearman between the trained and a randomised model's
+maps, pooled to the feature grid) and seconds per case. Labs (models that read lab text):
+ERASER comprehensiveness/sufficiency of the SHAP rationale and item-level fidelity of the
+default text-SHAP budget against a high-budget reference. Modality Shapley: the planted
+modality ranks first on cases with a single evidence modality; efficiency error everywhere.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
-
-from explain.context import CaseContext
-from explain.geometry import cxr_to_native, ecg_to_native, echo_to_native
-from explain.gradcam import CAM_MODALITIES, gradcam_plusplus
-from explain.metrics import (
+from fuselens.explain.context import CaseContext
+from fuselens.explain.methods import REGISTRY
+from fuselens.explain.metrics import (
     attribution_order,
     curve_auc,
     eraser_scores,
@@ -38,62 +34,19 @@ from explain.metrics import (
     step_masks,
     top_k_hit,
 )
-from explain.perturb import feature_grid, prob_fn, score_fn
-from explain.pipeline import lab_items
-from explain.randomise import randomised_model
-from explain.shapley import modality_shapley
-from explain.text_shap import DEFAULT_MAX_EVALS, item_values, text_shap
-from model_zoo.case import ECHO_VIEWS, MODALITIES, STANDARD_LEADS, PatientCase
-from model_zoo.model import FusionModel
-from model_zoo.synth.truth import case_folders
-from model_zoo.synth.vocab import LABEL
+from fuselens.explain.modalities import LABEL, MODALITY
+from fuselens.explain.perturb import feature_grid, prob_fn, score_fn
+from fuselens.explain.pipeline import lab_items
+from fuselens.explain.randomise import randomised_model
+from fuselens.explain.shapley import modality_shapley
+from fuselens.explain.text_shap import DEFAULT_MAX_EVALS, item_values, text_shap
+from fuselens.model_zoo.case import PatientCase
+from fuselens.model_zoo.contract import ExplainableModel, capabilities
+from tqdm.auto import tqdm
 
 REFERENCE_MAX_EVALS = 1000
 STEPS = 10
 RANDOM_ORDERS = 2
-
-
-def select_cases(cohort_dir: str | Path, limit: int | None = None) -> list[Path]:
-    """Case folders in evaluation order: heart-failure cases with a single evidence modality
-    first (the Shapley test needs them), then the rest, each in id order; ``limit`` cuts."""
-    single, rest = [], []
-    for f in case_folders(cohort_dir):
-        meta = json.loads((f / "truth.json").read_text(encoding="utf-8"))
-        one = meta["labels"].get(LABEL) == 1 and len(meta["evidence_modalities"]) == 1
-        (single if one else rest).append(f)
-    chosen = single + rest
-    return chosen[:limit] if limit else chosen
-
-
-def evidence_mask(case: PatientCase, modality: str) -> Any:
-    """The planted evidence of ``modality`` in the case's own geometry, or ``None``."""
-    truth = case.truth
-    if truth is None or truth.labels.get(LABEL) != 1 or modality not in case.modalities():
-        return None
-    mask = truth.masks.get(modality)
-    if modality == "labs":
-        return list(mask) if mask else None
-    if modality == "ecg":
-        if mask is None:
-            return None
-        mask = np.stack([mask[STANDARD_LEADS.index(n)] for n in case.ecg.lead_names])
-        return mask if mask.any() else None
-    if modality == "echo":
-        views = {v: m for v, m in (mask or {}).items() if v in case.echo and m.any()}
-        return views or None
-    return mask if mask is not None and mask.any() else None
-
-
-def native_map(case: PatientCase, modality: str, cam: np.ndarray) -> Any:
-    if modality == "ecg":
-        return ecg_to_native(cam, case.ecg)
-    if modality == "echo":
-        return {
-            v: echo_to_native(cam[i], case.echo[v])
-            for i, v in enumerate(ECHO_VIEWS)
-            if v in case.echo
-        }
-    return cxr_to_native(cam, case.cxr)
 
 
 def localisation(modality: str, attribution: Any, mask: Any, items: list[str]) -> dict:
@@ -101,12 +54,8 @@ def localisation(modality: str, attribution: Any, mask: Any, items: list[str]) -
     if modality == "labs":
         a = np.asarray(attribution)
         m = np.array([name in mask for name in items])
-    elif modality == "echo":
-        views = sorted(mask)
-        a = np.concatenate([attribution[v].ravel() for v in views])
-        m = np.concatenate([mask[v].ravel() for v in views])
     else:
-        a, m = attribution, mask
+        a, m = MODALITY[modality].flatten(attribution, mask)
     return {
         "pointing_game": float(pointing_game(a, m)),
         "top_k_hit": top_k_hit(a, m),
@@ -131,65 +80,108 @@ def faithfulness(ctx: CaseContext, modality: str, values: np.ndarray, seed: int)
     }
 
 
+def case_target(model: ExplainableModel, case: PatientCase, task: str) -> str:
+    """``yes`` when the task has it, else the model's own answer for the case."""
+    answers = list(model.tasks[task])
+    if "yes" in answers:
+        return "yes"
+    ctx = CaseContext.build(model, case, task, answers[0])
+    return answers[int(ctx.logits[task][0].argmax())]
+
+
+def _map_records(
+    ctx: CaseContext, rctx: CaseContext, modality: str, methods: Sequence[str], seed: int
+) -> dict[str, dict[str, Any]]:
+    """Per method: sanity, faithfulness, seconds and (where planted) localisation."""
+    case, spec = ctx.case, MODALITY[modality]
+    mask = spec.evidence_mask(case) if ctx.task == LABEL else None
+    grid = feature_grid(ctx, modality)
+    out = {}
+    for name in methods:
+        method = REGISTRY[name]
+        if method.unavailable(ctx, modality) is not None:
+            continue
+        t = time.perf_counter()
+        values = method.attribute(ctx, modality)
+        rec: dict[str, Any] = {"seconds": time.perf_counter() - t}
+        rvalues = method.attribute(rctx, modality)
+        rec["sanity_spearman"] = spearman(grid.pool(values), grid.pool(rvalues))
+        rec.update(faithfulness(ctx, modality, values, seed))
+        if mask is not None:
+            rec.update(localisation(modality, spec.to_case(values, case), mask, []))
+            rec["findings"] = "+".join(sorted(case.truth.findings.get(modality, [])))
+        out[name] = rec
+    return out
+
+
+def _labs_records(
+    ctx: CaseContext,
+    rctx: CaseContext,
+    text_max_evals: int,
+    reference_max_evals: int | None,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Text SHAP's record (as method ``text_shap``) and the case-level ERASER/fidelity."""
+    case, extra = ctx.case, {}
+    grid = feature_grid(ctx, "labs")
+    t = time.perf_counter()
+    res = text_shap(ctx, text_max_evals, seed=seed)
+    rec: dict[str, Any] = {"seconds": time.perf_counter() - t}
+    rvalues = text_shap(rctx, text_max_evals, seed=seed).values
+    rec["sanity_spearman"] = spearman(grid.pool(res.values), grid.pool(rvalues))
+    items = lab_items(case)
+    per_item = item_values(res.tokens.lines, res.values, len(items))
+    if reference_max_evals:
+        ref = text_shap(ctx, reference_max_evals, seed=seed)
+        extra["text_fidelity"] = spearman(
+            per_item, item_values(ref.tokens.lines, ref.values, len(items))
+        )
+    rec.update(faithfulness(ctx, "labs", res.values, seed))
+    mask = MODALITY["labs"].evidence_mask(case) if ctx.task == LABEL else None
+    if mask is not None:
+        rec.update(localisation("labs", per_item, mask, items))
+        rec["findings"] = "+".join(sorted(case.truth.findings.get("labs", [])))
+        order = attribution_order(res.values)
+        rand = random_orders(grid.n, 1, seed)[0]
+        eraser = eraser_scores(prob_fn(ctx, grid), order)
+        rnd = eraser_scores(prob_fn(ctx, grid), rand)
+        extra["eraser"] = {
+            **eraser,
+            "random_comprehensiveness": rnd["comprehensiveness"],
+            "random_sufficiency": rnd["sufficiency"],
+        }
+    return {"text_shap": rec}, extra
+
+
 def evaluate_case(
-    model: FusionModel,
-    random_model: FusionModel,
+    model: ExplainableModel,
+    random_model: ExplainableModel,
     case: PatientCase,
+    task: str,
+    methods: Sequence[str],
     text_max_evals: int = DEFAULT_MAX_EVALS,
     reference_max_evals: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Every quality record of one case (JSON-ready)."""
-    ctx = CaseContext.build(model, case)
-    rctx = CaseContext.build(random_model, case)
-    out: dict[str, Any] = {"case_id": case.case_id, "modalities": {}}
+    """Every quality record of one case (JSON-ready): ``modalities[m][method]``."""
+    target = case_target(model, case, task)
+    ctx = CaseContext.build(model, case, task, target)
+    rctx = CaseContext.build(random_model, case, task, target)
+    out: dict[str, Any] = {"case_id": case.case_id, "target": target, "modalities": {}}
     for modality in ctx.modalities:
-        grid = feature_grid(ctx, modality)
-        rec: dict[str, Any] = {}
-        if modality in CAM_MODALITIES:
-            cam = gradcam_plusplus(ctx, modality)
-            rcam = gradcam_plusplus(rctx, modality)
-            values, native = cam, native_map(case, modality, cam)
-        else:
-            shap_res = text_shap(ctx, text_max_evals, seed=seed)
-            rcam = text_shap(rctx, text_max_evals, seed=seed).values
-            values = cam = shap_res.values
-            items = lab_items(case)
-            native = item_values(shap_res.tokens.lines, shap_res.values, len(items))
-            if reference_max_evals:
-                ref = text_shap(ctx, reference_max_evals, seed=seed)
-                ref_items = item_values(ref.tokens.lines, ref.values, len(items))
-                out["text_fidelity"] = spearman(native, ref_items)
-        rec["sanity_spearman"] = spearman(grid.pool(cam), grid.pool(rcam))
-        mask = evidence_mask(case, modality)
-        if mask is not None:
-            items = lab_items(case) if modality == "labs" else []
-            rec.update(localisation(modality, native, mask, items))
-            rec["findings"] = "+".join(sorted(case.truth.findings.get(modality, [])))
-            rec.update(faithfulness(ctx, modality, values, seed))
-            if modality == "labs":
-                order = attribution_order(values)
-                rand = random_orders(grid.n, 1, seed)[0]
-                eraser = eraser_scores(prob_fn(ctx, grid), order)
-                rnd = eraser_scores(prob_fn(ctx, grid), rand)
-                out["eraser"] = {
-                    **eraser,
-                    "random_comprehensiveness": rnd["comprehensiveness"],
-                    "random_sufficiency": rnd["sufficiency"],
-                }
-        out["modalities"][modality] = rec
+        if MODALITY[modality].spatial:
+            out["modalities"][modality] = _map_records(ctx, rctx, modality, methods, seed)
+        elif capabilities(model)["text"]:
+            recs, extra = _labs_records(ctx, rctx, text_max_evals, reference_max_evals, seed)
+            out["modalities"][modality] = recs
+            out.update(extra)
     sh = modality_shapley(ctx)
     out["shapley_efficiency_error"] = sh.efficiency_error
-    planted = case.truth.labels.get(LABEL) == 1 if case.truth else False
-    evidence = _evidence_modalities(case)
-    if planted and len(evidence) == 1 and evidence[0] in sh.players and len(sh.players) > 1:
+    planted = bool(case.truth and case.truth.labels.get(LABEL) == 1 and task == LABEL)
+    evidence = [m for m in ctx.modalities if case.truth and case.truth.findings.get(m)]
+    if planted and len(evidence) == 1 and len(sh.players) > 1:
         out["shapley_planted_first"] = max(sh.values, key=sh.values.get) == evidence[0]
     return out
-
-
-def _evidence_modalities(case: PatientCase) -> list[str]:
-    findings = case.truth.findings if case.truth else {}
-    return [m for m in MODALITIES if findings.get(m)]
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -206,35 +198,45 @@ def _by_findings(loc: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
+def summarise_records(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One method on one modality over the cases that have it."""
+    loc = [r for r in recs if "pointing_game" in r]
+    sanity = [r["sanity_spearman"] for r in recs]
+    return {
+        "pointing_game": _mean([r["pointing_game"] for r in loc]),
+        "top_k_hit": _mean([r["top_k_hit"] for r in loc]),
+        "mass_in_mask": _mean([r["mass_in_mask"] for r in loc]),
+        "deletion_auc": _mean([r["deletion_auc"] for r in recs]),
+        "random_deletion_auc": _mean([r["random_deletion_auc"] for r in recs]),
+        "deletion_below_random_fraction": _mean(
+            [float(r["deletion_auc"] < r["random_deletion_auc"]) for r in recs]
+        ),
+        "insertion_auc": _mean([r["insertion_auc"] for r in recs]),
+        "random_insertion_auc": _mean([r["random_insertion_auc"] for r in recs]),
+        "insertion_above_random_fraction": _mean(
+            [float(r["insertion_auc"] > r["random_insertion_auc"]) for r in recs]
+        ),
+        "sanity_spearman_median": float(statistics.median(sanity)) if sanity else None,
+        "seconds_per_case": _mean([r["seconds"] for r in recs]),
+        "pointing_game_by_findings": _by_findings(loc),
+        "localisation_cases": len(loc),
+        "cases": len(recs),
+    }
+
+
 def summarise(records: list[dict[str, Any]], seconds: float, **settings: Any) -> dict[str, Any]:
-    """The bench-xai JSON from per-case records."""
-    modalities = {}
-    for m in MODALITIES:
-        recs = [r["modalities"][m] for r in records if m in r["modalities"]]
-        loc = [r for r in recs if "pointing_game" in r]
-        below = [r["deletion_auc"] < r["random_deletion_auc"] for r in loc]
-        above = [r["insertion_auc"] > r["random_insertion_auc"] for r in loc]
-        sanity = [r["sanity_spearman"] for r in recs]
-        modalities[m] = {
-            "pointing_game": _mean([r["pointing_game"] for r in loc]),
-            "top_k_hit": _mean([r["top_k_hit"] for r in loc]),
-            "mass_in_mask": _mean([r["mass_in_mask"] for r in loc]),
-            "deletion_auc": _mean([r["deletion_auc"] for r in loc]),
-            "random_deletion_auc": _mean([r["random_deletion_auc"] for r in loc]),
-            "deletion_below_random_fraction": _mean([float(b) for b in below]),
-            "insertion_auc": _mean([r["insertion_auc"] for r in loc]),
-            "random_insertion_auc": _mean([r["random_insertion_auc"] for r in loc]),
-            "insertion_above_random_fraction": _mean([float(b) for b in above]),
-            "sanity_spearman_median": float(statistics.median(sanity)) if sanity else None,
-            "pointing_game_by_findings": _by_findings(loc),
-            "localisation_cases": len(loc),
-            "sanity_cases": len(sanity),
-        }
+    """The bench-xai JSON from per-case records: ``modalities[m][method]`` summaries."""
+    modalities: dict[str, dict[str, Any]] = {}
+    for r in records:
+        for m, per_method in r["modalities"].items():
+            for method, rec in per_method.items():
+                modalities.setdefault(m, {}).setdefault(method, []).append(rec)
+    table = {m: {k: summarise_records(v) for k, v in ms.items()} for m, ms in modalities.items()}
     fidelity = [r["text_fidelity"] for r in records if "text_fidelity" in r]
     planted = [r["shapley_planted_first"] for r in records if "shapley_planted_first" in r]
     eraser = [r["eraser"] for r in records if "eraser" in r]
     return {
-        "modalities": modalities,
+        "modalities": table,
         "text_fidelity_spearman": float(statistics.median(fidelity)) if fidelity else None,
         "text_fidelity_min": min(fidelity) if fidelity else None,
         "text_fidelity_cases": len(fidelity),
@@ -248,28 +250,61 @@ def summarise(records: list[dict[str, Any]], seconds: float, **settings: Any) ->
     }
 
 
+COLUMNS = (
+    ("pointing_game", "pointing"),
+    ("deletion_auc", "deletion"),
+    ("random_deletion_auc", "random del."),
+    ("insertion_auc", "insertion"),
+    ("sanity_spearman_median", "sanity rho"),
+    ("seconds_per_case", "s/case"),
+)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """One table: a row per modality and method, the headline metrics in columns."""
+    head = f"{'modality':<8} {'method':<22}" + "".join(f"{t:>12}" for _, t in COLUMNS)
+    lines = [head, "-" * len(head)]
+    for m, per_method in result["modalities"].items():
+        for method, s in per_method.items():
+            cells = "".join(
+                f"{s[k]:>12.3f}" if s[k] is not None else f"{'-':>12}" for k, _ in COLUMNS
+            )
+            lines.append(f"{m:<8} {method:<22}{cells}")
+    return "\n".join(lines)
+
+
 def bench_xai(
-    model: FusionModel,
+    model: ExplainableModel,
     cases: Iterable[PatientCase],
+    task: str | None = None,
+    methods: Sequence[str] | None = None,
     text_max_evals: int = DEFAULT_MAX_EVALS,
     reference_max_evals: int = REFERENCE_MAX_EVALS,
     fidelity_cases: int = 10,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run :func:`evaluate_case` over ``cases`` and summarise (``cases`` may be a generator,
-    so a cohort never has to sit in memory)."""
+    so a cohort never has to sit in memory). The sanity test needs a PyTorch model."""
+    task = task if task is not None else next(iter(model.tasks))
+    if task not in model.tasks:
+        raise ValueError(f"unknown task {task!r}; the model has {', '.join(model.tasks)}")
+    methods = list(methods or REGISTRY)
     t0 = time.perf_counter()
     random_model = randomised_model(model)
     records, n_fid = [], 0
     for i, case in enumerate(tqdm(cases, desc="bench-xai", disable=not progress, unit="case")):
         ref = reference_max_evals if n_fid < fidelity_cases and case.labs is not None else None
-        records.append(evaluate_case(model, random_model, case, text_max_evals, ref, seed=i))
+        records.append(
+            evaluate_case(model, random_model, case, task, methods, text_max_evals, ref, seed=i)
+        )
         n_fid += ref is not None
     if not records:
         raise ValueError("no cases to evaluate")
     return summarise(
         records,
         time.perf_counter() - t0,
+        task=task,
+        methods=methods,
         text_max_evals=text_max_evals,
         reference_max_evals=reference_max_evals,
         device=str(model.device),

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-DEMO_CAVEAT = "Demonstration model trained on synthetic data — not for clinical use."
 BUNDLE_JSON = "bundle.json"
 BUNDLE_NPZ = "arrays.npz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -39,9 +38,10 @@ class TextAttribution:
 
 
 @dataclass
-class GradCAMMaps:
-    """Grad-CAM++ maps in [0, 1] in the case's own geometry."""
+class ModalityMaps:
+    """One map method's maps in [0, 1] in the case's own geometry."""
 
+    method: str = ""
     ecg: np.ndarray | None = None  # (n_leads, n_samples)
     ecg_leads: list[str] = field(default_factory=list)
     ecg_rate_hz: float = 0.0
@@ -51,17 +51,13 @@ class GradCAMMaps:
 
 @dataclass
 class AttentionMaps:
-    """MedFlexFusion's modality attention and the task guidance's attention over Z_all."""
+    """The model's own attention matrices (rows attend to columns), titled, in its order."""
 
-    modalities: list[str]
-    present: list[bool]
-    modality_attention: np.ndarray  # (4, 4)
-    gates: np.ndarray  # (4,)
-    lambdas: np.ndarray  # (4, 4)
-    guidance: np.ndarray  # (P', N)
-    guidance_rows: list[str]
-    token_labels: list[str]
-    guidance_blocks: dict[str, float]
+    titles: list[str]
+    matrices: list[np.ndarray]
+    rows: list[list[str]]
+    columns: list[list[str]]
+    block_shares: dict[str, float]
 
 
 @dataclass
@@ -105,15 +101,22 @@ class ExplanationBundle:
     prediction: dict[str, Any]
     probability: float
     model_name: str
-    caveat: str = DEMO_CAVEAT
+    caveat: str
     device: str = "cpu"
     timings: dict[str, float] = field(default_factory=dict)
     stages: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)  # panel -> why it is absent
     text: TextAttribution | None = None
-    gradcam: GradCAMMaps | None = None
+    maps: dict[str, ModalityMaps] = field(default_factory=dict)  # map method -> its maps
     attention: AttentionMaps | None = None
     shapley: ModalityShapley | None = None
     report: GroundedReport | None = None
+
+    def shown_maps(self, method: str | None = None) -> ModalityMaps | None:
+        """The maps of ``method``, or of the first method that ran (``None``: none yet)."""
+        if method is not None and method in self.maps:
+            return self.maps[method]
+        return next(iter(self.maps.values()), None)
 
     def summary(self) -> dict[str, Any]:
         """A short JSON-ready digest (for ``fuselens explain --json`` and logs)."""
@@ -126,6 +129,7 @@ class ExplanationBundle:
             "model": self.model_name,
             "device": self.device,
             "stages": self.stages,
+            "unavailable": self.unavailable,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "caveat": self.caveat,
         }
@@ -171,7 +175,7 @@ _TYPES = {
     t.__name__: t
     for t in (
         TextAttribution,
-        GradCAMMaps,
+        ModalityMaps,
         AttentionMaps,
         ModalityShapley,
         GroundedSentence,

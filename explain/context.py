@@ -1,42 +1,38 @@
 """The one shared path every explanation runs through (the role of pytorch-grad-cam's BaseCAM).
 
-:class:`CaseContext` holds the model, the case's inputs and every present modality's encoder
-features, computed once. :meth:`CaseContext.run_modality` re-runs one modality's encoder on a
-batch of altered inputs and fuses it with the other modalities' cached features;
-:meth:`CaseContext.fuse` re-runs only fusion and heads (any subset of modalities). With
-``cached=False`` every call re-encodes every modality instead: the naive baseline the speed
-benchmark compares against.
+:class:`CaseContext` holds a contract model (:mod:`fuselens.model_zoo.contract`), the case's
+prepared :class:`~fuselens.model_zoo.contract.Batch` and, when the model has the
+``CachedFeatures`` capability, every present modality's features, computed once.
+:meth:`CaseContext.run_modality` scores a batch of altered inputs of one modality: with cached
+features only that modality is re-encoded and fused with the others' cache; otherwise (any
+model, or ``cached=False``: the naive baseline the speed benchmark compares against) the
+model's whole ``predict`` runs on every altered input.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
-
-from model_zoo.case import MODALITIES, PatientCase
-from model_zoo.inputs import ModelInputs, case_to_inputs
-from model_zoo.model import FusionModel, FusionOutput, ReportOutput
-
-
-def answer_log_odds(logits: torch.Tensor) -> torch.Tensor:
-    """``(B, A)`` logits -> ``(B, A)`` log-odds of each answer against all the others."""
-    out = []
-    for a in range(logits.shape[-1]):
-        others = torch.cat([logits[..., :a], logits[..., a + 1 :]], dim=-1)
-        out.append(logits[..., a] - torch.logsumexp(others, dim=-1))
-    return torch.stack(out, dim=-1)
+from fuselens.model_zoo.case import PatientCase
+from fuselens.model_zoo.contract import (
+    Batch,
+    CachedFeatures,
+    ExplainableModel,
+    Logits,
+    answer_log_odds,
+)
 
 
 @dataclass
 class CaseContext:
-    """A case ready to explain: inputs, cached features and the explained task and answer."""
+    """A case ready to explain: the model, inputs, cached features, the task and answer."""
 
-    model: FusionModel
+    model: ExplainableModel
     case: PatientCase
-    inputs: ModelInputs
-    features: dict[str, torch.Tensor]
-    output: FusionOutput
+    batch: Batch
+    features: dict[str, torch.Tensor] | None
+    logits: Logits
     task: str
     target: str
     cached: bool = True
@@ -45,95 +41,91 @@ class CaseContext:
     @torch.no_grad()
     def build(
         cls,
-        model: FusionModel,
+        model: ExplainableModel,
         case: PatientCase,
-        task: str = "heart_failure",
-        target: str = "yes",
+        task: str | None = None,
+        target: str | None = None,
         cached: bool = True,
     ) -> CaseContext:
-        """Preprocess the case and encode every present modality once."""
+        """Prepare the case and (with cached features) encode every present modality once.
+        ``task`` defaults to the model's first, ``target`` to the task's last answer."""
+        task = task if task is not None else next(iter(model.tasks))
         if task not in model.tasks:
             raise ValueError(f"unknown task {task!r}; the model has {', '.join(model.tasks)}")
-        if target not in model.tasks[task]:
-            raise ValueError(f"{task} answers are {model.tasks[task]}, not {target!r}")
-        model.eval()
-        inputs = case_to_inputs(case, model.config, model.tokenizer).to(model.device)
-        features = model.encode(inputs)
-        output = model.fuse(features, inputs.present)
-        return cls(model, case, inputs, features, output, task, target, cached)
-
-    @property
-    def present(self) -> torch.Tensor:
-        """``(1, M)`` bool: the modalities the model uses for this case."""
-        return self.inputs.present
+        answers = list(model.tasks[task])
+        target = target if target is not None else answers[-1]
+        if target not in answers:
+            raise ValueError(f"{task} answers are {answers}, not {target!r}")
+        if isinstance(model, torch.nn.Module):
+            model.eval()
+        batch = model.prepare([case])
+        if not bool(batch.present[0].any()):
+            raise ValueError(
+                f"case {case.case_id} has none of the modalities {model.name} reads "
+                f"({', '.join(model.modalities)})"
+            )
+        features = None
+        if cached and isinstance(model, CachedFeatures):
+            features = {m: model.encode(batch, m) for m in batch.modalities if batch.has(m)}
+            logits = model.fuse(features, batch)
+        else:
+            logits = model.predict(batch)
+        return cls(model, case, batch, features, logits, task, target, cached)
 
     @property
     def modalities(self) -> list[str]:
-        return [m for i, m in enumerate(MODALITIES) if bool(self.present[0, i])]
+        """The modalities the model uses for this case, in the model's order."""
+        return [m for m in self.batch.modalities if self.batch.has(m)]
+
+    @property
+    def answers(self) -> list[str]:
+        return list(self.model.tasks[self.task])
 
     @property
     def target_index(self) -> int:
-        return self.model.tasks[self.task].index(self.target)
+        return self.answers.index(self.target)
 
-    def task_log_odds(self, output: FusionOutput) -> torch.Tensor:
+    @property
+    def device(self) -> torch.device:
+        return self.batch.present.device
+
+    def task_log_odds(self, logits: Logits) -> torch.Tensor:
         """``(B, A)`` log-odds of each of the task's answers."""
-        return answer_log_odds(output.logits[self.task].float())
+        return answer_log_odds(logits[self.task].float())
 
-    def score(self, output: FusionOutput) -> torch.Tensor:
+    def score(self, logits: Logits) -> torch.Tensor:
         """``(B,)`` log-odds of the explained answer."""
-        return self.task_log_odds(output)[:, self.target_index]
+        return self.task_log_odds(logits)[:, self.target_index]
 
-    def _features(self, batch: int) -> dict[str, torch.Tensor]:
-        """Every present modality's features for ``batch`` rows: the cache expanded, or (not
-        cached) every encoder run again on ``batch`` copies of the case, as a model call per
-        altered input would."""
-        if self.cached:
-            return {m: f.expand(batch, -1, -1) for m, f in self.features.items()}
-        rows = torch.zeros(batch, dtype=torch.long, device=self.present.device)
-        return self.model.encode(_take(self.inputs, rows), self.modalities)
-
-    def fuse(self, present: torch.Tensor) -> FusionOutput:
-        """Fusion and heads on the cached features for a ``(K, M)`` batch of subsets."""
-        present = present.to(self.present.device).bool()
-        if (present & ~self.present).any():
-            raise ValueError("a subset may only hold modalities the case has")
-        return self.model.fuse(self._features(present.shape[0]), present)
+    def full_score(self) -> float:
+        return float(self.score(self.logits)[0])
 
     def modality_input(self, modality: str) -> torch.Tensor:
         """The model's input tensor of one modality for this case (a batch of one)."""
-        if modality == "labs":
-            return self.inputs.input_ids
-        return getattr(self.inputs, modality)
+        return self.batch.tensors[modality]
 
-    def encode_batch(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        """One modality's encoder on a batch of its inputs ``x`` (shaped like
-        :meth:`modality_input`, any batch size); labs ``x`` are token ids."""
-        enc = self.model.encoders[modality]
-        b = x.shape[0]
-        if modality == "labs":
-            return enc(x, torch.ones_like(x), lines=self.inputs.input_lines.expand(b, -1))
-        if modality == "ecg":
-            return enc(x, self.inputs.ecg_leads.expand(b, -1))
-        if modality == "echo":
-            return enc(x, self.inputs.echo_views.expand(b, -1))
-        return enc(x)
+    def predict_subsets(self, present: torch.Tensor) -> Logits:
+        """Logits for a ``(K, M)`` batch of modality subsets (the model's missing-modality
+        path; fusion only, on cached features, when the model has them)."""
+        batch = self.batch.with_present(present)
+        if self.features is not None:
+            k = present.shape[0]
+            return self.model.fuse(
+                {m: f.expand(k, *f.shape[1:]) for m, f in self.features.items()}, batch
+            )
+        return self.model.predict(batch)
 
-    def run_modality(self, modality: str, x: torch.Tensor) -> FusionOutput:
-        """Encode a batch of altered inputs of ``modality`` and fuse each with the other
-        modalities' (cached) features."""
+    def run_modality(self, modality: str, x: torch.Tensor) -> Logits:
+        """Logits for a batch of altered inputs ``x`` of ``modality`` (others as they are)."""
         if modality not in self.modalities:
             raise ValueError(f"{modality} is not present in case {self.case.case_id}")
+        batch = self.batch.with_input(modality, x)
+        if self.features is None:
+            return self.model.predict(batch)
         b = x.shape[0]
-        feats = self._features(b)
-        feats[modality] = self.encode_batch(modality, x)
-        return self.model.fuse(feats, self.present.expand(b, -1))
-
-    @torch.no_grad()
-    def report(self) -> ReportOutput:
-        """The generated report (greedy) with each word's cross-attention."""
-        return self.model.generate_report(
-            self._features(1), self.present, self.output if self.cached else None
-        )
+        feats = {m: f.expand(b, *f.shape[1:]) for m, f in self.features.items()}
+        feats[modality] = self.model.encode(batch, modality)
+        return self.model.fuse(feats, batch)
 
     @torch.no_grad()
     def scores(self, modality: str, x: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
@@ -143,13 +135,3 @@ class CaseContext:
             for i in range(0, x.shape[0], batch_size)
         ]
         return torch.cat(out)
-
-
-def _take(inputs: ModelInputs, rows: torch.Tensor) -> ModelInputs:
-    """The batch rows ``rows`` (repeats allowed) of ``inputs``."""
-    moved = {
-        f.name: getattr(inputs, f.name)[rows]
-        for f in fields(inputs)
-        if isinstance(getattr(inputs, f.name), torch.Tensor)
-    }
-    return replace(inputs, case_ids=[inputs.case_ids[i] for i in rows.tolist()], **moved)

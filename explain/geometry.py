@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from model_zoo.case import CXR, ECG, STANDARD_LEADS, EchoCine
-from model_zoo.preprocess import ECG_RATE_HZ, sample_frame_indices
+from fuselens.model_zoo.case import CXR, ECG, STANDARD_LEADS, EchoCine
+from fuselens.model_zoo.preprocess import ECG_RATE_HZ, sample_frame_indices
 
 
 def resize_map(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -3,7 +3,7 @@
 A sentence's modality is the one its section heading names (``"ECG: ..."``) when the model
 used that modality, otherwise the present modality its words' cross-attention favours
 (summed over the sentence's words, over the modality-specific Z_all tokens). Its evidence is
-that modality's summary from the maps (:mod:`explain.evidence`).
+that modality's summary from the maps (:mod:`fuselens.explain.evidence`).
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from explain.attention import block_shares
-from explain.bundle import GroundedReport, GroundedSentence
-from model_zoo.case import MODALITIES
-from model_zoo.report import join_words, split_words
-from model_zoo.synth.reports import HEADERS
+from fuselens.explain.attention import block_shares
+from fuselens.explain.bundle import GroundedReport, GroundedSentence
+from fuselens.model_zoo.case import MODALITIES
+from fuselens.model_zoo.report import join_words, split_words
 
 REPORT_BLOCKS: tuple[str, ...] = (*MODALITIES, "shared", "task")
-_HEADINGS = {tuple(split_words(h)): m for m, h in HEADERS.items()}
 
 
 def sentence_spans(words: list[str]) -> list[tuple[int, int]]:
@@ -39,9 +36,11 @@ def sentence_spans(words: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def heading_modality(words: list[str]) -> str | None:
-    """The modality a sentence's heading names (``["echo", ":", ...]`` -> ``"echo"``)."""
-    for heading, modality in _HEADINGS.items():
+def heading_modality(words: list[str], headings: dict[str, str]) -> str | None:
+    """The modality a sentence's heading names (``["echo", ":", ...]`` -> ``"echo"``), with
+    ``headings`` the model's modality -> heading text (from its checkpoint)."""
+    for modality, text in headings.items():
+        heading = tuple(split_words(text))
         n = len(heading)
         if tuple(words[:n]) == heading and len(words) > n and words[n] == ":":
             return modality
@@ -54,11 +53,13 @@ def ground_report(
     memory_labels: list[str],
     present: list[str],
     evidence: dict[str, dict[str, Any]],
+    headings: dict[str, str] | None = None,
 ) -> GroundedReport:
     """Split the report into sentences and tie each to a modality and its evidence.
 
     ``attention`` is ``(n_words, N_memory)`` over ``memory_labels``; ``evidence`` maps each
-    present modality to its summary.
+    present modality to its summary; ``headings`` are the model's report headings (none:
+    every sentence is grounded by attention).
     """
     attention = np.asarray(attention, dtype=np.float64)
     sentences = []
@@ -66,7 +67,7 @@ def ground_report(
     for start, end in sentence_spans(words):
         sent = words[start:end]
         if start == 0 or words[start - 1] == "\n":
-            section = heading_modality(sent)
+            section = heading_modality(sent, headings or {})
         shares = block_shares(attention[start:end], memory_labels, REPORT_BLOCKS)
         if section in present:
             modality, basis = section, "section"

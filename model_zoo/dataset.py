@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from model_zoo.case import PatientCase
-from model_zoo.config import ModelConfig
-from model_zoo.inputs import CaseArrays, ModelInputs, case_to_arrays, collate
-from model_zoo.synth.vocab import LABEL
-from model_zoo.tasks import TASK_MODALITY
+from fuselens.model_zoo.case import PatientCase
+from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.inputs import CaseArrays, ModelInputs, case_to_arrays, collate
+from fuselens.model_zoo.synth.vocab import LABEL
+from fuselens.model_zoo.tasks import TASK_MODALITY
 
 UNKNOWN = -1
 CACHE_VERSION = 2

@@ -19,8 +19,8 @@ from dataclasses import replace
 
 import torch
 
-from model_zoo.inputs import ModelInputs
-from model_zoo.model import CAM_ENCODERS
+from fuselens.model_zoo.inputs import ModelInputs
+from fuselens.model_zoo.model import CAM_ENCODERS
 
 ECG_WINDOW = 50  # samples at 250 Hz: 0.2 s
 PATCH = 8

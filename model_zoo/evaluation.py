@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from sklearn.metrics import label_ranking_average_precision_score, roc_auc_score
 
-from model_zoo.case import MODALITIES
-from model_zoo.dataset import CohortData
-from model_zoo.metrics import bleu4, bootstrap_ci, finding_f1, rouge_l
-from model_zoo.synth.vocab import ALL_FINDINGS, LABEL
+from fuselens.model_zoo.case import MODALITIES
+from fuselens.model_zoo.dataset import CohortData
+from fuselens.model_zoo.metrics import bleu4, bootstrap_ci, finding_f1, rouge_l
+from fuselens.model_zoo.synth.vocab import ALL_FINDINGS, LABEL
 
 ALL_SUBSETS: list[tuple[str, ...]] = [
     s for k in range(1, len(MODALITIES) + 1) for s in itertools.combinations(MODALITIES, k)
@@ -127,7 +127,7 @@ def report_metrics(
     model, data: CohortData, feats: dict[str, torch.Tensor], present: torch.Tensor
 ) -> dict:
     """BLEU-4, ROUGE-L and finding F1 of generated vs reference reports (all modalities)."""
-    from model_zoo.synth.reports import findings_from_report
+    from fuselens.model_zoo.synth.reports import findings_from_report
 
     has_ref = np.array([bool(r.strip()) for r in data.reports])
     idx = np.nonzero(has_ref)[0]

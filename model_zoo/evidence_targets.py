@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model_zoo.case import ECHO_VIEWS, STANDARD_LEADS, PatientCase
-from model_zoo.config import ModelConfig
-from model_zoo.model import CAM_ENCODERS
-from model_zoo.preprocess import ECG_RATE_HZ, ECG_SAMPLES, sample_frame_indices
+from fuselens.model_zoo.case import ECHO_VIEWS, STANDARD_LEADS, PatientCase
+from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.model import CAM_ENCODERS
+from fuselens.model_zoo.preprocess import ECG_RATE_HZ, ECG_SAMPLES, sample_frame_indices
 
 ECHO_TARGET_SIZE = 16
 

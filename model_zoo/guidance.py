@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model_zoo.layers import safe_key_mask
+from fuselens.model_zoo.layers import safe_key_mask
 
 
 class TextualGuidance(nn.Module):

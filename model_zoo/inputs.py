@@ -11,10 +11,10 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
-from model_zoo.case import ECHO_VIEWS, MODALITIES, STANDARD_LEADS, PatientCase
-from model_zoo.config import ModelConfig
-from model_zoo.encoders.text import load_tokenizer
-from model_zoo.preprocess import (
+from fuselens.model_zoo.case import ECHO_VIEWS, MODALITIES, STANDARD_LEADS, PatientCase
+from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.encoders.text import load_tokenizer
+from fuselens.model_zoo.preprocess import (
     ECG_SAMPLES,
     labs_text,
     normalise_cxr,

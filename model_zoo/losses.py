@@ -7,9 +7,9 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from model_zoo.case import MODALITIES
-from model_zoo.encoders.finding_maps import FindingOutput
-from model_zoo.tasks import TASK_MODALITY
+from fuselens.model_zoo.case import MODALITIES
+from fuselens.model_zoo.encoders.finding_maps import FindingOutput
+from fuselens.model_zoo.tasks import TASK_MODALITY
 
 
 def task_label_mask(labels: torch.Tensor, tasks: list[str], present: torch.Tensor) -> torch.Tensor:
@@ -110,7 +110,7 @@ def evidence_loss(
     ecg_leads: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean share of each present finding's map mass outside the case's planted evidence
-    mask (see :mod:`model_zoo.evidence_targets`), over the rows that have a mask.
+    mask (see :mod:`fuselens.model_zoo.evidence_targets`), over the rows that have a mask.
 
     ``evidence[m]`` is ``(targets (B, ...), has_mask (B,))`` for the whole batch; targets are
     pooled (area) to the map's cells. ECG maps count only present leads.

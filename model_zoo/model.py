@@ -11,19 +11,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from model_zoo.case import MODALITIES
-from model_zoo.config import ModelConfig
-from model_zoo.encoders.cxr import DenseNetCXREncoder, SmallCXREncoder
-from model_zoo.encoders.ecg import ECGEncoder
-from model_zoo.encoders.echo import EchoEncoder
-from model_zoo.encoders.finding_maps import FindingOutput, modality_findings
-from model_zoo.encoders.text import TextEncoder, load_bert, load_tokenizer
-from model_zoo.fusion import MedFlexFusion
-from model_zoo.guidance import TextualGuidance
-from model_zoo.input_checks import check_inputs
-from model_zoo.inputs import ModelInputs
-from model_zoo.report import BOS, EOS, ReportDecoder, Vocabulary, join_words
-from model_zoo.response import ContrastiveProjection, ResponseModule
+from fuselens.model_zoo.case import MODALITIES
+from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.encoders.cxr import DenseNetCXREncoder, SmallCXREncoder
+from fuselens.model_zoo.encoders.ecg import ECGEncoder
+from fuselens.model_zoo.encoders.echo import EchoEncoder
+from fuselens.model_zoo.encoders.finding_maps import FindingOutput, modality_findings
+from fuselens.model_zoo.encoders.text import TextEncoder, load_bert, load_tokenizer
+from fuselens.model_zoo.fusion import MedFlexFusion
+from fuselens.model_zoo.guidance import TextualGuidance
+from fuselens.model_zoo.input_checks import check_inputs
+from fuselens.model_zoo.inputs import ModelInputs
+from fuselens.model_zoo.report import BOS, EOS, ReportDecoder, Vocabulary, join_words
+from fuselens.model_zoo.response import ContrastiveProjection, ResponseModule
 
 TASK_TOKEN_PREFIX = "task:"
 CAM_ENCODERS: tuple[str, ...] = ("ecg", "echo", "cxr")

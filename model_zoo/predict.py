@@ -1,43 +1,96 @@
-"""One-case prediction: probabilities and answers per task, with timing and the caveat."""
+"""Prediction with any contract model: probabilities and answers per task, with timing and
+the model's caveat (JSON-ready, no tensors)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from model_zoo.case import MODALITIES, PatientCase
-from model_zoo.inputs import case_to_inputs
-from model_zoo.model import FusionModel
+from fuselens.model_zoo.case import PatientCase
+from fuselens.model_zoo.contract import ExplainableModel
 
-DEMO_CAVEAT = "demonstration model trained on synthetic data, not for clinical use"
+
+def as_contract(model: Any) -> ExplainableModel:
+    """``model`` itself, or a raw demo network (no ``prepare``) behind the contract."""
+    if callable(getattr(model, "prepare", None)):
+        return model
+    from fuselens.model_zoo.fusion_explainable import FusionExplainable
+
+    return FusionExplainable(model).eval()
+
+
+def _run(model: ExplainableModel, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """Each task's logits, and the modality attention when the model's output has it."""
+    outputs = getattr(model, "outputs", None)
+    out = outputs(batch) if callable(outputs) else model.predict(batch)
+    logits = getattr(out, "logits", out)
+    attention = getattr(out, "modality_attention", None)
+    return logits, attention if isinstance(attention, torch.Tensor) else None
+
+
+def task_result(answers: Sequence[str], probs: Sequence[float]) -> dict[str, Any]:
+    """One task of one case: the top answer, ``probability`` (P(yes) when the task has a
+    "yes" answer, else the top answer's) and every answer's probability."""
+    answers = [str(a) for a in answers]
+    probs = [float(p) for p in probs]
+    best = max(range(len(probs)), key=probs.__getitem__)
+    return {
+        "answer": answers[best],
+        "probability": probs[answers.index("yes")] if "yes" in answers else probs[best],
+        "probabilities": dict(zip(answers, probs, strict=True)),
+    }
 
 
 @torch.no_grad()
-def predict_case(model: FusionModel, case: PatientCase) -> dict:
-    """Preprocess, run the model and summarise: JSON-ready (no tensors)."""
-    t0 = time.perf_counter()
-    inputs = case_to_inputs(case, model.config, model.tokenizer).to(model.device)
-    out = model(inputs)
-    used = [m for i, m in enumerate(MODALITIES) if bool(inputs.present[0, i])]
-    tasks = {}
-    for task, answers in model.tasks.items():
-        probs = out.probabilities[task][0].float().cpu()
-        best = int(probs.argmax())
-        tasks[task] = {
-            "answer": answers[best],
-            "probability": float(probs[answers.index("yes")])
-            if "yes" in answers
-            else float(probs[best]),
-            "probabilities": {a: float(p) for a, p in zip(answers, probs.tolist(), strict=True)},
-        }
-    return {
-        "case_id": case.case_id,
-        "modalities_used": used,
-        "modalities_ignored": [m for m in case.modalities() if m not in used],
-        "tasks": tasks,
-        "modality_attention": out.modality_attention[0].float().cpu().tolist(),
-        "device": str(model.device),
-        "seconds": round(time.perf_counter() - t0, 4),
-        "caveat": DEMO_CAVEAT,
-    }
+def predict_cases(
+    model: ExplainableModel, cases: Sequence[PatientCase], batch_size: int = 8
+) -> list[dict[str, Any]]:
+    """:func:`predict_case` of every case, ``batch_size`` cases per forward pass (each case's
+    ``seconds`` is its share of its batch's time)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    model = as_contract(model)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(cases), batch_size):
+        chunk = list(cases[start : start + batch_size])
+        t0 = time.perf_counter()
+        batch = model.prepare(chunk)
+        logits, attention = _run(model, batch)
+        probs = {t: logits[t].float().softmax(-1).cpu() for t in model.tasks}
+        present = batch.present.cpu()
+        seconds = (time.perf_counter() - t0) / len(chunk)
+        for i, case in enumerate(chunk):
+            used = [m for j, m in enumerate(batch.modalities) if bool(present[i, j])]
+            out: dict[str, Any] = {
+                "case_id": case.case_id,
+                "modalities_used": used,
+                "modalities_ignored": [m for m in case.modalities() if m not in used],
+                "tasks": {
+                    t: task_result(answers, probs[t][i].tolist())
+                    for t, answers in model.tasks.items()
+                },
+            }
+            if attention is not None:
+                out["modality_attention"] = attention[i].float().cpu().tolist()
+            out.update(
+                device=str(model.device),
+                seconds=round(seconds, 4),
+                caveat=str(model.caveat),
+            )
+            results.append(out)
+    return results
+
+
+def predict_case(model: ExplainableModel, case: PatientCase) -> dict[str, Any]:
+    """Prepare the case, run the model and summarise every task: JSON-ready (no tensors).
+
+    Keys: ``case_id``, ``modalities_used`` (what the model read), ``modalities_ignored``
+    (what the case has that the model does not read), ``tasks`` (task -> ``answer``,
+    ``probability``, ``probabilities``), ``modality_attention`` (only when the model's
+    output has it), ``device``, ``seconds`` and ``caveat`` (the model's)."""
+    return predict_cases(model, [case], batch_size=1)[0]

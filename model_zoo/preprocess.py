@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import butter, resample_poly, sosfiltfilt
 
-from model_zoo.case import CXR, ECG, ECHO_VIEWS, STANDARD_LEADS, EchoCine, Labs
+from fuselens.model_zoo.case import CXR, ECG, ECHO_VIEWS, STANDARD_LEADS, EchoCine, Labs
 
 ECG_RATE_HZ = 250.0
 ECG_SAMPLES = 2500

@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from model_zoo.config import ModelConfig
-from model_zoo.model import FusionModel
+from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.model import FusionModel
 
 DEMO_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo_model"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+CARD_FILE = "card.json"  # caveat, answer prevalence (Shapley baseline), report headings
 
 
 def default_device() -> torch.device:

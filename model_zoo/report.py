@@ -12,7 +12,7 @@ from collections import Counter
 import torch
 from torch import nn
 
-from model_zoo.layers import AttentionDecoderLayer
+from fuselens.model_zoo.layers import AttentionDecoderLayer
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, UNK)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model_zoo.layers import AttentionDecoderLayer
+from fuselens.model_zoo.layers import AttentionDecoderLayer
 
 
 class ResponseModule(nn.Module):

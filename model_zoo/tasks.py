@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model_zoo.synth.vocab import FINDINGS, LABEL
+from fuselens.model_zoo.synth.vocab import FINDINGS, LABEL
 
 ANSWERS: tuple[str, ...] = ("no", "yes")
 

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from model_zoo.case import MODALITIES, PatientCase
-from model_zoo.config import ModelConfig
-from model_zoo.dataset import (
+from fuselens.model_zoo.case import MODALITIES, PatientCase
+from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.dataset import (
     CohortData,
     add_text_states,
     build_cohort_data,
@@ -32,10 +32,10 @@ from model_zoo.dataset import (
     load_cohort_data,
     save_cohort_data,
 )
-from model_zoo.erasing import random_erasing
-from model_zoo.evaluation import subset_auc_table
-from model_zoo.evidence_targets import evidence_batch, training_evidence
-from model_zoo.losses import (
+from fuselens.model_zoo.erasing import random_erasing
+from fuselens.model_zoo.evaluation import subset_auc_table
+from fuselens.model_zoo.evidence_targets import evidence_batch, training_evidence
+from fuselens.model_zoo.losses import (
     contrastive_loss,
     diagnosis_loss,
     evidence_loss,
@@ -43,12 +43,12 @@ from model_zoo.losses import (
     lab_evidence_loss,
     report_loss,
 )
-from model_zoo.model import FusionModel
-from model_zoo.registry import default_device, save_model
-from model_zoo.report import Vocabulary
-from model_zoo.synth.vocab import LABEL
+from fuselens.model_zoo.model import FusionModel
+from fuselens.model_zoo.registry import default_device, save_model
+from fuselens.model_zoo.report import Vocabulary
+from fuselens.model_zoo.synth.vocab import LABEL
 
-log = logging.getLogger("model_zoo.training")
+log = logging.getLogger("fuselens.model_zoo.training")
 
 
 @dataclass

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from test_model_support import tiny_config
 
-from app.demo_cases import load_catalogue
-from app.session import LoadedModel, Workstation
-from model_zoo.model import FusionModel
+from fuselens.app.demo_cases import load_catalogue
+from fuselens.app.session import LoadedModel, Workstation
+from fuselens.model_zoo.model import FusionModel
 
 REPORTING_SEED = 5
 """A seed whose untrained tiny model writes report sentences for the demo cases (most seeds'

@@ -51,7 +51,7 @@ def serve_workstation(args: list[str], log_name: str) -> Iterator[dict[str, Any]
     ``test-artifacts/LOG_NAME`` when the server stops."""
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "fuselens.app.cli", "serve", "--port", str(port), *args]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from app.storage.db import open_database
-from app.study.config import parse_config, resolve_passwords
-from app.study.service import CaseSpec, create_study
+from fuselens.app.storage.db import open_database
+from fuselens.app.study.config import parse_config, resolve_passwords
+from fuselens.app.study.service import CaseSpec, create_study
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "pass-word-1"
@@ -88,7 +88,7 @@ class StudyServer:
     def start(self, timeout: float = 60) -> float:
         """Start and wait for the login page; returns the seconds it took."""
         env = {**os.environ, "FUSELENS_DATA_DIR": str(self.data_dir), "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "app.cli", "study", "serve", str(self.study_id)]
+        cmd = [sys.executable, "-m", "fuselens.app.cli", "study", "serve", str(self.study_id)]
         cmd += ["--port", str(self.port), "--db", self.url]
         t0 = time.perf_counter()
         with open(self.log, "ab") as log:

@@ -8,9 +8,9 @@ import shutil
 import pytest
 from pydicom.data import get_testdata_file
 
-from app.demo_cases import STAMP, DemoCase, load_catalogue, materialise
-from app.ingest import load_case
-from model_zoo.synth.latent import draw_latent
+from fuselens.app.demo_cases import STAMP, DemoCase, load_catalogue, materialise
+from fuselens.app.ingest import load_case
+from fuselens.model_zoo.synth.latent import draw_latent
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,8 @@ def test_real_ecg_case_is_pydicoms_file(catalogue, tmp_path):
 def test_demo_model_tells_the_stories(catalogue, tmp_path):
     """With the shipped demo checkpoint: clear cases right; the two cases whose stories say the
     model answers no (it misses heart failure) wrong."""
-    from model_zoo.predict import predict_case
-    from model_zoo.registry import DEMO_MODEL_DIR, WEIGHTS_FILE, load_model
+    from fuselens.model_zoo.predict import predict_case
+    from fuselens.model_zoo.registry import DEMO_MODEL_DIR, WEIGHTS_FILE, load_model
 
     if not (DEMO_MODEL_DIR / WEIGHTS_FILE).is_file():
         pytest.skip("no demo checkpoint in assets/demo_model")

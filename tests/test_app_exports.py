@@ -11,9 +11,9 @@ import pytest
 from app_support import tiny_workstation
 from pydicom.data import get_testdata_file
 
-from app import exports, image_views, report_views, views
-from app.session import Workstation, open_uploads, status_table
-from explain.bundle import ExplanationBundle, GroundedReport, GroundedSentence
+from fuselens.app import exports, image_views, report_views, views
+from fuselens.app.session import Workstation, open_uploads, status_table
+from fuselens.explain.bundle import ExplanationBundle, GroundedReport, GroundedSentence
 
 NAME, PATIENT_ID, INSTITUTION = "Testperson^Alice", "ID-998877", "Galliera Clinic Genova"
 

@@ -8,8 +8,8 @@ import zipfile
 import pytest
 import torch
 
-from app.demo_cases import load_catalogue
-from app.session import (
+from fuselens.app.demo_cases import load_catalogue
+from fuselens.app.session import (
     ExplanationCache,
     open_demo,
     open_uploads,

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from app_support import REPORTING_SEED, tiny_workstation
 
-from app import image_views, report_views, views
-from app.session import Workstation
-from explain.pipeline import STAGES
+from fuselens.app import image_views, report_views, views
+from fuselens.app.session import Workstation
+from fuselens.explain.pipeline import STAGES
 
 
 @pytest.fixture(scope="module")

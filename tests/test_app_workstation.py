@@ -6,11 +6,11 @@ import gradio as gr
 import pytest
 from app_support import tiny_workstation
 
-from app import image_views
-from app.cli import build_parser
-from app.demo_cases import load_catalogue
-from app.session import Workstation
-from app.workstation import build_app, header_markdown
+from fuselens.app import image_views
+from fuselens.app.cli import build_parser
+from fuselens.app.demo_cases import load_catalogue
+from fuselens.app.session import Workstation
+from fuselens.app.workstation import build_app, header_markdown
 
 PANEL_IDS = (
     "fl-demo",

@@ -24,7 +24,7 @@ REAL_ECG_CASE = "Real 12-lead DICOM ECG (pydicom test file), ECG only"
 
 
 def _model_arg(tmp_path_factory) -> str:
-    from model_zoo.registry import DEMO_MODEL_DIR, WEIGHTS_FILE
+    from fuselens.model_zoo.registry import DEMO_MODEL_DIR, WEIGHTS_FILE
 
     if (
         os.environ.get("FUSELENS_BROWSER_MODEL") == "demo"
@@ -34,8 +34,8 @@ def _model_arg(tmp_path_factory) -> str:
     import torch
     from test_model_support import tiny_config
 
-    from model_zoo.model import FusionModel
-    from model_zoo.registry import save_model
+    from fuselens.model_zoo.model import FusionModel
+    from fuselens.model_zoo.registry import save_model
 
     torch.manual_seed(REPORTING_SEED)
     return str(save_model(FusionModel(tiny_config()), tmp_path_factory.mktemp("model")))

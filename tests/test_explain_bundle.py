@@ -11,12 +11,12 @@ import pytest
 import torch
 from test_model_support import make_case, tiny_config
 
-from explain.bundle import DEMO_CAVEAT, ExplanationBundle
-from explain.context import CaseContext
-from explain.grounding import ground_report, heading_modality, sentence_spans
-from explain.html_report import render_html
-from explain.pipeline import STAGES, explain_stages, map_evidence
-from model_zoo.model import FusionModel
+from fuselens.explain.bundle import DEMO_CAVEAT, ExplanationBundle
+from fuselens.explain.context import CaseContext
+from fuselens.explain.grounding import ground_report, heading_modality, sentence_spans
+from fuselens.explain.html_report import render_html
+from fuselens.explain.pipeline import STAGES, explain_stages, map_evidence
+from fuselens.model_zoo.model import FusionModel
 
 VOCAB = ["<pad>", "<bos>", "<eos>", "<unk>", ".", ":", "\n", "ecg", "echo", "labs", "lbbb"]
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 from test_model_support import tiny_config
 
-from app.cli import main
-from explain.bench_xai import select_cases, summarise
-from explain.bundle import DEMO_CAVEAT, ExplanationBundle
-from model_zoo.model import FusionModel
-from model_zoo.registry import save_model
-from model_zoo.synth.cohort import write_case
+from fuselens.app.cli import main
+from fuselens.explain.bench_xai import select_cases, summarise
+from fuselens.explain.bundle import DEMO_CAVEAT, ExplanationBundle
+from fuselens.model_zoo.model import FusionModel
+from fuselens.model_zoo.registry import save_model
+from fuselens.model_zoo.synth.cohort import write_case
 
 MODALITY_KEYS = {
     "pointing_game",

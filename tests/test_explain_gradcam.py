@@ -9,11 +9,11 @@ import torch
 from pytorch_grad_cam import GradCAMPlusPlus
 from test_model_support import make_case, tiny_config
 
-from explain.context import CaseContext
-from explain.geometry import cxr_to_native, ecg_to_native, echo_to_native
-from explain.gradcam import echo_views_to_depth, gradcam_plusplus
-from model_zoo.case import ECG, STANDARD_LEADS, EchoCine
-from model_zoo.model import FusionModel
+from fuselens.explain.context import CaseContext
+from fuselens.explain.geometry import cxr_to_native, ecg_to_native, echo_to_native
+from fuselens.explain.gradcam import echo_views_to_depth, gradcam_plusplus
+from fuselens.model_zoo.case import ECG, STANDARD_LEADS, EchoCine
+from fuselens.model_zoo.model import FusionModel
 
 
 def hand_gradcampp_weights(acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
@@ -131,7 +131,7 @@ def test_echo_and_cxr_maps_return_to_stored_geometry() -> None:
     assert out[0, :20].min() > 0.99 and out[0, 28:].max() < 0.01
     assert out[9].max() == 0.0
     assert 0.0 < out[8, 0, 0] < 1.0  # between sampled frames 6 and 9: interpolated
-    from model_zoo.case import CXR
+    from fuselens.model_zoo.case import CXR
 
     img = CXR(np.zeros((90, 120), dtype=np.float32))
     cmap = np.zeros((64, 64), dtype=np.float32)

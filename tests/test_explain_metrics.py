@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explain.metrics import (
+from fuselens.explain.metrics import (
     attribution_order,
     curve_auc,
     eraser_scores,

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from test_model_support import make_case, tiny_config
 
-from explain.context import CaseContext
-from explain.perturb import baseline_input, feature_grid, masked_batch
-from model_zoo.model import FusionModel
+from fuselens.explain.context import CaseContext
+from fuselens.explain.perturb import baseline_input, feature_grid, masked_batch
+from fuselens.model_zoo.model import FusionModel
 
 
 def test_a_removed_echo_patch_takes_the_loops_mean_not_black() -> None:

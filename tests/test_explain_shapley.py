@@ -9,17 +9,17 @@ import pytest
 import torch
 from test_model_support import make_case, tiny_config
 
-from explain.baseline import empty_value, training_prevalence
-from explain.context import CaseContext
-from explain.shapley import (
+from fuselens.explain.baseline import empty_value, training_prevalence
+from fuselens.explain.context import CaseContext
+from fuselens.explain.shapley import (
     all_coalitions,
     coalition_key,
     interaction_indices,
     modality_shapley,
     shapley_values,
 )
-from model_zoo.case import MODALITIES
-from model_zoo.model import FusionModel
+from fuselens.model_zoo.case import MODALITIES
+from fuselens.model_zoo.model import FusionModel
 
 PLAYERS = ["labs", "ecg", "echo", "cxr"]
 

@@ -8,9 +8,9 @@ import torch
 from shap.utils import make_masks
 from test_model_support import make_case, tiny_config
 
-from explain.context import CaseContext
-from explain.pipeline import lab_items, text_attribution
-from explain.text_shap import (
+from fuselens.explain.context import CaseContext
+from fuselens.explain.pipeline import lab_items, text_attribution
+from fuselens.explain.text_shap import (
     LabLineMasker,
     item_values,
     lab_tokens,
@@ -18,8 +18,8 @@ from explain.text_shap import (
     line_partition,
     text_shap,
 )
-from model_zoo.case import LabItem, Labs
-from model_zoo.model import FusionModel
+from fuselens.model_zoo.case import LabItem, Labs
+from fuselens.model_zoo.model import FusionModel
 
 
 def node_leaf_sets(linkage: np.ndarray) -> list[frozenset[int]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.figures.attention import attention_heatmap_figure
-from app.figures.contributions import (
+from fuselens.app.figures.attention import attention_heatmap_figure
+from fuselens.app.figures.contributions import (
     LOWERS_COLOR,
     RAISES_COLOR,
     interaction_matrix_figure,

@@ -9,7 +9,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from app.figures.ecg_print import (
+from fuselens.app.figures.ecg_print import (
     COLUMN_S,
     GRID_LAYOUT,
     MINOR_MV,
@@ -17,7 +17,7 @@ from app.figures.ecg_print import (
     ecg_print_figure,
     row_baseline,
 )
-from model_zoo.case import ECG, STANDARD_LEADS
+from fuselens.model_zoo.case import ECG, STANDARD_LEADS
 
 
 @pytest.fixture(scope="module")

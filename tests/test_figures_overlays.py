@@ -12,15 +12,15 @@ from PIL import Image
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from app.figures.loops import frame_at, write_loop
-from app.figures.overlays import (
+from fuselens.app.figures.loops import frame_at, write_loop
+from fuselens.app.figures.overlays import (
     cam_overlay,
     cxr_overlay,
     echo_overlay_frames,
     resample_cam_frames,
     resize_cam,
 )
-from model_zoo.case import CXR
+from fuselens.model_zoo.case import CXR
 
 
 @pytest.fixture(scope="module")

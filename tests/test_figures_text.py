@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from app.figures.prediction import DEMO_CAVEAT, prediction_markdown
-from app.figures.text_highlight import highlighted_tokens, lab_item_table
+from fuselens.app.figures.prediction import DEMO_CAVEAT, prediction_markdown
+from fuselens.app.figures.text_highlight import highlighted_tokens, lab_item_table
 
 LAB_TEXT = (
     "NT-proBNP of the patient is 12500 pg/mL.\n"

@@ -10,8 +10,8 @@ import pydicom
 import pytest
 from pydicom.uid import UltrasoundMultiFrameImageStorage
 
-from app.ingest import IngestError, load_case
-from app.ingest.case_folder import case_inputs
+from fuselens.app.ingest import IngestError, load_case
+from fuselens.app.ingest.case_folder import case_inputs
 
 LABS = "name,value,unit\nNT-proBNP,3100,pg/mL\nHistory,Hypertension,\n"
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from pydicom.uid import ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation
 
-from app.ingest import IngestError, read_cxr_dicom, read_cxr_image, read_file
+from fuselens.app.ingest import IngestError, read_cxr_dicom, read_cxr_image, read_file
 
 
 @pytest.fixture(scope="module")

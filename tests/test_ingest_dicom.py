@@ -14,8 +14,8 @@ from pydicom.uid import (
     UltrasoundMultiFrameImageStorage,
 )
 
-from app.ingest import IngestError, read_cxr_dicom, read_ecg_dicom, read_echo_dicom, read_file
-from app.ingest.dicom import dicom_modality, identifiers, read_dicom_header
+from fuselens.app.ingest import IngestError, read_cxr_dicom, read_ecg_dicom, read_echo_dicom, read_file
+from fuselens.app.ingest.dicom import dicom_modality, identifiers, read_dicom_header
 
 
 def test_truncated_pixel_data(testdata, tmp_path):

@@ -10,7 +10,7 @@ import pydicom
 import pytest
 import wfdb
 
-from app.ingest import (
+from fuselens.app.ingest import (
     IngestError,
     read_ecg_csv,
     read_ecg_dicom,
@@ -18,8 +18,8 @@ from app.ingest import (
     read_ecg_wfdb,
     read_file,
 )
-from app.ingest.leads import canonical_lead, lead_from_code
-from model_zoo.case import STANDARD_LEADS
+from fuselens.app.ingest.leads import canonical_lead, lead_from_code
+from fuselens.model_zoo.case import STANDARD_LEADS
 
 PTBXL_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 

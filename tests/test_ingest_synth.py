@@ -8,14 +8,14 @@ import numpy as np
 import pydicom
 import pytest
 
-from app.ingest import load_case, read_cxr_dicom
-from model_zoo.synth.cohort import STREAM_CXR, STREAM_ECG, STREAM_ECHO, STREAM_LABS, write_case
-from model_zoo.synth.cxr import simulate_cxr
-from model_zoo.synth.dicom import PatientMeta, RadiographStyle, write_cxr
-from model_zoo.synth.ecg import simulate_ecg
-from model_zoo.synth.echo import simulate_echo
-from model_zoo.synth.labs import make_labs
-from model_zoo.synth.latent import draw_latent, patient_rng
+from fuselens.app.ingest import load_case, read_cxr_dicom
+from fuselens.model_zoo.synth.cohort import STREAM_CXR, STREAM_ECG, STREAM_ECHO, STREAM_LABS, write_case
+from fuselens.model_zoo.synth.cxr import simulate_cxr
+from fuselens.model_zoo.synth.dicom import PatientMeta, RadiographStyle, write_cxr
+from fuselens.model_zoo.synth.ecg import simulate_ecg
+from fuselens.model_zoo.synth.echo import simulate_echo
+from fuselens.model_zoo.synth.labs import make_labs
+from fuselens.model_zoo.synth.latent import draw_latent, patient_rng
 
 SEED = 3
 

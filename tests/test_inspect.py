@@ -11,7 +11,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from app.cli import main
+from fuselens.app.cli import main
 
 REAL = ("waveform_ecg.dcm", "examples_ybr_color.dcm", "RG1_J2KR.dcm")
 
@@ -68,7 +68,7 @@ def test_corrupt_file_exits_non_zero_naming_it(tmp_path, testdata):
     bad.write_bytes(b"not a dicom at all")
     good = testdata("waveform_ecg.dcm")
     proc = subprocess.run(
-        [sys.executable, "-m", "app.cli", "inspect", good, str(bad)],
+        [sys.executable, "-m", "fuselens.app.cli", "inspect", good, str(bad)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,10 +8,10 @@ import pytest
 import torch
 from test_model_support import tiny_config
 
-from app.cli import main
-from model_zoo.model import FusionModel
-from model_zoo.registry import save_model
-from model_zoo.synth.cohort import write_cohort
+from fuselens.app.cli import main
+from fuselens.model_zoo.model import FusionModel
+from fuselens.model_zoo.registry import save_model
+from fuselens.model_zoo.synth.cohort import write_cohort
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import pytest
 import torch
 from test_model_support import make_case, tiny_config
 
-from explain.context import CaseContext
-from explain.perturb import feature_grid, masked_batch
-from model_zoo.erasing import ECG_WINDOW, PATCH, random_erasing, random_keep, removal_value
-from model_zoo.inputs import case_to_arrays, collate
-from model_zoo.model import FusionModel
+from fuselens.explain.context import CaseContext
+from fuselens.explain.perturb import feature_grid, masked_batch
+from fuselens.model_zoo.erasing import ECG_WINDOW, PATCH, random_erasing, random_keep, removal_value
+from fuselens.model_zoo.inputs import case_to_arrays, collate
+from fuselens.model_zoo.model import FusionModel
 
 
 def _batch(n: int = 6):

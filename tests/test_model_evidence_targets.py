@@ -8,16 +8,16 @@ import pytest
 import torch
 from test_model_support import make_case, tiny_config
 
-from model_zoo.case import ECHO_VIEWS, STANDARD_LEADS, GroundTruth
-from model_zoo.encoders.finding_maps import FindingOutput
-from model_zoo.evidence_targets import (
+from fuselens.model_zoo.case import ECHO_VIEWS, STANDARD_LEADS, GroundTruth
+from fuselens.model_zoo.encoders.finding_maps import FindingOutput
+from fuselens.model_zoo.evidence_targets import (
     ECHO_TARGET_SIZE,
     ecg_target,
     echo_target,
     evidence_batch,
     evidence_targets,
 )
-from model_zoo.losses import evidence_loss, lab_evidence_loss
+from fuselens.model_zoo.losses import evidence_loss, lab_evidence_loss
 
 TASKS = ["heart_failure", "lbbb", "atrial_fibrillation"]
 FINDING_TASKS = {"ecg": ["lbbb", "atrial_fibrillation"]}

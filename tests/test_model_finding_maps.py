@@ -8,10 +8,10 @@ import pytest
 import torch
 from test_model_support import tiny_batch, tiny_model
 
-from model_zoo.encoders.finding_maps import FindingMaps, FindingOutput, masked_mean
-from model_zoo.losses import finding_loss
-from model_zoo.model import CAM_ENCODERS, FusionModel
-from model_zoo.synth.vocab import FINDINGS
+from fuselens.model_zoo.encoders.finding_maps import FindingMaps, FindingOutput, masked_mean
+from fuselens.model_zoo.losses import finding_loss
+from fuselens.model_zoo.model import CAM_ENCODERS, FusionModel
+from fuselens.model_zoo.synth.vocab import FINDINGS
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ from test_model_support import make_case, tiny_batch, tiny_config, tiny_model
 from torchvision.models import densenet121
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from model_zoo.case import MODALITIES
-from model_zoo.encoders.cxr import DenseNetCXREncoder
-from model_zoo.input_checks import InputError
-from model_zoo.inputs import case_to_arrays, collate
-from model_zoo.model import FusionModel
-from model_zoo.registry import load_model, save_model
+from fuselens.model_zoo.case import MODALITIES
+from fuselens.model_zoo.encoders.cxr import DenseNetCXREncoder
+from fuselens.model_zoo.input_checks import InputError
+from fuselens.model_zoo.inputs import case_to_arrays, collate
+from fuselens.model_zoo.model import FusionModel
+from fuselens.model_zoo.registry import load_model, save_model
 
 SUBSETS = [s for k in range(1, 5) for s in itertools.combinations(MODALITIES, k)]
 

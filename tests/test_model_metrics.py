@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_zoo.evaluation import retrieval_metrics
-from model_zoo.metrics import bleu4, bootstrap_ci, finding_f1, rouge_l
-from model_zoo.report import Vocabulary, join_words, split_words
+from fuselens.model_zoo.evaluation import retrieval_metrics
+from fuselens.model_zoo.metrics import bleu4, bootstrap_ci, finding_f1, rouge_l
+from fuselens.model_zoo.report import Vocabulary, join_words, split_words
 
 
 def test_bleu4_and_rouge_l_known_values() -> None:

@@ -7,11 +7,11 @@ import pytest
 from scipy.signal import welch
 from test_model_support import make_case
 
-from model_zoo.case import CXR, ECG, STANDARD_LEADS, EchoCine, LabItem, Labs
-from model_zoo.config import ModelConfig
-from model_zoo.encoders.text import load_tokenizer
-from model_zoo.inputs import case_to_inputs
-from model_zoo.preprocess import (
+from fuselens.model_zoo.case import CXR, ECG, STANDARD_LEADS, EchoCine, LabItem, Labs
+from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.encoders.text import load_tokenizer
+from fuselens.model_zoo.inputs import case_to_inputs
+from fuselens.model_zoo.preprocess import (
     ECG_SAMPLES,
     bandpass_ecg,
     canonical_leads,

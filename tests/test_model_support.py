@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model_zoo.case import (
+from fuselens.model_zoo.case import (
     CXR,
     ECG,
     MODALITIES,
@@ -16,9 +16,9 @@ from model_zoo.case import (
     Labs,
     PatientCase,
 )
-from model_zoo.config import ModelConfig
-from model_zoo.inputs import ModelInputs, case_to_arrays, collate
-from model_zoo.model import FusionModel
+from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.inputs import ModelInputs, case_to_arrays, collate
+from fuselens.model_zoo.model import FusionModel
 
 
 def tiny_config(**overrides) -> ModelConfig:

@@ -7,9 +7,9 @@ import pytest
 import torch
 from test_model_support import make_case, tiny_config
 
-from model_zoo.config import ModelConfig
-from model_zoo.inputs import case_to_inputs
-from model_zoo.model import FusionModel
+from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.inputs import case_to_inputs
+from fuselens.model_zoo.model import FusionModel
 
 
 def _states_after_hiding(line_attention: bool, hidden_line: int) -> tuple[torch.Tensor, ...]:

@@ -7,8 +7,8 @@ import json
 import torch
 from test_model_support import make_case, tiny_config
 
-from model_zoo.registry import load_model
-from model_zoo.training import TrainingConfig, random_subsets, train_model
+from fuselens.model_zoo.registry import load_model
+from fuselens.model_zoo.training import TrainingConfig, random_subsets, train_model
 
 
 def test_random_subsets_are_non_empty_subsets_of_the_present_modalities() -> None:

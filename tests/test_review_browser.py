@@ -16,10 +16,10 @@ from browser_support import ARTIFACTS, require_chromium, serve_workstation, work
 from sqlalchemy import create_engine, text
 from test_model_support import tiny_config
 
-from app.cli import main
-from model_zoo.model import FusionModel
-from model_zoo.registry import save_model
-from model_zoo.synth.cohort import write_cohort
+from fuselens.app.cli import main
+from fuselens.model_zoo.model import FusionModel
+from fuselens.model_zoo.registry import save_model
+from fuselens.model_zoo.synth.cohort import write_cohort
 
 pytestmark = pytest.mark.slow
 

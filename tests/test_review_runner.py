@@ -9,15 +9,15 @@ import torch
 from sqlalchemy import func, select
 from test_model_support import tiny_config
 
-from app.cli import main
-from app.review import store, views
-from app.review.runner import run_review
-from app.storage.db import open_database
-from app.storage.models import CaseResult as ResultRow
-from model_zoo.model import FusionModel
-from model_zoo.predict import predict_case
-from model_zoo.registry import save_model
-from model_zoo.synth.cohort import write_cohort
+from fuselens.app.cli import main
+from fuselens.app.review import store, views
+from fuselens.app.review.runner import run_review
+from fuselens.app.storage.db import open_database
+from fuselens.app.storage.models import CaseResult as ResultRow
+from fuselens.model_zoo.model import FusionModel
+from fuselens.model_zoo.predict import predict_case
+from fuselens.model_zoo.registry import save_model
+from fuselens.model_zoo.synth.cohort import write_cohort
 
 N = 6
 
@@ -78,7 +78,7 @@ def test_interrupted_run_resumes_with_every_case_once(reviewed):
 
 
 def test_stored_outcomes_match_truth_files_and_the_model(reviewed, cohort, model):
-    from app.ingest import load_case
+    from fuselens.app.ingest import load_case
 
     rows = {r["case_id"]: r for r in store.run_rows(reviewed["sessions"], 1)}
     for case_id, row in rows.items():

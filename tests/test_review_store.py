@@ -8,10 +8,10 @@ import os
 import pytest
 from sqlalchemy import select
 
-from app.review import store, views
-from app.review.cohort import CaseResult, outcome
-from app.storage.db import open_database
-from app.storage.models import AuditLog
+from fuselens.app.review import store, views
+from fuselens.app.review.cohort import CaseResult, outcome
+from fuselens.app.storage.db import open_database
+from fuselens.app.storage.models import AuditLog
 
 DEFAULT_TAGS = {
     "missed reduced EF",

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from app.review.cohort import outcome
-from app.review.figures import calibration_figure, confusion_figure
-from app.review.metrics import calibration, confusion_counts
-from app.review.table import Filters, cohort_table, export_csv, filter_table
+from fuselens.app.review.cohort import outcome
+from fuselens.app.review.figures import calibration_figure, confusion_figure
+from fuselens.app.review.metrics import calibration, confusion_counts
+from fuselens.app.review.table import Filters, cohort_table, export_csv, filter_table
 
 
 def _rows(n: int = 40, seed: int = 7) -> list[dict]:

@@ -10,11 +10,11 @@ import gradio as gr  # noqa: E402
 import pytest  # noqa: E402
 from app_support import tiny_workstation  # noqa: E402
 
-from app.review import store  # noqa: E402
-from app.review.cohort import CaseResult  # noqa: E402
-from app.review.ui import declare_review_tab, wire_review_events  # noqa: E402
-from app.storage.db import open_database  # noqa: E402
-from app.workstation import build_app  # noqa: E402
+from fuselens.app.review import store  # noqa: E402
+from fuselens.app.review.cohort import CaseResult  # noqa: E402
+from fuselens.app.review.ui import declare_review_tab, wire_review_events  # noqa: E402
+from fuselens.app.storage.db import open_database  # noqa: E402
+from fuselens.app.workstation import build_app  # noqa: E402
 
 REVIEW_IDS = [
     "fl-tab-case",
@@ -74,7 +74,7 @@ def test_opening_needs_a_selection_and_a_readable_folder(sessions):
 
 
 def test_serve_takes_a_review_database():
-    from app.cli import build_parser
+    from fuselens.app.cli import build_parser
 
     assert build_parser().parse_args(["serve"]).review_db is None
     args = build_parser().parse_args(["serve", "--review-db", "sqlite:////tmp/r.db"])

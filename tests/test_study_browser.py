@@ -38,9 +38,9 @@ def server(tmp_path_factory):
     import torch
     from test_model_support import tiny_config
 
-    from model_zoo.model import FusionModel
-    from model_zoo.registry import save_model
-    from model_zoo.synth.cohort import write_cohort
+    from fuselens.model_zoo.model import FusionModel
+    from fuselens.model_zoo.registry import save_model
+    from fuselens.model_zoo.synth.cohort import write_cohort
 
     tmp = tmp_path_factory.mktemp("study")
     torch.manual_seed(0)
@@ -54,7 +54,7 @@ def server(tmp_path_factory):
         [
             sys.executable,
             "-m",
-            "app.cli",
+            "fuselens.app.cli",
             "study",
             "create",
             "--cases",

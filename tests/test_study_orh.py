@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from app.study.orh import fom_covariance, orh_analysis, orh_from_table
+from fuselens.app.study.orh import fom_covariance, orh_analysis, orh_from_table
 
 VAN_DYKE = Path(__file__).parent / "data" / "VanDyke.lrc"
 

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 from study_support import OWNER_PASSWORD, StudyServer, answer_for, make_study
 
-from app.storage.db import make_engine
-from app.storage.models import Answer, Assignment, Reader
+from fuselens.app.storage.db import make_engine
+from fuselens.app.storage.models import Answer, Assignment, Reader
 
 ARMS = ["no_ai", "ai_explained"]
 

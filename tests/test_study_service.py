@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select
 from study_support import PASSWORD, fake_cases, study_config
 
-from app.storage.db import open_database
-from app.storage.models import Assignment, AuditLog, Reader
-from app.study.auth import hash_password, verify_password
-from app.study.config import StudyConfigError, parse_config, resolve_passwords
-from app.study.export import BASE_COLUMNS, csv_text, imrmc_text
-from app.study.results import study_results
-from app.study.service import (
+from fuselens.app.storage.db import open_database
+from fuselens.app.storage.models import Assignment, AuditLog, Reader
+from fuselens.app.study.auth import hash_password, verify_password
+from fuselens.app.study.config import StudyConfigError, parse_config, resolve_passwords
+from fuselens.app.study.export import BASE_COLUMNS, csv_text, imrmc_text
+from fuselens.app.study.results import study_results
+from fuselens.app.study.service import (
     AlreadyAnswered,
     AnswerIn,
     Forbidden,
@@ -267,10 +267,10 @@ def test_cli_creates_a_study_from_synthetic_case_folders_and_exports_it(
     import torch
     from test_model_support import tiny_config
 
-    from app.cli import main
-    from model_zoo.model import FusionModel
-    from model_zoo.registry import save_model
-    from model_zoo.synth.cohort import write_cohort
+    from fuselens.app.cli import main
+    from fuselens.model_zoo.model import FusionModel
+    from fuselens.model_zoo.registry import save_model
+    from fuselens.model_zoo.synth.cohort import write_cohort
 
     torch.manual_seed(0)
     model = save_model(FusionModel(tiny_config()), tmp_path / "model")
@@ -301,7 +301,7 @@ def test_cli_creates_a_study_from_synthetic_case_folders_and_exports_it(
         [
             sys.executable,
             "-m",
-            "app.cli",
+            "fuselens.app.cli",
             "study",
             "export",
             str(study_id),

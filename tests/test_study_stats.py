@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
-from app.study.metrics import (
+from fuselens.app.study.metrics import (
     answers_table,
     auc_with_ci,
     cohen_kappas,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import inspect
 
-from app.storage.db import database_url, make_engine, upgrade
-from app.storage.models import Base
+from fuselens.app.storage.db import database_url, make_engine, upgrade
+from fuselens.app.storage.models import Base
 
 
 def test_upgrade_on_empty_database_creates_every_table(tmp_path):

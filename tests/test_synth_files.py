@@ -10,18 +10,18 @@ import numpy as np
 import pydicom
 import pytest
 
-from app.cli import main
-from model_zoo.case import STANDARD_LEADS, GroundTruth
-from model_zoo.synth.cohort import write_case, write_cohort
-from model_zoo.synth.dicom import (
+from fuselens.app.cli import main
+from fuselens.model_zoo.case import STANDARD_LEADS, GroundTruth
+from fuselens.model_zoo.synth.cohort import write_case, write_cohort
+from fuselens.model_zoo.synth.dicom import (
     CR_SOP_CLASS,
     DX_PRESENTATION_SOP_CLASS,
     ECG_SOP_CLASS,
     US_MULTIFRAME_SOP_CLASS,
 )
-from model_zoo.synth.latent import draw_latent
-from model_zoo.synth.truth import load_manifest, load_truth
-from model_zoo.synth.vocab import ALL_FINDINGS, ECHO_VIEW_CODES
+from fuselens.model_zoo.synth.latent import draw_latent
+from fuselens.model_zoo.synth.truth import load_manifest, load_truth
+from fuselens.model_zoo.synth.vocab import ALL_FINDINGS, ECHO_VIEW_CODES
 
 SEED = 23
 

@@ -7,14 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model_zoo.case import STANDARD_LEADS
-from model_zoo.synth.cxr import simulate_cxr
-from model_zoo.synth.cxr_anatomy import draw_thorax, heart_silhouette, lung_fields, measured_ctr
-from model_zoo.synth.dicom import PatientMeta, RadiographStyle, stored_radiograph
-from model_zoo.synth.ecg import RATE_HZ, simulate_ecg
-from model_zoo.synth.echo import simulate_echo
-from model_zoo.synth.echo_anatomy import BLOOD, Heart, cycle_phase, render_anatomy
-from model_zoo.synth.latent import draw_latent, patient_rng
+from fuselens.model_zoo.case import STANDARD_LEADS
+from fuselens.model_zoo.synth.cxr import simulate_cxr
+from fuselens.model_zoo.synth.cxr_anatomy import draw_thorax, heart_silhouette, lung_fields, measured_ctr
+from fuselens.model_zoo.synth.dicom import PatientMeta, RadiographStyle, stored_radiograph
+from fuselens.model_zoo.synth.ecg import RATE_HZ, simulate_ecg
+from fuselens.model_zoo.synth.echo import simulate_echo
+from fuselens.model_zoo.synth.echo_anatomy import BLOOD, Heart, cycle_phase, render_anatomy
+from fuselens.model_zoo.synth.latent import draw_latent, patient_rng
 
 SEED = 31
 

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from scipy.signal import resample_poly
 
-from model_zoo.case import ECG
+from fuselens.model_zoo.case import ECG
 
 MM_PER_S = 25.0
 MM_PER_MV = 10.0

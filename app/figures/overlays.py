@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
-from model_zoo.case import CXR
+from fuselens.model_zoo.case import CXR
 
 CAM_TOLERANCE = 1e-6
 

@@ -1,10 +1,9 @@
-"""The prediction card: task, answer, probability, device, model and the demo-model caveat."""
+"""The prediction card: task, answer, probability, device, model and the model's caveat."""
 
 from __future__ import annotations
 
 import math
 
-DEMO_CAVEAT = "Demonstration model trained on synthetic data — not for clinical use."
 BAR_CELLS = 20
 
 
@@ -22,8 +21,9 @@ def prediction_markdown(
     probability: float,
     device: str,
     model_name: str,
+    caveat: str,
 ) -> str:
-    """Markdown for the prediction panel; always ends with :data:`DEMO_CAVEAT`."""
+    """Markdown for the prediction panel; always ends with the model's ``caveat``."""
     p = float(probability)
     if not math.isfinite(p) or not 0.0 <= p <= 1.0:
         raise ValueError(f"probability must be in [0, 1], got {probability!r}")
@@ -38,6 +38,6 @@ def prediction_markdown(
             "",
             f"Model: {_escape(model_name)} · device: {_escape(device)}",
             "",
-            f"> ⚠️ {DEMO_CAVEAT}",
+            f"> ⚠️ {_escape(caveat)}",
         ]
     )

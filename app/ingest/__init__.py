@@ -4,22 +4,22 @@ Bad input raises :class:`IngestError` (file, modality, problem) and never anythi
 :func:`read_file` and :func:`load_case` turn those errors into :class:`FileReport` entries.
 """
 
-from app.ingest.case_folder import case_inputs, load_case, read_file
-from app.ingest.cxr_dicom import read_cxr_dicom
-from app.ingest.cxr_image import read_cxr_image
-from app.ingest.detect import detect
-from app.ingest.ecg_csv import read_ecg_csv
-from app.ingest.ecg_dicom import read_ecg_dicom
-from app.ingest.ecg_npy import read_ecg_npy
-from app.ingest.ecg_wfdb import read_ecg_wfdb
-from app.ingest.echo_dicom import read_echo_dicom
-from app.ingest.echo_frames import read_echo_frames
-from app.ingest.echo_video import read_echo_video
-from app.ingest.errors import IngestError
-from app.ingest.labs_csv import read_labs_csv
-from app.ingest.labs_json import read_labs_json
-from app.ingest.labs_text import read_labs_text
-from app.ingest.report import FileReport, Reading
+from fuselens.app.ingest.case_folder import case_inputs, load_case, read_file
+from fuselens.app.ingest.cxr_dicom import read_cxr_dicom
+from fuselens.app.ingest.cxr_image import read_cxr_image
+from fuselens.app.ingest.detect import detect
+from fuselens.app.ingest.ecg_csv import read_ecg_csv
+from fuselens.app.ingest.ecg_dicom import read_ecg_dicom
+from fuselens.app.ingest.ecg_npy import read_ecg_npy
+from fuselens.app.ingest.ecg_wfdb import read_ecg_wfdb
+from fuselens.app.ingest.echo_dicom import read_echo_dicom
+from fuselens.app.ingest.echo_frames import read_echo_frames
+from fuselens.app.ingest.echo_video import read_echo_video
+from fuselens.app.ingest.errors import IngestError
+from fuselens.app.ingest.labs_csv import read_labs_csv
+from fuselens.app.ingest.labs_json import read_labs_json
+from fuselens.app.ingest.labs_text import read_labs_text
+from fuselens.app.ingest.report import FileReport, Reading
 
 __all__ = [
     "FileReport",

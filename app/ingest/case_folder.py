@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.ingest.detect import detect
-from app.ingest.echo_frames import natural_key
-from app.ingest.errors import IngestError, describe
-from app.ingest.report import FileReport
-from model_zoo.case import PatientCase
+from fuselens.app.ingest.detect import detect
+from fuselens.app.ingest.echo_frames import natural_key
+from fuselens.app.ingest.errors import IngestError, describe
+from fuselens.app.ingest.report import FileReport
+from fuselens.model_zoo.case import PatientCase
 
 IGNORED_NAMES = {"evidence.npz", "truth.json", "manifest.json"}
 PATIENT_KEYS = ("PatientID", "PatientName")

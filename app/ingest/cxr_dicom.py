@@ -8,10 +8,10 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-from app.ingest import dicom
-from app.ingest.errors import IngestError, guarded
-from app.ingest.report import Reading
-from model_zoo.case import CXR
+from fuselens.app.ingest import dicom
+from fuselens.app.ingest.errors import IngestError, guarded
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import CXR
 
 
 def voi_output_range(ds: Dataset) -> tuple[float, float] | None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.ingest.errors import guarded
-from app.ingest.images import grey_unit, image_size
-from app.ingest.report import Reading
-from model_zoo.case import CXR
+from fuselens.app.ingest.errors import guarded
+from fuselens.app.ingest.images import grey_unit, image_size
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import CXR
 
 
 @guarded("cxr")

@@ -8,22 +8,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.ingest import dicom
-from app.ingest.cxr_dicom import read_cxr_dicom
-from app.ingest.cxr_image import read_cxr_image
-from app.ingest.ecg_csv import TIME_COLUMNS, read_ecg_csv
-from app.ingest.ecg_dicom import read_ecg_dicom
-from app.ingest.ecg_npy import read_ecg_npy
-from app.ingest.ecg_wfdb import read_ecg_wfdb
-from app.ingest.echo_dicom import read_echo_dicom
-from app.ingest.echo_frames import frame_files, read_echo_frames
-from app.ingest.echo_video import read_echo_video
-from app.ingest.errors import IngestError
-from app.ingest.labs_csv import REQUIRED, read_labs_csv
-from app.ingest.labs_json import read_labs_json
-from app.ingest.labs_text import read_labs_text
-from app.ingest.leads import canonical_lead
-from app.ingest.report import Reading
+from fuselens.app.ingest import dicom
+from fuselens.app.ingest.cxr_dicom import read_cxr_dicom
+from fuselens.app.ingest.cxr_image import read_cxr_image
+from fuselens.app.ingest.ecg_csv import TIME_COLUMNS, read_ecg_csv
+from fuselens.app.ingest.ecg_dicom import read_ecg_dicom
+from fuselens.app.ingest.ecg_npy import read_ecg_npy
+from fuselens.app.ingest.ecg_wfdb import read_ecg_wfdb
+from fuselens.app.ingest.echo_dicom import read_echo_dicom
+from fuselens.app.ingest.echo_frames import frame_files, read_echo_frames
+from fuselens.app.ingest.echo_video import read_echo_video
+from fuselens.app.ingest.errors import IngestError
+from fuselens.app.ingest.labs_csv import REQUIRED, read_labs_csv
+from fuselens.app.ingest.labs_json import read_labs_json
+from fuselens.app.ingest.labs_text import read_labs_text
+from fuselens.app.ingest.leads import canonical_lead
+from fuselens.app.ingest.report import Reading
 
 Reader = Callable[[str | Path], Reading[Any]]
 DICOM_READERS: dict[str, Reader] = {

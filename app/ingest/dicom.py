@@ -13,8 +13,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 from pydicom.pixels.utils import get_expected_length
 
-from app.ingest.errors import IngestError, describe
-from model_zoo.case import MAX_IMAGE_PIXELS, Demographics, Identifiers
+from fuselens.app.ingest.errors import IngestError, describe
+from fuselens.model_zoo.case import MAX_IMAGE_PIXELS, Demographics, Identifiers
 
 ECG_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.9.1.1",  # 12-lead ECG Waveform Storage

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.ingest.errors import IngestError, guarded
-from app.ingest.leads import build_ecg, unit_scale_to_mv
-from app.ingest.report import Reading
-from model_zoo.case import ECG
+from fuselens.app.ingest.errors import IngestError, guarded
+from fuselens.app.ingest.leads import build_ecg, unit_scale_to_mv
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import ECG
 
 TIME_COLUMNS = {"time": 1.0, "t": 1.0, "time_s": 1.0, "seconds": 1.0, "time_ms": 1e-3}
 _META = re.compile(r"^#\s*(sampling_rate|sampling rate|fs|units?)\s*[=:]\s*([^\s,]+)", re.I)

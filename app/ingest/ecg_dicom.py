@@ -8,11 +8,11 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.waveforms import multiplex_array
 
-from app.ingest import dicom
-from app.ingest.errors import IngestError, guarded
-from app.ingest.leads import build_ecg, canonical_lead, lead_from_code, unit_scale_to_mv
-from app.ingest.report import Reading
-from model_zoo.case import ECG
+from fuselens.app.ingest import dicom
+from fuselens.app.ingest.errors import IngestError, guarded
+from fuselens.app.ingest.leads import build_ecg, canonical_lead, lead_from_code, unit_scale_to_mv
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import ECG
 
 NOT_RHYTHM_WORDS = ("MEDIAN", "BEAT", "TEMPLATE", "AVERAGE")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.ingest.errors import IngestError, guarded
-from app.ingest.leads import build_ecg, unit_scale_to_mv
-from app.ingest.report import Reading
-from model_zoo.case import ECG, STANDARD_LEADS
+from fuselens.app.ingest.errors import IngestError, guarded
+from fuselens.app.ingest.leads import build_ecg, unit_scale_to_mv
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import ECG, STANDARD_LEADS
 
 
 def _sidecar(path: Path) -> dict:

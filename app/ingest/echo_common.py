@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.ingest.errors import IngestError
-from app.ingest.report import Reading
-from model_zoo.case import MAX_IMAGE_PIXELS, EchoCine
+from fuselens.app.ingest.errors import IngestError
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import MAX_IMAGE_PIXELS, EchoCine
 
 DEFAULT_FRAME_RATE = 30.0
 MAX_CINE_BYTES = 1_500_000_000

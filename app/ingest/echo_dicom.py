@@ -8,17 +8,17 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, iter_pixels
 
-from app.ingest import dicom
-from app.ingest.echo_common import (
+from fuselens.app.ingest import dicom
+from fuselens.app.ingest.echo_common import (
     build_cine,
     check_cine_size,
     to_grey,
     view_from_filename,
     view_from_text,
 )
-from app.ingest.errors import IngestError, guarded
-from app.ingest.report import Reading
-from model_zoo.case import EchoCine
+from fuselens.app.ingest.errors import IngestError, guarded
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import EchoCine
 
 SUPPORTED = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR"}
 SUPPORTED |= {"YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420"}

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from app.ingest.echo_common import build_cine, check_cine_size, view_from_filename
-from app.ingest.errors import IngestError, guarded
-from app.ingest.images import IMAGE_SUFFIXES, grey_unit, image_size
-from app.ingest.report import Reading
-from model_zoo.case import EchoCine
+from fuselens.app.ingest.echo_common import build_cine, check_cine_size, view_from_filename
+from fuselens.app.ingest.errors import IngestError, guarded
+from fuselens.app.ingest.images import IMAGE_SUFFIXES, grey_unit, image_size
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import EchoCine
 
 
 def natural_key(path: Path) -> list[int | str]:

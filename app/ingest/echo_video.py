@@ -8,10 +8,10 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from app.ingest.echo_common import MAX_CINE_BYTES, build_cine, to_grey, view_from_filename
-from app.ingest.errors import IngestError, guarded
-from app.ingest.report import Reading
-from model_zoo.case import MAX_IMAGE_PIXELS, EchoCine
+from fuselens.app.ingest.echo_common import MAX_CINE_BYTES, build_cine, to_grey, view_from_filename
+from fuselens.app.ingest.errors import IngestError, guarded
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import MAX_IMAGE_PIXELS, EchoCine
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".m4v", ".mkv", ".webm"}
 

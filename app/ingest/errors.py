@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from model_zoo.case import CaseValidationError
+from fuselens.model_zoo.case import CaseValidationError
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.ingest.errors import IngestError
-from model_zoo.case import MAX_IMAGE_PIXELS
+from fuselens.app.ingest.errors import IngestError
+from fuselens.model_zoo.case import MAX_IMAGE_PIXELS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 

@@ -6,10 +6,10 @@ import csv
 import io
 from pathlib import Path
 
-from app.ingest.errors import IngestError, guarded
-from app.ingest.labs_items import FREE_TEXT, RawLab, build_labs
-from app.ingest.report import Reading
-from model_zoo.case import Labs
+from fuselens.app.ingest.errors import IngestError, guarded
+from fuselens.app.ingest.labs_items import FREE_TEXT, RawLab, build_labs
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import Labs
 
 REQUIRED = ("name", "value", "unit")
 

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.ingest.errors import IngestError
-from app.ingest.report import Reading
-from model_zoo.case import LabItem, Labs
-from model_zoo.lab_reference import lookup
+from fuselens.app.ingest.errors import IngestError
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import LabItem, Labs
+from fuselens.model_zoo.lab_reference import lookup
 
 FREE_TEXT = ("history", "medications")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.ingest.errors import IngestError
-from app.ingest.report import Reading
-from model_zoo.case import ECG, STANDARD_LEADS
+from fuselens.app.ingest.errors import IngestError
+from fuselens.app.ingest.report import Reading
+from fuselens.model_zoo.case import ECG, STANDARD_LEADS
 
 LIMB_LEADS = STANDARD_LEADS[:6]
 PRECORDIAL_LEADS = STANDARD_LEADS[6:]

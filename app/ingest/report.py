@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from model_zoo.case import Demographics, Identifiers
+from fuselens.model_zoo.case import Demographics, Identifiers
 
 T = TypeVar("T")
 

@@ -1,15 +1,17 @@
-"""One cohort case folder through the model: truth, probability, prediction and outcome."""
+"""One cohort case through the model: truth, probability, prediction and outcome.
+
+A yes/no task (answers with "yes" and "no") is scored TP/FP/TN/FN with a threshold on
+P(yes); a task with other answers is scored "correct"/"wrong" on the top answer.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from model_zoo.model import FusionModel
-
-TASK = "heart_failure"
+BINARY_OUTCOMES = ("TP", "FP", "TN", "FN")
+ANSWER_OUTCOMES = ("correct", "wrong")
 
 
 def outcome(truth: int, prediction: int) -> str:
@@ -19,9 +21,18 @@ def outcome(truth: int, prediction: int) -> str:
     return ("TN", "FP", "FN", "TP")[2 * truth + prediction]
 
 
+def is_yes_no(answers: Sequence[str]) -> bool:
+    """Whether a task is scored as a yes/no question (TP/FP/TN/FN at a threshold)."""
+    return "yes" in answers and "no" in answers and len(answers) == 2
+
+
 @dataclass(frozen=True)
 class CaseResult:
-    """What the review stores for one case (``case_id`` is the case folder's name)."""
+    """What the review stores for one case (``case_id`` is the cohort's case id).
+
+    ``truth`` and ``prediction`` are 0/1 for a yes/no task and answer indices (in the
+    model's order) otherwise; ``truth_answer`` / ``predicted_answer`` are the answers
+    themselves; ``probability`` is P(yes) for a yes/no task, else the top answer's."""
 
     case_id: str
     truth: int
@@ -29,33 +40,46 @@ class CaseResult:
     prediction: int
     outcome: str
     modalities: tuple[str, ...]
+    truth_answer: str | None = None
+    predicted_answer: str | None = None
 
 
-def review_case(
-    model: FusionModel, folder: Path, task: str = TASK, threshold: float = 0.5
+def score(
+    case_id: str,
+    answers: Sequence[str],
+    truth_answer: str,
+    result: Mapping[str, Any],
+    modalities: Sequence[str],
+    threshold: float = 0.5,
 ) -> CaseResult:
-    """Read one case folder, run the model and compare with the planted truth; the model
-    predicts "yes" when its probability of "yes" reaches ``threshold``."""
-    from app.ingest import load_case
-    from model_zoo.predict import predict_case
-    from model_zoo.synth.truth import load_truth
-
-    case, _ = load_case(folder)
-    if not case.modalities():
-        raise ValueError(f"{folder.name}: no readable modality")
-    labels = load_truth(folder).labels
-    if task not in labels:
-        raise ValueError(f"{folder.name}: truth.json has no label for {task!r}")
-    if "yes" not in model.tasks.get(task, ()):
-        raise ValueError(f"the model has no yes/no task {task!r}")
-    result = predict_case(model, case)["tasks"][task]
-    truth = int(labels[task])
-    prediction = int(result["probability"] >= threshold)
+    """The :class:`CaseResult` of one task's prediction (a :func:`predict_case` task entry)
+    against the cohort's label ``truth_answer``."""
+    answers = [str(a) for a in answers]
+    if truth_answer not in answers:
+        raise ValueError(f"{case_id}: label {truth_answer!r} is not one of {answers}")
+    probs = result["probabilities"]
+    if is_yes_no(answers):
+        p_yes = float(probs["yes"])
+        truth, prediction = int(truth_answer == "yes"), int(p_yes >= threshold)
+        return CaseResult(
+            case_id,
+            truth,
+            p_yes,
+            prediction,
+            outcome(truth, prediction),
+            tuple(modalities),
+            truth_answer,
+            "yes" if prediction else "no",
+        )
+    best = max(range(len(answers)), key=lambda i: float(probs[answers[i]]))
+    truth = answers.index(truth_answer)
     return CaseResult(
-        case_id=folder.name,
-        truth=truth,
-        probability=float(result["probability"]),
-        prediction=prediction,
-        outcome=outcome(truth, prediction),
-        modalities=tuple(case.modalities()),
+        case_id,
+        truth,
+        float(probs[answers[best]]),
+        best,
+        "correct" if best == truth else "wrong",
+        tuple(modalities),
+        truth_answer,
+        answers[best],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from app.review.metrics import Calibration
+from fuselens.app.review.metrics import Calibration
 
 CELL_NAMES = (("TN", "FP"), ("FN", "TP"))
 
@@ -38,7 +38,42 @@ def confusion_figure(counts: np.ndarray, task_label: str = "Heart failure") -> g
     return fig
 
 
-def calibration_figure(cal: Calibration) -> go.Figure:
+def answer_confusion_figure(
+    counts: np.ndarray, answers: list[str], task_label: str = "Task"
+) -> go.Figure:
+    """Annotated ``n x n`` heat map of a task with several answers: rows the truth, columns
+    the predicted (top) answer."""
+    counts = np.asarray(counts, dtype=int)
+    n = len(answers)
+    if counts.shape != (n, n):
+        raise ValueError(f"{n} answers need an {n} x {n} matrix, got {counts.shape}")
+    fig = go.Figure(
+        go.Heatmap(
+            z=counts,
+            x=[f"predicted {a}" for a in answers],
+            y=[f"truth {a}" for a in answers],
+            text=counts.astype(str),
+            texttemplate="%{text}",
+            textfont={"size": 16},
+            colorscale="Blues",
+            showscale=False,
+            hovertemplate="%{y}, %{x}: %{z}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"{task_label}: confusion matrix (n = {int(counts.sum())})",
+        yaxis={"autorange": "reversed"},
+        height=340,
+        margin={"l": 80, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
+
+
+def calibration_figure(
+    cal: Calibration,
+    y_title: str = "fraction with heart failure",
+    x_title: str = "mean predicted probability",
+) -> go.Figure:
     """Reliability diagram: observed fraction against mean predicted probability per bin."""
     fig = go.Figure()
     fig.add_trace(
@@ -64,8 +99,8 @@ def calibration_figure(cal: Calibration) -> go.Figure:
     )
     fig.update_layout(
         title=f"Calibration ({cal.n_bins} bins) · Brier score {cal.brier:.3f}",
-        xaxis={"title": "mean predicted probability", "range": [0, 1]},
-        yaxis={"title": "fraction with heart failure", "range": [-0.02, 1.02]},
+        xaxis={"title": x_title, "range": [0, 1]},
+        yaxis={"title": y_title, "range": [-0.02, 1.02]},
         height=340,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
         legend={"orientation": "h", "y": -0.25},

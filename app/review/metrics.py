@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss
 
-from app.storage.models import OUTCOMES
+from fuselens.app.storage.models import OUTCOMES
 
 
 def confusion_counts(outcomes: pd.Series) -> np.ndarray:
@@ -19,6 +19,22 @@ def confusion_counts(outcomes: pd.Series) -> np.ndarray:
         raise ValueError(f"unknown outcomes {sorted(unknown)}; expected {', '.join(OUTCOMES)}")
     n = outcomes.value_counts()
     return np.array([[n.get("TN", 0), n.get("FP", 0)], [n.get("FN", 0), n.get("TP", 0)]], dtype=int)
+
+
+def answer_confusion(
+    truth: pd.Series, prediction: pd.Series, answers: list[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """``n x n`` counts over the answers (rows truth, columns prediction) and those answers
+    (``answers``, else every answer seen, sorted)."""
+    labels = list(answers) if answers else sorted(set(truth) | set(prediction))
+    index = {a: i for i, a in enumerate(labels)}
+    unknown = (set(truth) | set(prediction)) - set(index)
+    if unknown:
+        raise ValueError(f"answers {sorted(unknown)} are not among {labels}")
+    counts = np.zeros((len(labels), len(labels)), dtype=int)
+    for t, p in zip(truth, prediction, strict=True):
+        counts[index[t], index[p]] += 1
+    return counts, labels
 
 
 @dataclass(frozen=True)

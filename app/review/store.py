@@ -16,9 +16,9 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from app.review.cohort import CaseResult
-from app.storage.models import AuditLog, CaseTag, Note, ReviewRun, Tag
-from app.storage.models import CaseResult as ResultRow
+from fuselens.app.review.cohort import CaseResult
+from fuselens.app.storage.models import AuditLog, CaseTag, Note, ReviewRun, Tag
+from fuselens.app.storage.models import CaseResult as ResultRow
 
 Sessions = sessionmaker[Session]
 MAX_TAG_CHARS = 100
@@ -36,6 +36,8 @@ class RunInfo:
     threshold: float
     status: str
     n_results: int
+    task: str = "heart_failure"
+    labels_file: str | None = None
 
     @property
     def label(self) -> str:
@@ -58,25 +60,34 @@ def open_run(
     model_name: str,
     task: str,
     threshold: float = 0.5,
+    labels_file: str | None = None,
 ) -> int:
-    """The id of the run called ``name``: created, or the stored one when the cohort, model
-    and task match (a rerun resumes it); a clash is an error."""
+    """The id of the run called ``name``: created, or the stored one when the cohort, labels
+    file, model, task and threshold match (a rerun resumes it); a clash is an error."""
     cohort = str(Path(cohort_dir).resolve())
+    labels = str(Path(labels_file).resolve()) if labels_file else None
     with sessions.begin() as s:
         run = s.scalar(select(ReviewRun).where(ReviewRun.name == name))
         if run is None:
             run = ReviewRun(
-                name=name, cohort_dir=cohort, model_name=model_name, task=task, threshold=threshold
+                name=name,
+                cohort_dir=cohort,
+                labels_file=labels,
+                model_name=model_name,
+                task=task,
+                threshold=threshold,
             )
             s.add(run)
             s.flush()
-            _audit(s, "fuselens review", "review_run_created", run.id, name=name)
+            _audit(s, "fuselens review", "review_run_created", run.id, name=name, task=task)
             return run.id
-        stored = (run.cohort_dir, run.model_name, run.task, run.threshold)
-        if stored != (cohort, model_name, task, threshold):
+        stored = (run.cohort_dir, run.labels_file, run.model_name, run.task, run.threshold)
+        if stored != (cohort, labels, model_name, task, threshold):
             raise ValueError(
-                f"review run {name!r} exists for cohort {run.cohort_dir}, model {run.model_name}, "
-                f"task {run.task}, threshold {run.threshold}: choose another --run-name"
+                f"review run {name!r} exists for cohort {run.cohort_dir}"
+                + (f" (labels {run.labels_file})" if run.labels_file else "")
+                + f", model {run.model_name}, task {run.task}, threshold {run.threshold}: "
+                "choose another --run-name"
             )
         return run.id
 
@@ -98,6 +109,8 @@ def add_result(sessions: Sessions, run_id: int, result: CaseResult, folder: Path
         prediction=result.prediction,
         outcome=result.outcome,
         modalities=list(result.modalities),
+        truth_answer=result.truth_answer,
+        predicted_answer=result.predicted_answer,
     )
     try:
         with sessions.begin() as s:
@@ -126,19 +139,35 @@ def list_runs(sessions: Sessions) -> list[RunInfo]:
     with sessions() as s:
         return [
             RunInfo(
-                r.id, r.name or f"run {r.id}", r.cohort_dir, r.model_name, r.threshold, r.status, n
+                r.id,
+                r.name or f"run {r.id}",
+                r.cohort_dir,
+                r.model_name,
+                r.threshold,
+                r.status,
+                n,
+                r.task,
+                r.labels_file,
             )
             for r, n in s.execute(query)
         ]
 
 
 def _row(r: ResultRow) -> dict[str, Any]:
+    """A stored result; ``truth_answer`` / ``predicted_answer`` are the answers (rows stored
+    before answers were kept: "yes"/"no" from the 0/1 ``truth`` / ``prediction``)."""
+    yes_no = ("no", "yes")
     return {
         "case_id": r.case_key,
         "folder": r.folder,
+        "task": r.run.task,
         "truth": r.truth,
         "probability": r.probability,
         "prediction": r.prediction,
+        "truth_answer": r.truth_answer if r.truth_answer is not None else yes_no[r.truth],
+        "predicted_answer": (
+            r.predicted_answer if r.predicted_answer is not None else yes_no[r.prediction]
+        ),
         "outcome": r.outcome,
         "modalities": list(r.modalities),
         "tags": sorted(ct.tag.name for ct in r.tags),
@@ -152,6 +181,7 @@ def _results(run_id: int) -> Select[tuple[ResultRow]]:
         .where(ResultRow.run_id == run_id)
         .options(selectinload(ResultRow.tags).selectinload(CaseTag.tag))
         .options(selectinload(ResultRow.notes))
+        .options(selectinload(ResultRow.run))
     )
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from app.storage.models import OUTCOMES
-from model_zoo.case import MODALITIES
+from fuselens.app.storage.models import ALL_OUTCOMES, ANSWER_OUTCOMES
+from fuselens.model_zoo.case import MODALITIES
 
 COLUMNS = [
     "case_id",
@@ -28,22 +28,36 @@ SEPARATOR = "; "
 NOTE_SEPARATOR = " | "
 
 
+def _answer(r: Mapping[str, Any], key: str) -> str:
+    """The stored answer (``truth_answer`` / ``predicted_answer``), else no/yes from 0/1."""
+    answer = r.get("truth_answer" if key == "truth" else "predicted_answer")
+    if answer is not None:
+        return str(answer)
+    return "yes" if int(r[key]) else "no"
+
+
 def cohort_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The table from stored results (``case_id``, ``truth``, ``probability``, ``prediction``,
-    ``outcome``, ``modalities``, ``tags``, ``notes``); truth and prediction shown as no/yes,
-    confidence is the probability of the predicted answer (below 0.5 for a "no" called
-    under a threshold above 0.5)."""
+    ``outcome``, ``modalities``, ``tags``, ``notes``, and optionally ``truth_answer`` /
+    ``predicted_answer``); truth and prediction shown as answers (no/yes from 0/1 when the
+    answers are not given). For a yes/no task ``probability`` is P(yes) and confidence the
+    probability of the predicted answer (below 0.5 for a "no" called under a threshold above
+    0.5); for a task with other answers (outcome correct/wrong) both are the top answer's."""
     records = []
     for r in rows:
         p = float(r["probability"])
+        if r["outcome"] in ANSWER_OUTCOMES:
+            confidence = p
+        else:
+            confidence = p if int(r["prediction"]) else 1.0 - p
         records.append(
             {
                 "case_id": r["case_id"],
-                "truth": "yes" if int(r["truth"]) else "no",
-                "prediction": "yes" if int(r["prediction"]) else "no",
+                "truth": _answer(r, "truth"),
+                "prediction": _answer(r, "prediction"),
                 "outcome": r["outcome"],
                 "probability": p,
-                "confidence": p if int(r["prediction"]) else 1.0 - p,
+                "confidence": confidence,
                 "modalities": ", ".join(m for m in MODALITIES if m in r["modalities"]),
                 "tags": SEPARATOR.join(sorted(r.get("tags") or ())),
                 "notes": NOTE_SEPARATOR.join(r.get("notes") or ()),
@@ -74,9 +88,11 @@ class Filters:
     descending: bool = True
 
     def __post_init__(self) -> None:
-        bad = set(self.outcomes) - set(OUTCOMES)
+        bad = set(self.outcomes) - set(ALL_OUTCOMES)
         if bad:
-            raise ValueError(f"unknown outcomes {sorted(bad)}; choose from {', '.join(OUTCOMES)}")
+            raise ValueError(
+                f"unknown outcomes {sorted(bad)}; choose from {', '.join(ALL_OUTCOMES)}"
+            )
         bad = (set(self.present) | set(self.missing)) - set(MODALITIES)
         if bad:
             raise ValueError(f"unknown modalities {sorted(bad)}; choose from {MODALITIES}")

@@ -2,8 +2,8 @@
 tags and notes, CSV export, the taxonomy editor, and "Open in Case view".
 
 :func:`declare_review_tab` places the components (inside a ``gr.Tab``);
-:func:`wire_review_events` connects them to thin callbacks over :mod:`app.review.views`
-and :mod:`app.review.store`, and returns the :class:`CaseOpener` the workstation wires
+:func:`wire_review_events` connects them to thin callbacks over :mod:`fuselens.app.review.views`
+and :mod:`fuselens.app.review.store`, and returns the :class:`CaseOpener` the workstation wires
 into its Case view.
 """
 
@@ -18,12 +18,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from app.figures.prediction import DEMO_CAVEAT  # noqa: E402
-from app.review import store, views  # noqa: E402
-from app.review.table import SORTABLE, for_display  # noqa: E402
-from app.session import LoadedCase  # noqa: E402
-from app.storage.models import OUTCOMES  # noqa: E402
-from model_zoo.case import MODALITIES  # noqa: E402
+from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT  # noqa: E402
+from fuselens.app.review import store, views  # noqa: E402
+from fuselens.app.review.table import SORTABLE, for_display  # noqa: E402
+from fuselens.app.session import LoadedCase  # noqa: E402
+from fuselens.app.storage.models import ALL_OUTCOMES  # noqa: E402
+from fuselens.model_zoo.case import MODALITIES  # noqa: E402
 
 DEFAULT_ACTOR = "reviewer"
 
@@ -91,7 +91,7 @@ def _filter_controls(tags: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with gr.Row(equal_height=False):
         out["outcomes"] = gr.CheckboxGroup(
-            list(OUTCOMES), label="Outcome", elem_id="fl-review-outcomes"
+            list(ALL_OUTCOMES), label="Outcome", elem_id="fl-review-outcomes"
         )
         out["present"] = gr.CheckboxGroup(
             list(MODALITIES), label="Modalities present (all of)", elem_id="fl-review-present"
@@ -215,7 +215,8 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
         out = show_table(run_id, *filter_values)
         figures = (None, None)
         if run_id is not None:
-            figures = views.cohort_figures(views.run_table(sessions, run_id))
+            task = store.get_run(sessions, run_id).task
+            figures = views.cohort_figures(views.run_table(sessions, run_id), task)
         return {**out, rl.confusion: figures[0], rl.calibration: figures[1]}
 
     def show_run(run_id: int | None, *filter_values: Any) -> dict[Any, Any]:

@@ -11,13 +11,18 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from app.review import store
-from app.review.figures import calibration_figure, confusion_figure
-from app.review.metrics import calibration, confusion_counts
-from app.review.table import Filters, cohort_table, export_csv, filter_table
+from fuselens.app.review import store
+from fuselens.app.review.figures import (
+    answer_confusion_figure,
+    calibration_figure,
+    confusion_figure,
+)
+from fuselens.app.review.metrics import answer_confusion, calibration, confusion_counts
+from fuselens.app.review.table import Filters, cohort_table, export_csv, filter_table
+from fuselens.app.storage.models import ANSWER_OUTCOMES, OUTCOMES
 
 if TYPE_CHECKING:
-    from app.session import LoadedCase
+    from fuselens.app.session import LoadedCase
 
 NO_RUN = "No review run yet: run `fuselens review --cohort DIR` first."
 
@@ -62,32 +67,70 @@ def make_filters(
     )
 
 
+def _answer_task(table: pd.DataFrame) -> bool:
+    """Whether the run's task has answers other than yes/no (outcomes correct/wrong)."""
+    return bool(table["outcome"].isin(ANSWER_OUTCOMES).any())
+
+
+def task_label(task: str | None) -> str:
+    """``heart_failure`` -> ``Heart failure`` (the figures' titles)."""
+    return str(task).replace("_", " ").capitalize() if task else "Heart failure"
+
+
 def summary_markdown(table: pd.DataFrame, shown: pd.DataFrame) -> str:
     """How many cases are shown, and the outcome counts of the shown rows."""
     counts = shown["outcome"].value_counts()
-    parts = ", ".join(f"{o} {int(counts.get(o, 0))}" for o in ("TP", "FP", "TN", "FN"))
+    names = ANSWER_OUTCOMES if _answer_task(table) else OUTCOMES
+    parts = ", ".join(f"{o} {int(counts.get(o, 0))}" for o in names)
     return f"Showing **{len(shown)}** of {len(table)} cases · {parts}"
 
 
-def cohort_figures(table: pd.DataFrame) -> tuple[go.Figure | None, go.Figure | None]:
-    """Confusion matrix and calibration curve of the whole run (None for an empty run)."""
+def cohort_figures(
+    table: pd.DataFrame, task: str | None = None, answers: list[str] | None = None
+) -> tuple[go.Figure | None, go.Figure | None]:
+    """Confusion matrix and calibration curve of the whole run (None for an empty run).
+    A yes/no task: the 2 x 2 matrix and P(yes) against the truth; a task with other
+    answers (``answers``, else those seen): the n x n matrix and the top answer's
+    probability against it being right."""
     if table.empty:
         return None, None
+    label = task_label(task)
+    if _answer_task(table):
+        counts, seen = answer_confusion(table["truth"], table["prediction"], answers)
+        correct = (table["outcome"] == "correct").astype(int)
+        cal = calibration(correct, table["confidence"])
+        return answer_confusion_figure(counts, seen, label), calibration_figure(
+            cal, y_title="fraction correct", x_title="mean probability of the top answer"
+        )
     truth = (table["truth"] == "yes").astype(int)
     cal = calibration(truth, table["probability"])
-    return confusion_figure(confusion_counts(table["outcome"])), calibration_figure(cal)
+    y_title = f"fraction {label.lower()}: yes" if task else "fraction with heart failure"
+    return (
+        confusion_figure(confusion_counts(table["outcome"]), label),
+        calibration_figure(cal, y_title=y_title),
+    )
+
+
+def probability_text(row: Mapping[str, Any], task: str | None = None) -> str:
+    """``P(heart_failure = yes) 0.912`` for a yes/no task, ``P(cardiomegaly) 0.700`` (the
+    top answer) otherwise."""
+    task = task or row.get("task") or "heart_failure"
+    if row["outcome"] in ANSWER_OUTCOMES:
+        return f"P({row.get('predicted_answer')}) {row['probability']:.3f}"
+    return f"P({task} = yes) {row['probability']:.3f}"
 
 
 def case_markdown(row: Mapping[str, Any] | None) -> str:
-    """The selected case (a :func:`app.review.store.result` row): outcome, probability,
+    """The selected case (a :func:`fuselens.app.review.store.result` row): outcome, probability,
     modalities and its notes so far."""
     if row is None:
         return "Select a row of the table to tag it or open it in the Case view."
     yes_no = ("no", "yes")
+    truth = row.get("truth_answer") or yes_no[row["truth"]]
+    predicted = row.get("predicted_answer") or yes_no[row["prediction"]]
     lines = [
-        f"**{row['case_id']}** · {row['outcome']} · truth {yes_no[row['truth']]}, predicted "
-        f"{yes_no[row['prediction']]} (P(heart failure) {row['probability']:.3f}) · "
-        + ", ".join(row["modalities"])
+        f"**{row['case_id']}** · {row['outcome']} · truth {truth}, predicted "
+        f"{predicted} ({probability_text(row)}) · " + ", ".join(row["modalities"])
     ]
     if row["notes"]:
         lines += ["", "Notes so far:"] + [f"- {n}" for n in row["notes"]]
@@ -103,10 +146,10 @@ def export_path(table: pd.DataFrame, run_id: int, out_dir: str | Path | None = N
 
 def open_result(sessions: store.Sessions, run_id: int, case_id: str) -> LoadedCase:
     """A stored result's case folder, read as the demo cases are (planted truth attached)."""
-    from app.ingest import load_case
-    from app.ingest.errors import IngestError
-    from app.session import LoadedCase
-    from model_zoo.synth.truth import load_truth
+    from fuselens.app.ingest import load_case
+    from fuselens.app.ingest.errors import IngestError
+    from fuselens.app.session import LoadedCase
+    from fuselens.model_zoo.synth.truth import load_truth
 
     row = store.result(sessions, run_id, case_id)
     folder = Path(row["folder"])
@@ -118,9 +161,10 @@ def open_result(sessions: store.Sessions, run_id: int, case_id: str) -> LoadedCa
         case.truth = load_truth(folder)
     run = store.get_run(sessions, run_id)
     case.case_id = f"review-{run_id}-{case_id}"
+    at = "" if row["outcome"] in ANSWER_OUTCOMES else f" at threshold {run.threshold:g}"
     story = (
-        f"error review run {run.name!r}: {row['outcome']} at threshold {run.threshold:g}, "
-        f"P(heart failure) {row['probability']:.3f} from "
+        f"error review run {run.name!r}: {row['outcome']}{at}, "
+        f"{probability_text(row, run.task)} from "
         f"{Path(run.model_name).name or run.model_name}"
     )
     if row["tags"]:

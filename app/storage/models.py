@@ -4,7 +4,7 @@ Reader study: a :class:`Study` has :class:`Case` s (truth and the stored model a
 :class:`Arm` s (what a reader is shown), :class:`Reader` s (an owner and readers) and one
 :class:`Assignment` per reader x case x arm; an :class:`Answer` is unique per assignment.
 ``Answer.diagnosis`` is the binary call (1 = present) and ``Answer.confidence`` the reader's
-confidence in that call (0 = a guess, 100 = certain); :mod:`app.study.metrics` turns the two
+confidence in that call (0 = a guess, 100 = certain); :mod:`fuselens.app.study.metrics` turns the two
 into a 0-100 disease score for ROC analysis.
 
 Error review: a :class:`ReviewRun` over a cohort holds one :class:`CaseResult` per case;
@@ -31,7 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ROLES = ("owner", "reader")
-OUTCOMES = ("TP", "FP", "TN", "FN")
+OUTCOMES = ("TP", "FP", "TN", "FN")  # a yes/no task at a threshold
+ANSWER_OUTCOMES = ("correct", "wrong")  # a task with other answers: the top answer
+ALL_OUTCOMES = OUTCOMES + ANSWER_OUTCOMES
 
 
 def utcnow() -> datetime:
@@ -163,6 +165,7 @@ class ReviewRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
     cohort_dir: Mapped[str] = mapped_column(String(1000))
+    labels_file: Mapped[str | None] = mapped_column(String(1000))  # None: truth.json files
     model_name: Mapped[str] = mapped_column(String(500))
     task: Mapped[str] = mapped_column(String(100), default="heart_failure")
     threshold: Mapped[float] = mapped_column(Float, default=0.5)
@@ -176,7 +179,10 @@ class ReviewRun(Base):
 
 
 class CaseResult(Base):
-    """The model's answer on one cohort case and its outcome against the truth."""
+    """The model's answer on one cohort case and its outcome against the truth: ``truth``
+    and ``prediction`` 0/1 for a yes/no task (outcome TP/FP/TN/FN), answer indices otherwise
+    (outcome correct/wrong); ``truth_answer`` / ``predicted_answer`` the answers themselves
+    (``None`` in rows stored before they were kept, all yes/no)."""
 
     __tablename__ = "case_results"
     __table_args__ = (UniqueConstraint("run_id", "case_key"),)
@@ -190,7 +196,9 @@ class CaseResult(Base):
     truth: Mapped[int] = mapped_column(Integer)
     probability: Mapped[float] = mapped_column(Float)
     prediction: Mapped[int] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(2))
+    truth_answer: Mapped[str | None] = mapped_column(String(200))
+    predicted_answer: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(10))
     modalities: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -1,38 +1,66 @@
-"""Study cases from a folder of case folders: truth, the model's stored answer and the media.
+"""Study cases from a cohort: truth, the model's stored answer and the media.
 
-The model runs once here, at study creation; the reader server only reads what is stored
-(the answer and modality Shapley values in the database, the rendered media on disk), so it
-needs no model and no GPU.
+The cohort is a folder of case folders with a ``labels.csv`` or a ``fuselens synth`` cohort
+(:mod:`fuselens.app.cohort`); readers answer a yes/no task, so a case's truth is 1 when its
+label is "yes" (cases unlabelled for the task are left out). The model (any contract model)
+runs once here, at study creation; the reader server only reads what is stored (the answer
+and modality Shapley values in the database, the rendered media on disk), so it needs no
+model and no GPU.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.study.service import CaseSpec
-from model_zoo.case import PatientCase
-from model_zoo.synth.truth import case_folders
+from fuselens.app.cohort import Cohort, open_cohort
+from fuselens.app.study.service import CaseSpec
+from fuselens.model_zoo.case import PatientCase
+
+if TYPE_CHECKING:
+    from fuselens.model_zoo.contract import ExplainableModel
 
 Predictor = Callable[[PatientCase], dict[str, Any]]
 
 
+def check_yes_no(model_tasks: Mapping[str, Sequence[str]], task: str) -> None:
+    """Readers answer yes or no: ``task`` must be a yes/no task of the model."""
+    if task not in model_tasks:
+        raise ValueError(f"the model has no task {task!r} (it has {', '.join(model_tasks)})")
+    answers = list(model_tasks[task])
+    if "yes" not in answers or "no" not in answers:
+        raise ValueError(
+            f"a reader study asks a yes/no question; task {task!r} has answers "
+            f"{', '.join(map(str, answers))}"
+        )
+
+
 class ModelPredictor:
-    """The checkpoint's P(yes) for ``task`` and its modality Shapley values on one case."""
+    """The model's P(yes) for ``task`` and its modality Shapley values on one case; ``model``
+    is ``demo``, a checkpoint folder, ``MODULE:FACTORY`` or a contract model, ``task`` one of
+    its yes/no tasks (default: its first)."""
 
-    def __init__(self, model: str = "demo", task: str = "heart_failure", device: str = "cpu"):
-        from model_zoo.registry import load_model
+    def __init__(
+        self,
+        model: str | Path | ExplainableModel = "demo",
+        task: str | None = None,
+        device: str | None = "cpu",
+    ):
+        from fuselens.model_zoo.loading import load_explainable
 
-        self.model, _ = load_model(model, device=device)
-        self.name, self.task = str(model), task
+        if isinstance(model, str | Path):
+            self.model, self.name = load_explainable(model, device), str(model)
+        else:
+            self.model, self.name = model, str(model.name)
+        self.task = task or next(iter(self.model.tasks))
+        check_yes_no(self.model.tasks, self.task)
 
     def __call__(self, case: PatientCase) -> dict[str, Any]:
-        from explain.baseline import BASELINE_DESCRIPTION
-        from explain.context import CaseContext
-        from explain.pipeline import prediction_summary
-        from explain.shapley import modality_shapley
+        from fuselens.explain.context import CaseContext
+        from fuselens.explain.pipeline import prediction_summary
+        from fuselens.explain.shapley import modality_shapley
 
         ctx = CaseContext.build(self.model, case, self.task, "yes")
         pred = prediction_summary(ctx)[self.task]
@@ -45,26 +73,24 @@ class ModelPredictor:
                 "base_value": float(shap.base_value),
                 "full_value": float(shap.full_value),
                 "scale": f"log-odds of {self.task} = yes",
-                "baseline": BASELINE_DESCRIPTION,
+                "baseline": str(getattr(shap, "baseline", "") or ""),  # how f(empty) is defined
             },
         }
 
 
-def read_truth(folder: Path, task: str) -> tuple[str, int]:
-    """The case id and the 0/1 truth of ``task`` from the folder's ``truth.json``."""
-    meta = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
-    labels = meta.get("labels", {})
-    if task not in labels:
-        raise ValueError(f"{folder}: truth.json has no label {task!r} (has {sorted(labels)})")
-    return str(meta.get("case_id", folder.name)), int(labels[task])
+def study_truth(cohort: Cohort, task: str) -> dict[str, int]:
+    """Case id -> 0/1 truth of the yes/no ``task`` (label "yes" -> 1), for every case
+    labelled for it, in cohort order (the labels checked: yes or no only)."""
+    cohort.check_labels({task: ["no", "yes"]}, task)
+    return {c: int(cohort.label(c, task) == "yes") for c in cohort.labelled(task)}
 
 
 def render_media(case: PatientCase, out_dir: Path) -> list[str]:
     """What the reader sees of the case, written once: labs, ECG print, echo loops, CXR."""
     from PIL import Image
 
-    from app.figures.loops import write_loop
-    from app.image_views import cxr_panel, ecg_panel, echo_rgb_frames
+    from fuselens.app.figures.loops import write_loop
+    from fuselens.app.image_views import cxr_panel, ecg_panel, echo_rgb_frames
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -101,22 +127,24 @@ def render_media(case: PatientCase, out_dir: Path) -> list[str]:
 
 
 def load_study_cases(
-    cases_dir: str | Path,
+    cases_dir: str | Path | Cohort,
     task: str,
     predictor: Predictor | None,
     media_dir: Path,
     progress: bool = True,
+    labels: str | Path | None = None,
 ) -> list[CaseSpec]:
-    """A :class:`CaseSpec` per case folder, the model's answer stored and media rendered."""
+    """A :class:`CaseSpec` per case labelled for ``task`` (``cases_dir`` a cohort, or its
+    folder with ``labels`` a labels.csv), the model's answer stored and media rendered."""
     from tqdm.auto import tqdm
 
-    from app.ingest import load_case
-
+    cohort = cases_dir if isinstance(cases_dir, Cohort) else open_cohort(cases_dir, labels)
+    truth_of = study_truth(cohort, task)
     specs = []
-    for folder in tqdm(case_folders(cases_dir), desc="study cases", disable=not progress):
-        key, truth = read_truth(folder, task)
-        case, _ = load_case(folder)
+    for key, truth in tqdm(truth_of.items(), desc="study cases", disable=not progress):
+        case = cohort.load(key)
         render_media(case, media_dir / key)
+        folder = cohort.folder(key)
         spec = CaseSpec(key, truth, case.modalities(), folder=str(folder.resolve()))
         if predictor is not None:
             out = predictor(case)

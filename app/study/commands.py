@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 
-from app.storage.db import data_dir, open_database
-from app.study.cases import ModelPredictor, load_study_cases
-from app.study.config import load_config, resolve_passwords
-from app.study.export import export_study
-from app.study.service import create_study, get_study
-from model_zoo.synth.truth import case_folders
+from fuselens.app.cohort import open_cohort
+from fuselens.app.storage.db import data_dir, open_database
+from fuselens.app.study.cases import ModelPredictor, load_study_cases, study_truth
+from fuselens.app.study.config import load_config, resolve_passwords
+from fuselens.app.study.export import export_study
+from fuselens.app.study.service import create_study, get_study
 
 
 def create_from_folder(
@@ -19,15 +20,25 @@ def create_from_folder(
     db_url: str | None = None,
     model: str | None = None,
     progress: bool = True,
+    labels: str | Path | None = None,
+    task: str | None = None,
 ) -> tuple[int, dict[str, str]]:
-    """Create the study; returns its id and the passwords generated for logins without one."""
+    """Create the study from a cohort (``cases_dir`` with ``labels`` a labels.csv, else its
+    own labels.csv, else its truth.json files) on the yes/no ``task`` (default: the
+    config's); returns its id and the passwords generated for logins without one."""
     config, generated = resolve_passwords(load_config(config_path))
-    case_folders(cases_dir)  # a wrong folder fails before the model loads
+    if task:
+        config = dataclasses.replace(config, task=task)
+    cohort = open_cohort(cases_dir, labels)  # a wrong folder fails before the model loads
+    study_truth(cohort, config.task)  # so do labels a reader study cannot use
     needs_model = any(a.show_prediction for a in config.arms)
     model_name = model or config.model
+    config = dataclasses.replace(config, model=model_name)  # the study records the model used
     predictor = ModelPredictor(model_name, config.task) if needs_model else None
+    if predictor is not None:
+        cohort.check_labels(predictor.model.tasks, config.task)
     media_dir = data_dir() / "study_media" / uuid.uuid4().hex
-    specs = load_study_cases(cases_dir, config.task, predictor, media_dir, progress=progress)
+    specs = load_study_cases(cohort, config.task, predictor, media_dir, progress=progress)
     engine, sessions = open_database(db_url)
     try:
         with sessions() as session:
@@ -58,7 +69,7 @@ def serve(study_id: int, host: str, port: int, db_url: str | None = None) -> int
     """Run the reader/owner server of one study until interrupted."""
     import uvicorn
 
-    from app.study.server import create_app
+    from fuselens.app.study.server import create_app
 
     engine, sessions = open_database(db_url)
     with sessions() as session:

@@ -3,7 +3,7 @@
 Example::
 
     name: Heart failure, with and without AI
-    task: heart_failure          # the case truth label the readers diagnose
+    task: heart_failure          # the yes/no task readers diagnose (a labels.csv column)
     seed: 7                      # reading orders
     model: demo                  # checkpoint whose answers the AI arms show
     arms: [no_ai, ai, ai_explained]   # or {name, show_prediction, show_explanations}

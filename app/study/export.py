@@ -5,7 +5,7 @@ pseudonym code (``R01``...), cases by their case key. The iMRMC file follows the
 the FDA's iMRMC tool writes itself: a free-text header with ``NR``, ``N0``, ``N1``, ``NM``,
 then ``BEGIN DATA:`` and rows ``readerID,caseID,modalityID,score``; truth rows have
 readerID ``-1`` and modalityID ``0`` with score 0 or 1. The score is the disease score of
-:func:`app.study.metrics.disease_score` (diagnosis and confidence on one 0-100 scale).
+:func:`fuselens.app.study.metrics.disease_score` (diagnosis and confidence on one 0-100 scale).
 Cases are numbered 1..K in case-key order (the header lists the mapping) because some
 readers of the format want integers.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.study.service import answer_rows, get_study
+from fuselens.app.study.service import answer_rows, get_study
 
 BASE_COLUMNS = (
     "reader",
@@ -55,7 +55,7 @@ def csv_text(rows: Sequence[dict[str, Any]], panels: Sequence[str]) -> str:
 
 def imrmc_text(rows: Sequence[dict[str, Any]], title: str) -> str:
     """The answered rows in iMRMC input format."""
-    from app.study.metrics import disease_score  # scipy and pandas: only when exporting
+    from fuselens.app.study.metrics import disease_score  # scipy and pandas: only when exporting
 
     cases = sorted({r["case"]: r["truth"] for r in rows}.items())
     number = {key: i + 1 for i, (key, _) in enumerate(cases)}

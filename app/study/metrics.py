@@ -25,7 +25,7 @@ from scipy import stats
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import cohen_kappa_score
 
-from app.study.orh import Fom, ORHResult, auc_components, orh_from_table
+from fuselens.app.study.orh import Fom, ORHResult, auc_components, orh_from_table
 
 COLUMNS = ("reader", "case", "arm", "truth", "diagnosis", "confidence", "seconds", "ai_answer")
 BINARY_COLUMNS = ("truth", "diagnosis")

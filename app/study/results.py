@@ -1,4 +1,4 @@
-"""The owner's results of a study: the answered rows through :mod:`app.study.metrics`."""
+"""The owner's results of a study: the answered rows through :mod:`fuselens.app.study.metrics`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from app.study.metrics import compare_arms, study_summary
-from app.study.service import answer_rows
+from fuselens.app.study.metrics import compare_arms, study_summary
+from fuselens.app.study.service import answer_rows
 
 
 def metrics_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Answered rows in the columns :mod:`app.study.metrics` reads (AI answer only where shown)."""
+    """Answered rows in the columns :mod:`fuselens.app.study.metrics` reads (AI answer only where shown)."""
     return pd.DataFrame(
         [
             {

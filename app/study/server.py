@@ -28,11 +28,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
-from app.storage.db import data_dir
-from app.storage.models import Case, Reader, Study
-from app.study.config import PANEL_NEEDS, PANELS
-from app.study.export import csv_text, imrmc_text
-from app.study.service import (
+from fuselens.app.storage.db import data_dir
+from fuselens.app.storage.models import Case, Reader, Study
+from fuselens.app.study.config import PANEL_NEEDS, PANELS
+from fuselens.app.study.export import csv_text, imrmc_text
+from fuselens.app.study.service import (
     AnswerIn,
     StudyError,
     answer_rows,
@@ -299,7 +299,7 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
 
     @app.get("/api/results")
     def api_results(_: OwnerLogin, session: DB) -> dict:
-        from app.study.results import study_results  # the statistics stack loads on first use
+        from fuselens.app.study.results import study_results  # the statistics stack loads on first use
 
         return study_results(session, study_id)
 
@@ -336,7 +336,7 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
             + "</tr>"
             for p in progress(session, study_id)
         )
-        from app.study.results import study_results
+        from fuselens.app.study.results import study_results
 
         results = study_results(session, study_id)
         perf = "".join(

@@ -16,9 +16,9 @@ from sqlalchemy import Integer, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from app.storage.models import Answer, Arm, Assignment, AuditLog, Case, Reader, Study
-from app.study.auth import hash_password, verify_password
-from app.study.config import PANEL_NEEDS, StudyConfig
+from fuselens.app.storage.models import Answer, Arm, Assignment, AuditLog, Case, Reader, Study
+from fuselens.app.study.auth import hash_password, verify_password
+from fuselens.app.study.config import PANEL_NEEDS, StudyConfig
 
 CONFIDENCE_RANGE = (0, 100)
 USEFULNESS_RANGE = (1, 5)

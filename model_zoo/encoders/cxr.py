@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torchvision.models import densenet121
 
-from model_zoo.encoders.finding_maps import FindingMaps
-from model_zoo.layers import MaskedAttentionPool, conv_block
-from model_zoo.preprocess import CXR_MEAN, CXR_STD
+from fuselens.model_zoo.encoders.finding_maps import FindingMaps
+from fuselens.model_zoo.layers import MaskedAttentionPool, conv_block
+from fuselens.model_zoo.preprocess import CXR_MEAN, CXR_STD
 
 XRV_RANGE = 1024.0
 

@@ -1,7 +1,7 @@
 """Lead-aware ECG encoder: (1, k) Conv2d over time on ``(B, 1, 12, 2500)``.
 
 The last conv block keeps lead x time resolution ``(B, C, 12, L')``; its finding maps
-``(B, K, 12, L')`` (:mod:`model_zoo.encoders.finding_maps`, the Grad-CAM++ target) give each
+``(B, K, 12, L')`` (:mod:`fuselens.model_zoo.encoders.finding_maps`, the Grad-CAM++ target) give each
 (lead, time) cell a token with a lead embedding, and missing leads are masked.
 """
 
@@ -12,9 +12,9 @@ import math
 import torch
 from torch import nn
 
-from model_zoo.case import STANDARD_LEADS
-from model_zoo.encoders.finding_maps import FindingMaps
-from model_zoo.layers import MaskedAttentionPool, conv_block
+from fuselens.model_zoo.case import STANDARD_LEADS
+from fuselens.model_zoo.encoders.finding_maps import FindingMaps
+from fuselens.model_zoo.layers import MaskedAttentionPool, conv_block
 
 # (kernel, stride) along time for each conv block.
 _TIME_KERNELS: tuple[tuple[int, int], ...] = ((15, 4), (9, 2), (9, 2), (9, 1))

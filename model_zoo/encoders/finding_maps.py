@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model_zoo.tasks import TASK_MODALITY
+from fuselens.model_zoo.tasks import TASK_MODALITY
 
 
 class FindingOutput(NamedTuple):

@@ -23,7 +23,7 @@ from transformers import AutoTokenizer, BertModel
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import logging as hf_logging
 
-from model_zoo.layers import MaskedAttentionPool
+from fuselens.model_zoo.layers import MaskedAttentionPool
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -28,16 +28,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from model_zoo.synth import GENERATOR_VERSION
-from model_zoo.synth.cxr import PIXEL_SPACING_MM, simulate_cxr
-from model_zoo.synth.dicom import PatientMeta, draw_style, write_cxr, write_ecg, write_echo
-from model_zoo.synth.ecg import RATE_HZ, simulate_ecg
-from model_zoo.synth.echo import simulate_echo
-from model_zoo.synth.echo_anatomy import MM_PER_PX
-from model_zoo.synth.labs import lab_evidence, labs_csv, make_labs
-from model_zoo.synth.latent import Latent, draw_latent, patient_rng
-from model_zoo.synth.npz import save_npz_deterministic
-from model_zoo.synth.reports import make_report
+from fuselens.model_zoo.synth import GENERATOR_VERSION
+from fuselens.model_zoo.synth.cxr import PIXEL_SPACING_MM, simulate_cxr
+from fuselens.model_zoo.synth.dicom import PatientMeta, draw_style, write_cxr, write_ecg, write_echo
+from fuselens.model_zoo.synth.ecg import RATE_HZ, simulate_ecg
+from fuselens.model_zoo.synth.echo import simulate_echo
+from fuselens.model_zoo.synth.echo_anatomy import MM_PER_PX
+from fuselens.model_zoo.synth.labs import lab_evidence, labs_csv, make_labs
+from fuselens.model_zoo.synth.latent import Latent, draw_latent, patient_rng
+from fuselens.model_zoo.synth.npz import save_npz_deterministic
+from fuselens.model_zoo.synth.reports import make_report
 
 STREAM_LABS, STREAM_ECG, STREAM_ECHO, STREAM_CXR, STREAM_FILES = 1, 2, 3, 4, 5
 CASE_FILES = (

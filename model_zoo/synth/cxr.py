@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy.ndimage import binary_dilation, gaussian_filter
 
-from model_zoo.synth.cxr_anatomy import (
+from fuselens.model_zoo.synth.cxr_anatomy import (
     SIZE,
     XX,
     YY,
@@ -24,7 +24,7 @@ from model_zoo.synth.cxr_anatomy import (
     lateral_margin,
     lung_fields,
 )
-from model_zoo.synth.latent import Latent
+from fuselens.model_zoo.synth.latent import Latent
 
 PIXEL_SPACING_MM = 0.7
 

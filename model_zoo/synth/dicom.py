@@ -18,9 +18,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
-from model_zoo.case import STANDARD_LEADS
-from model_zoo.synth import GENERATOR_VERSION
-from model_zoo.synth.vocab import ECHO_VIEW_CODES
+from fuselens.model_zoo.case import STANDARD_LEADS
+from fuselens.model_zoo.synth import GENERATOR_VERSION
+from fuselens.model_zoo.synth.vocab import ECHO_VIEW_CODES
 
 ECG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.9.1.1"
 US_MULTIFRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from model_zoo.case import STANDARD_LEADS
-from model_zoo.synth.latent import Latent
+from fuselens.model_zoo.case import STANDARD_LEADS
+from fuselens.model_zoo.synth.latent import Latent
 
 RATE_HZ = 500
 DURATION_S = 10.0

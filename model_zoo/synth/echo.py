@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from model_zoo.synth.echo_anatomy import APEX_XY, SIZE, Heart, cycle_phase, render_anatomy
-from model_zoo.synth.latent import Latent
+from fuselens.model_zoo.synth.echo_anatomy import APEX_XY, SIZE, Heart, cycle_phase, render_anatomy
+from fuselens.model_zoo.synth.latent import Latent
 
 N_FRAMES = 32
 SECTOR_HALF_ANGLE_DEG = 38.0

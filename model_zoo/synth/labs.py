@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model_zoo.case import format_lab_value, reference_flag
-from model_zoo.lab_reference import lookup
-from model_zoo.synth.latent import Latent
-from model_zoo.synth.vocab import LAB_EVIDENCE_ITEMS
+from fuselens.model_zoo.case import format_lab_value, reference_flag
+from fuselens.model_zoo.lab_reference import lookup
+from fuselens.model_zoo.synth.latent import Latent
+from fuselens.model_zoo.synth.vocab import LAB_EVIDENCE_ITEMS
 
 ALWAYS = ("NT-proBNP", "Sodium", "Creatinine")
 OPTIONAL = {

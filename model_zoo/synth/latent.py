@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model_zoo.case import ECHO_VIEWS, MODALITIES
-from model_zoo.synth.vocab import ALL_FINDINGS, CONFOUNDERS, FINDINGS
+from fuselens.model_zoo.case import ECHO_VIEWS, MODALITIES
+from fuselens.model_zoo.synth.vocab import ALL_FINDINGS, CONFOUNDERS, FINDINGS
 
 P_HEART_FAILURE = 0.45
 P_CONFOUNDER: dict[str, float] = {"ckd": 0.2, "copd": 0.15, "pneumonia": 0.1, "hypertension": 0.4}

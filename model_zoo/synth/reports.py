@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from model_zoo.case import ECHO_VIEWS, MODALITIES
-from model_zoo.synth.latent import Latent
-from model_zoo.synth.vocab import FINDINGS
+from fuselens.model_zoo.case import ECHO_VIEWS, MODALITIES
+from fuselens.model_zoo.synth.latent import Latent
+from fuselens.model_zoo.synth.vocab import FINDINGS
 
 VIEW_NAMES = {
     "A4C": "apical four-chamber",

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from model_zoo.case import GroundTruth
+from fuselens.model_zoo.case import GroundTruth
 
 
 def load_truth(case_dir: str | Path) -> GroundTruth:

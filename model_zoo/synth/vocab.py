@@ -5,7 +5,7 @@ Models, report parsing and evaluation import these; changing a name changes the 
 
 from __future__ import annotations
 
-from model_zoo.case import MODALITIES
+from fuselens.model_zoo.case import MODALITIES
 
 LABEL = "heart_failure"
 

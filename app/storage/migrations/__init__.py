@@ -1,1 +1,1 @@
-"""Alembic migrations of the FuseLens schema (run by :func:`app.storage.db.upgrade`)."""
+"""Alembic migrations of the FuseLens schema (run by :func:`fuselens.app.storage.db.upgrade`)."""

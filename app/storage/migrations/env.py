@@ -1,11 +1,11 @@
-"""Alembic environment: runs online on the connection :func:`app.storage.db.upgrade` passes."""
+"""Alembic environment: runs online on the connection :func:`fuselens.app.storage.db.upgrade` passes."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from app.storage.db import make_engine
-from app.storage.models import Base
+from fuselens.app.storage.db import make_engine
+from fuselens.app.storage.models import Base
 
 config = context.config
 
