@@ -81,9 +81,7 @@ class Cohort:
         """Raise a :class:`CohortError` naming the file unless ``task`` is a model task the
         cohort labels, every label of it one of the model's answers."""
         if task not in model_tasks:
-            raise CohortError(
-                f"the model has no task {task!r} (it has {', '.join(model_tasks)})"
-            )
+            raise CohortError(f"the model has no task {task!r} (it has {', '.join(model_tasks)})")
         if task not in self._tasks:
             raise CohortError(
                 f"{self.describe()}: no labels for task {task!r} "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -28,8 +30,11 @@ def load_card(folder: Path) -> dict:
 
 
 def load_factory(spec: str, device: str | torch.device | None = None) -> ExplainableModel:
-    """Import ``MODULE`` and call ``FACTORY`` (with ``device=`` when it takes one)."""
+    """Import ``MODULE`` (the working folder first on the path, as uvicorn does for its
+    ``MODULE:APP``) and call ``FACTORY`` (with ``device=`` when it takes one)."""
     module_name, _, func_name = str(spec).partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from test_model_support import tiny_config
+from test_model_support import tiny_explainable
 
 from fuselens.app.demo_cases import load_catalogue
 from fuselens.app.session import LoadedModel, Workstation
-from fuselens.model_zoo.model import FusionModel
 
 REPORTING_SEED = 5
 """A seed whose untrained tiny model writes report sentences for the demo cases (most seeds'
@@ -17,8 +15,8 @@ decoders end at once), for tests of the report panels."""
 
 
 def tiny_workstation(seed: int, cases_dir: Path, media_dir: Path | None = None) -> Workstation:
-    """The demo catalogue served by ``FusionModel(tiny_config())`` seeded with ``seed``."""
-    torch.manual_seed(seed)
-    model = FusionModel(tiny_config()).eval()
-    loaded = LoadedModel(model, model.config, "tiny test model", "cpu")
+    """The demo catalogue served by ``FusionModel(tiny_config())`` seeded with ``seed``, behind
+    the model contract (:func:`test_model_support.tiny_explainable`)."""
+    model = tiny_explainable(seed, name="tiny test model")
+    loaded = LoadedModel(model, "tiny test model", "cpu")
     return Workstation(loaded, load_catalogue(), cases_dir=cases_dir, media_dir=media_dir)

@@ -45,7 +45,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_workstation(args: list[str], log_name: str) -> Iterator[dict[str, Any]]:
+def serve_workstation(
+    args: list[str], log_name: str, cwd: Path = ROOT
+) -> Iterator[dict[str, Any]]:
     """``fuselens serve ARGS`` on a free port until it answers HTTP 200 and has warmed up;
     yields its ``url``, ``http_s`` (seconds to HTTP 200) and ``log``; the log is saved to
     ``test-artifacts/LOG_NAME`` when the server stops."""
@@ -54,7 +56,7 @@ def serve_workstation(args: list[str], log_name: str) -> Iterator[dict[str, Any]
     cmd = [sys.executable, "-m", "fuselens.app.cli", "serve", "--port", str(port), *args]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     log: list[str] = []
 

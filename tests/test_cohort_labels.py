@@ -129,8 +129,8 @@ def test_labelled_cohort_reads_labels_and_cases(cohort_dir):
     case = cohort.load("a-bright")
     assert case.case_id == "a-bright" and case.modalities() == ["ecg", "cxr"]
     assert case.truth is None
-    assert _mean(cohort, "a-bright") > BRIGHT_FROM + 0.02 > BRIGHT_FROM - 0.02 > _mean(
-        cohort, "b-dim"
+    assert (
+        _mean(cohort, "a-bright") > BRIGHT_FROM + 0.02 > BRIGHT_FROM - 0.02 > _mean(cohort, "b-dim")
     )
 
 
@@ -260,7 +260,10 @@ def test_an_answer_not_among_the_models_is_refused_naming_the_file(tmp_path, mod
     ("text", "message"),
     [
         ("id,bright\na,yes\n", r"no 'case_id' column \(columns: id, bright\)"),
-        ("case_id,bright\na,yes\nzzz,no\n", r"no case folder under .* for case_id 'zzz' \(1 of 2\)"),
+        (
+            "case_id,bright\na,yes\nzzz,no\n",
+            r"no case folder under .* for case_id 'zzz' \(1 of 2\)",
+        ),
         ("case_id,bright\na,yes\nb,no\na,no\n", "duplicate case_id 'a' \\(lines 2 and 4\\)"),
         ("case_id,bright\n,yes\n", "line 2 has no case_id"),
         ("case_id,bright\n../a,yes\n", "'../a' is not a case folder name"),
@@ -394,7 +397,7 @@ def test_cli_study_create_from_a_labelled_cohort(cohort_dir, tmp_path, monkeypat
     args = ["study", "create", "--cases", str(cohort_dir), "--config", str(config), "--db", url]
     model = ["--model", "test_cohort_labels:make_model", "--quiet"]
     assert main([*args, *model]) == 2  # the config's task, heart_failure, is not labelled
-    assert "no task 'heart_failure'" in capsys.readouterr().err
+    assert "no labels for task 'heart_failure'" in capsys.readouterr().err
     assert main([*args, *model, "--task", "bright"]) == 0
     study_id = int(capsys.readouterr().out.strip())
     engine, sessions = open_database(url)

@@ -8,15 +8,16 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-import torch
-from test_model_support import make_case, tiny_config
+from test_model_support import make_case, tiny_explainable
 
-from fuselens.explain.bundle import DEMO_CAVEAT, ExplanationBundle
+from fuselens.explain.bundle import FORMAT_VERSION, ExplanationBundle
 from fuselens.explain.context import CaseContext
 from fuselens.explain.grounding import ground_report, heading_modality, sentence_spans
 from fuselens.explain.html_report import render_html
+from fuselens.explain.methods import DEFAULT_METHOD
 from fuselens.explain.pipeline import STAGES, explain_stages, map_evidence
-from fuselens.model_zoo.model import FusionModel
+from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT
+from fuselens.model_zoo.synth.reports import HEADERS
 
 VOCAB = ["<pad>", "<bos>", "<eos>", "<unk>", ".", ":", "\n", "ecg", "echo", "labs", "lbbb"]
 
@@ -28,24 +29,27 @@ def case():
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return FusionModel(tiny_config(report_vocab=VOCAB)).eval()
+    return tiny_explainable(0, name="tiny model", report_vocab=VOCAB)
 
 
 @pytest.fixture(scope="module")
 def staged(model, case):
-    return list(explain_stages(model, model.config, case, text_max_evals=40, model_name="tiny"))
+    return list(explain_stages(model, case, text_max_evals=40, model_name="tiny"))
 
 
 def test_stages_run_quick_ones_first_and_the_bundle_grows(staged) -> None:
     assert [s for s, _ in staged] == list(STAGES)
     first, last = staged[0][1], staged[-1][1]
-    assert first.gradcam is first.text is first.shapley is first.report is None
-    assert staged[1][1].gradcam is not None and staged[1][1].shapley is None
+    assert first.maps == {} and first.shown_maps() is None
+    assert first.text is first.shapley is first.report is None
+    assert list(staged[1][1].maps) == [DEFAULT_METHOD] and staged[1][1].shapley is None
+    assert staged[1][1].shown_maps().method == DEFAULT_METHOD
     assert last.stages == list(STAGES)
     assert set(STAGES) <= set(last.timings)
-    assert {"gradcam:ecg", "gradcam:echo", "gradcam:cxr"} <= set(last.timings)
+    assert {f"{DEFAULT_METHOD}:{m}" for m in ("ecg", "echo", "cxr")} <= set(last.timings)
+    assert last.unavailable == {}  # the demo model has every capability
     assert last.caveat == DEMO_CAVEAT and last.model_name == "tiny"
+    assert (last.task, last.target) == ("heart_failure", "yes")
     assert 0.0 <= last.probability <= 1.0
     assert last.probability == pytest.approx(last.prediction["heart_failure"]["probability"])
     assert staged[4][1].report is not None
@@ -67,17 +71,25 @@ def test_lab_evidence_comes_from_occlusion_until_text_shap_is_done(model, case, 
 
 def test_maps_are_shaped_like_the_case(staged, case) -> None:
     b = staged[-1][1]
-    assert b.gradcam.ecg.shape == case.ecg.signal.shape
-    assert b.gradcam.ecg_leads == case.ecg.lead_names and b.gradcam.ecg_rate_hz == 500.0
-    assert set(b.gradcam.echo) == set(case.echo)
-    for v, cam in b.gradcam.echo.items():
+    maps = b.maps[DEFAULT_METHOD]
+    assert maps is b.shown_maps() and maps.method == DEFAULT_METHOD
+    assert maps.ecg.shape == case.ecg.signal.shape
+    assert maps.ecg_leads == case.ecg.lead_names and maps.ecg_rate_hz == 500.0
+    assert set(maps.echo) == set(case.echo)
+    for v, cam in maps.echo.items():
         assert cam.shape == case.echo[v].frames.shape
-    assert b.gradcam.cxr.shape == case.cxr.image.shape
+    assert maps.cxr.shape == case.cxr.image.shape
     assert b.text.token_values.shape == (len(b.text.tokens),)
-    assert b.attention.modality_attention.shape == (4, 4)
-    n_tokens = len(b.attention.token_labels)
-    assert b.attention.guidance.shape == (len(b.attention.guidance_rows), n_tokens)
-    assert sum(b.attention.guidance_blocks.values()) == pytest.approx(1.0)
+    att = b.attention
+    assert att.titles == [
+        "Cross-modal attention (MedFlexFusion)",
+        "Task guidance over the fused tokens",
+        "Lambda mixing weights",
+    ]
+    assert att.matrices[0].shape == (4, 4) and att.matrices[2].shape == (4, 4)
+    assert att.rows[0] == att.columns[0] == ["labs", "ecg", "echo", "cxr"]
+    assert att.matrices[1].shape == (len(att.rows[1]), len(att.columns[1]))
+    assert sum(att.block_shares.values()) == pytest.approx(1.0)
     assert len(b.shapley.coalitions) == 16
 
 
@@ -111,8 +123,9 @@ def test_save_and_load_give_an_identical_bundle(staged, tmp_path) -> None:
 def test_load_rejects_other_formats(tmp_path, staged) -> None:
     folder = staged[0][1].save(tmp_path / "b")
     text = (folder / "bundle.json").read_text()
-    text = text.replace('"format_version": 1', '"format_version": 9')
-    (folder / "bundle.json").write_text(text)
+    version = f'"format_version": {FORMAT_VERSION}'
+    assert version in text
+    (folder / "bundle.json").write_text(text.replace(version, '"format_version": 9'))
     with pytest.raises(ValueError):
         ExplanationBundle.load(folder)
 
@@ -143,15 +156,20 @@ def test_html_report_is_self_contained(staged, case) -> None:
 def test_sentences_follow_headings_then_attention() -> None:
     words = ["ecg", ":", "lbbb", ".", "\n", "impression", ":", "lbbb", ".", "x"]
     assert sentence_spans(words) == [(0, 4), (5, 9), (9, 10)]
-    assert heading_modality(["chest", "x-ray", ":", "edema"]) == "cxr"
-    assert heading_modality(["echo", "normal"]) is None
+    assert heading_modality(["chest", "x-ray", ":", "edema"], HEADERS) == "cxr"
+    assert heading_modality(["echo", "normal"], HEADERS) is None
+    assert heading_modality(["chest", "x-ray", ":", "edema"], {}) is None
     labels = ["labs:0", "ecg:0", "echo:0", "cxr:0", "shared:0", "task:heart_failure"]
     att = np.zeros((len(words), len(labels)))
     att[:, 2] = 1.0  # every word looks at echo
     evidence = {"ecg": {"leads": []}, "echo": {"view": "A4C"}}
-    rep = ground_report(words, att, labels, ["ecg", "echo"], evidence)
+    rep = ground_report(words, att, labels, ["ecg", "echo"], evidence, HEADERS)
     assert [s.modality for s in rep.sentences] == ["ecg", "echo", "echo"]
     assert [s.basis for s in rep.sentences] == ["section", "attention", "attention"]
     assert rep.sentences[0].evidence == {"leads": []}
     assert rep.sentences[1].attention["echo"] == pytest.approx(1.0)
     assert rep.sentences[0].text == "Ecg: lbbb."
+    # a model that states no report headings: every sentence is grounded by attention
+    bare = ground_report(words, att, labels, ["ecg", "echo"], evidence)
+    assert [s.modality for s in bare.sentences] == ["echo", "echo", "echo"]
+    assert {s.basis for s in bare.sentences} == {"attention"}

@@ -8,9 +8,12 @@ import pytest
 import torch
 from test_model_support import tiny_config
 
-from fuselens.app.cli import main
-from fuselens.explain.bench_xai import select_cases, summarise
-from fuselens.explain.bundle import DEMO_CAVEAT, ExplanationBundle
+from fuselens.app.cli import _evaluation_order, main
+from fuselens.app.cohort import open_cohort
+from fuselens.explain.bench_xai import format_table, summarise
+from fuselens.explain.bundle import ExplanationBundle
+from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY
+from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT
 from fuselens.model_zoo.model import FusionModel
 from fuselens.model_zoo.registry import save_model
 from fuselens.model_zoo.synth.cohort import write_case
@@ -54,21 +57,44 @@ def test_explain_writes_bundle_and_offline_html(cohort, tiny_model, tmp_path, ca
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["case_id"] == case_dir.name and summary["caveat"] == DEMO_CAVEAT
-    assert summary["stages"][0] == "prediction"
+    assert summary["stages"][0] == "prediction" and DEFAULT_METHOD in summary["stages"]
+    assert summary["unavailable"] == {}
     bundle = ExplanationBundle.load(out)
     assert bundle.case_id == case_dir.name and bundle.stages == summary["stages"]
+    assert list(bundle.maps) == [DEFAULT_METHOD]
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "<script" not in page and "data:image/png;base64," in page
 
 
-def test_select_cases_puts_single_evidence_heart_failure_first(cohort) -> None:
-    folders = select_cases(cohort)
-    assert len(folders) == 3 and len(select_cases(cohort, 2)) == 2
-    metas = [json.loads((f / "truth.json").read_text()) for f in folders]
+def test_explain_runs_each_chosen_map_method(cohort, tiny_model, tmp_path, capsys) -> None:
+    case_dir = sorted(p for p in cohort.iterdir() if p.is_dir())[0]
+    out = tmp_path / "exp"
+    args = ["explain", str(case_dir), "--out", str(out), "--model", str(tiny_model)]
+    methods = ["occlusion", "gradcam_pp"]
+    assert main([*args, "--method", methods[0], "--method", methods[1], "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["stages"][:3] == ["prediction", *methods]
+    bundle = ExplanationBundle.load(out)
+    assert list(bundle.maps) == methods
+    assert [bundle.maps[m].method for m in methods] == methods
+    assert bundle.shown_maps().method == "occlusion"
+    with pytest.raises(SystemExit, match="unknown map methods"):
+        main([*args, "--method", "no_such_method"])
+
+
+def test_evaluation_order_puts_single_evidence_heart_failure_first(cohort) -> None:
+    data = open_cohort(cohort)
+    ids = _evaluation_order(data, list(data.case_ids))
+    assert sorted(ids) == sorted(data.case_ids) and len(ids) == 3
+    metas = [json.loads((data.folder(c) / "truth.json").read_text()) for c in ids]
     flags = [
         m["labels"]["heart_failure"] == 1 and len(m["evidence_modalities"]) == 1 for m in metas
     ]
     assert flags == sorted(flags, reverse=True)
+    assert any(flags) and not all(flags), "the cohort must hold both kinds to test the order"
+    firsts = [c for c, f in zip(ids, flags, strict=True) if f]
+    rest = [c for c, f in zip(ids, flags, strict=True) if not f]
+    assert firsts == sorted(firsts) and rest == sorted(rest)
 
 
 def test_bench_xai_json_has_the_issue_keys() -> None:
@@ -81,17 +107,32 @@ def test_bench_xai_json_has_the_issue_keys() -> None:
         "insertion_auc": 0.5,
         "random_insertion_auc": 0.2,
         "sanity_spearman": 0.1,
+        "seconds": 2.0,
     }
+    unplanted = {k: v for k, v in rec.items() if k not in ("pointing_game", "top_k_hit")}
+    unplanted.pop("mass_in_mask")
     records = [
         {
-            "modalities": {"ecg": {**rec, "findings": "lbbb"}},
+            "modalities": {
+                "ecg": {
+                    "gradcam_pp": {**rec, "findings": "lbbb"},
+                    "occlusion": {**rec, "seconds": 6.0, "findings": "lbbb"},
+                }
+            },
             "shapley_efficiency_error": 1e-9,
             "text_fidelity": 0.95,
         },
         {
             "modalities": {
-                "ecg": {**rec, "deletion_auc": 0.5, "pointing_game": 0.0, "findings": "lbbb"},
-                "labs": {"sanity_spearman": 0.3},
+                "ecg": {
+                    "gradcam_pp": {
+                        **rec,
+                        "deletion_auc": 0.5,
+                        "pointing_game": 0.0,
+                        "findings": "lbbb",
+                    }
+                },
+                "labs": {"text_shap": {**unplanted, "sanity_spearman": 0.3}},
             },
             "shapley_efficiency_error": 2e-9,
             "shapley_planted_first": True,
@@ -99,15 +140,27 @@ def test_bench_xai_json_has_the_issue_keys() -> None:
     ]
     out = summarise(records, 1.0)
     assert TOP_KEYS <= set(out)
-    assert set(out["modalities"]) == {"labs", "ecg", "echo", "cxr"}
-    for m in out["modalities"].values():
-        assert MODALITY_KEYS <= set(m)
-    ecg = out["modalities"]["ecg"]
+    assert set(out["modalities"]) == {"labs", "ecg"}
+    assert set(out["modalities"]["ecg"]) == {"gradcam_pp", "occlusion"}
+    assert set(out["modalities"]["labs"]) == {"text_shap"}
+    for per_method in out["modalities"].values():
+        for m in per_method.values():
+            assert MODALITY_KEYS <= set(m)
+    ecg = out["modalities"]["ecg"]["gradcam_pp"]
     assert ecg["deletion_below_random_fraction"] == 0.5 and ecg["pointing_game"] == 0.5
     assert ecg["pointing_game_by_findings"] == {"lbbb": {"pointing_game": 0.5, "cases": 2}}
-    assert out["modalities"]["labs"]["sanity_spearman_median"] == 0.3
+    assert ecg["cases"] == 2 and ecg["seconds_per_case"] == 2.0
+    occ = out["modalities"]["ecg"]["occlusion"]
+    assert occ["cases"] == 1 and occ["seconds_per_case"] == 6.0 and occ["pointing_game"] == 1.0
+    labs = out["modalities"]["labs"]["text_shap"]
+    assert labs["sanity_spearman_median"] == 0.3
+    assert labs["pointing_game"] is None and labs["localisation_cases"] == 0
     assert out["shapley_efficiency_max_error"] == 2e-9 and out["shapley_planted_first"] == 1.0
     assert out["cases"] == 2 and out["text_fidelity_spearman"] == 0.95
+    table = format_table(out).splitlines()
+    rows = [line.split()[:2] for line in table[2:]]
+    assert rows == [["ecg", "gradcam_pp"], ["ecg", "occlusion"], ["labs", "text_shap"]]
+    assert "pointing" in table[0] and table[4].split()[2] == "-"  # labs: no localisation
 
 
 @pytest.mark.slow
@@ -117,6 +170,14 @@ def test_bench_xai_end_to_end(cohort, tiny_model, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["cases"] == 2 and out["shapley_efficiency_max_error"] < 1e-5
     assert out["text_fidelity_cases"] == 1
+    assert out["methods"] == list(REGISTRY)
+    for modality in ("ecg", "echo", "cxr"):
+        if modality in out["modalities"]:
+            assert set(out["modalities"][modality]) == set(REGISTRY)
+    assert set(out["modalities"].get("labs", {})) <= {"text_shap"}
+    assert main([*args, "--method", DEFAULT_METHOD, "--fidelity-cases", "0"]) == 0
+    table = capsys.readouterr().out
+    assert "sanity rho" in table and DEFAULT_METHOD in table and "occlusion" not in table
 
 
 @pytest.mark.slow

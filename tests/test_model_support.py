@@ -17,8 +17,13 @@ from fuselens.model_zoo.case import (
     PatientCase,
 )
 from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT, FusionExplainable
 from fuselens.model_zoo.inputs import ModelInputs, case_to_arrays, collate
 from fuselens.model_zoo.model import FusionModel
+from fuselens.model_zoo.synth.reports import HEADERS
+
+TINY_PREVALENCE = {"heart_failure": {"no": 0.6, "yes": 0.4}}
+"""The answer prevalence :func:`tiny_explainable` states (the modality-Shapley baseline)."""
 
 
 def tiny_config(**overrides) -> ModelConfig:
@@ -90,6 +95,23 @@ def tiny_model(seed: int = 0) -> FusionModel:
     """A :func:`tiny_config` model with seeded random weights, in eval mode."""
     torch.manual_seed(seed)
     return FusionModel(tiny_config()).eval()
+
+
+def tiny_explainable(
+    seed: int = 0, name: str = "tiny", prevalence: bool = True, **overrides
+) -> FusionExplainable:
+    """A :func:`tiny_config` model (``overrides`` to the config) with seeded random weights
+    behind the model contract, with the demo caveat, :data:`TINY_PREVALENCE` (unless
+    ``prevalence`` is False) and the synthetic reports' headings."""
+    torch.manual_seed(seed)
+    net = FusionModel(tiny_config(**overrides)).eval()
+    return FusionExplainable(
+        net,
+        name=name,
+        caveat=DEMO_CAVEAT,
+        answer_prevalence=TINY_PREVALENCE if prevalence else None,
+        report_headings=dict(HEADERS),
+    ).eval()
 
 
 def tiny_batch(model: FusionModel, n: int = 3) -> ModelInputs:

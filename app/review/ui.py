@@ -18,12 +18,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT  # noqa: E402
 from fuselens.app.review import store, views  # noqa: E402
 from fuselens.app.review.table import SORTABLE, for_display  # noqa: E402
 from fuselens.app.session import LoadedCase  # noqa: E402
 from fuselens.app.storage.models import ALL_OUTCOMES  # noqa: E402
 from fuselens.model_zoo.case import MODALITIES  # noqa: E402
+from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT  # noqa: E402
 
 DEFAULT_ACTOR = "reviewer"
 

@@ -112,7 +112,7 @@ def cohort_figures(
 
 
 def probability_text(row: Mapping[str, Any], task: str | None = None) -> str:
-    """``P(heart_failure = yes) 0.912`` for a yes/no task, ``P(cardiomegaly) 0.700`` (the
+    """``P(heart_failure = yes) 0.912`` for a yes/no task, ``P(moderate) 0.700`` (the
     top answer) otherwise."""
     task = task or row.get("task") or "heart_failure"
     if row["outcome"] in ANSWER_OUTCOMES:

@@ -4,8 +4,8 @@ Reader study: a :class:`Study` has :class:`Case` s (truth and the stored model a
 :class:`Arm` s (what a reader is shown), :class:`Reader` s (an owner and readers) and one
 :class:`Assignment` per reader x case x arm; an :class:`Answer` is unique per assignment.
 ``Answer.diagnosis`` is the binary call (1 = present) and ``Answer.confidence`` the reader's
-confidence in that call (0 = a guess, 100 = certain); :mod:`fuselens.app.study.metrics` turns the two
-into a 0-100 disease score for ROC analysis.
+confidence in that call (0 = a guess, 100 = certain); :mod:`fuselens.app.study.metrics`
+turns the two into a 0-100 disease score for ROC analysis.
 
 Error review: a :class:`ReviewRun` over a cohort holds one :class:`CaseResult` per case;
 :class:`Tag` s (an editable taxonomy) attach to results through :class:`CaseTag`, and
