@@ -36,10 +36,11 @@ def _synth(args: argparse.Namespace) -> int:
 def _load_cohort(cohort: str, progress: bool = True, grid: ModelConfig | None = None) -> list:
     """Every case folder of a cohort as a PatientCase with its planted truth attached; with a
     ModelConfig ``grid``, the evidence masks kept on that model's input grid."""
+    from tqdm.auto import tqdm
+
     from fuselens.app.ingest import load_case
     from fuselens.model_zoo.evidence_targets import evidence_targets
     from fuselens.model_zoo.synth.truth import case_folders, load_truth
-    from tqdm.auto import tqdm
 
     try:
         folders = case_folders(cohort)
@@ -58,6 +59,7 @@ def _load_cohort(cohort: str, progress: bool = True, grid: ModelConfig | None = 
 
 def _train(args: argparse.Namespace) -> int:
     import numpy as np
+
     from fuselens.model_zoo.training import TrainingConfig, train_model
 
     cfg = TrainingConfig(epochs=args.epochs, seed=args.seed)
@@ -92,8 +94,63 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_labelled(args: argparse.Namespace) -> dict:
+    """Any model on a labelled (or synthetic) cohort, per task: accuracy and AUC with CIs."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from fuselens.app.cohort import open_cohort
+    from fuselens.model_zoo.labelled_eval import task_metrics
+    from fuselens.model_zoo.predict import predict_case
+
+    model = _model(args.model)
+    try:
+        cohort = open_cohort(args.cohort, args.labels)
+        tasks = [args.task] if args.task else [t for t in model.tasks if t in cohort.tasks]
+        for task in tasks:
+            cohort.check_labels(model.tasks, task)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"fuselens eval: {exc}") from exc
+    truth: dict[str, list[str]] = {t: [] for t in tasks}
+    probs: dict[str, list[list[float]]] = {t: [] for t in tasks}
+    for case_id in tqdm(cohort.case_ids, desc="eval", disable=args.json, unit="case"):
+        labels = {t: cohort.label(case_id, t) for t in tasks}
+        if all(v is None for v in labels.values()):
+            continue
+        result = predict_case(model, cohort.load(case_id))
+        for t, answer in labels.items():
+            if answer is not None:
+                truth[t].append(answer)
+                p = result["tasks"][t]["probabilities"]
+                probs[t].append([p[a] for a in model.tasks[t]])
+    return {
+        "model": model.name,
+        "caveat": model.caveat,
+        "cohort": str(args.cohort),
+        "labels": str(cohort.source),
+        "tasks": {
+            t: task_metrics(truth[t], np.array(probs[t]), model.tasks[t], args.bootstrap)
+            for t in tasks
+            if truth[t]
+        },
+    }
+
+
 def _eval(args: argparse.Namespace) -> int:
     import json
+
+    from fuselens.model_zoo.loading import is_factory_spec
+
+    if args.labels or args.task or is_factory_spec(args.model):
+        from fuselens.model_zoo.labelled_eval import format_labelled
+
+        result = _eval_labelled(args)
+        if args.out:
+            from pathlib import Path
+
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2) if args.json else format_labelled(result))
+        return 0
 
     from fuselens.model_zoo.dataset import add_text_states, build_cohort_data
     from fuselens.model_zoo.evaluation import evaluate_model, format_tables
@@ -231,14 +288,17 @@ def _bench_xai(args: argparse.Namespace) -> int:
     ids = _evaluation_order(cohort, list(cohort.case_ids))
     ids = ids[: args.limit] if args.limit else ids
     cases = (cohort.load(c) for c in ids)
-    result = bench_xai(
-        model,
-        cases,
-        task=args.task,
-        methods=args.method,
-        fidelity_cases=args.fidelity_cases,
-        progress=not args.json,
-    )
+    try:
+        result = bench_xai(
+            model,
+            cases,
+            task=args.task,
+            methods=args.method,
+            fidelity_cases=args.fidelity_cases,
+            progress=not args.json,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"fuselens bench-xai: {exc}") from exc
     if args.out:
         from pathlib import Path
 
@@ -373,7 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="held-out evaluation: subsets, reports, retrieval")
     p.add_argument("--cohort", required=True)
-    p.add_argument("--model", default="demo")
+    p.add_argument(
+        "--labels", help="labels.csv: any model's accuracy and AUC per task on these labels"
+    )
+    p.add_argument("--task", help="evaluate this task only (with --labels or any model)")
+    p.add_argument("--model", default="demo", help=MODEL_HELP)
     p.add_argument("--json", action="store_true")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     p.add_argument("--out", help="also write the JSON here")

@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 import plotly.graph_objects as go
+
 from fuselens.app.figures.ecg_print import ecg_print_figure
 from fuselens.app.figures.loops import write_loop
 from fuselens.app.figures.overlays import (

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+
 from fuselens.app.demo_cases import DemoCase, materialise
 from fuselens.app.ingest import FileReport, load_case
 from fuselens.explain.bundle import ExplanationBundle

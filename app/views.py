@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
 from fuselens.app.figures.attention import attention_heatmap_figure
 from fuselens.app.figures.contributions import (
     interaction_matrix_figure,
@@ -209,12 +210,17 @@ def unavailable_markdown(bundle: ExplanationBundle | None) -> str:
 
 
 def progress_markdown(
-    bundle: ExplanationBundle | None, running: str | None = None, finished: bool = False
+    bundle: ExplanationBundle | None,
+    running: str | None = None,
+    finished: bool = False,
+    methods: Sequence[str] | None = None,
 ) -> str:
     """The stages in order: done (with seconds), running, waiting, or (once ``finished``)
-    not applicable to this case (e.g. text SHAP without labs)."""
+    not applicable to this case (e.g. text SHAP without labs); ``methods`` are the chosen map
+    methods (default: those in the bundle, else the default method)."""
     done = set(bundle.stages) if bundle is not None else set()
-    methods = list(bundle.maps) if bundle is not None and bundle.maps else [DEFAULT_METHOD]
+    if methods is None:
+        methods = list(bundle.maps) if bundle is not None and bundle.maps else [DEFAULT_METHOD]
     parts = []
     for stage in stage_names(methods):
         title = STAGE_TITLES.get(stage, stage)

@@ -1,8 +1,10 @@
 """The Gradio workstation: the layout, declared once, and thin callbacks.
 
 :func:`declare_layout` places every component; :func:`wire_events` connects them to
-callbacks that only call :mod:`fuselens.app.session`, :mod:`fuselens.app.views`, :mod:`fuselens.app.image_views`,
-:mod:`fuselens.app.report_views` and :mod:`fuselens.app.exports`, so every value a panel shows can be
+callbacks that only call :mod:`fuselens.app.session`, :mod:`fuselens.app.views`,
+:mod:`fuselens.app.image_views`,
+:mod:`fuselens.app.report_views` and :mod:`fuselens.app.exports`, so every value a panel shows can
+be
 computed from a test without a browser.
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+
 from fuselens.app import exports, image_views, report_views, views  # noqa: E402
 from fuselens.app.demo_cases import load_catalogue  # noqa: E402
 from fuselens.app.figures.text_highlight import HIGHLIGHT_CLASS, HIGHLIGHT_CSS  # noqa: E402
@@ -294,25 +297,28 @@ def _explanation_updates(
     if not cur.loaded.case.modalities():
         yield {ui.progress: "Nothing readable in this case: see the file table."}
         return
-    yield {ui.progress: views.progress_markdown(None, "prediction")}
+    methods = [settings.get("method", DEFAULT_METHOD)]
+    yield {ui.progress: views.progress_markdown(None, "prediction", methods=methods)}
     stage = "prediction"
     try:
-        stages = stage_names([settings.get("method", DEFAULT_METHOD)])
+        stages = stage_names(methods)
         for stage, bundle, cached in ws.explain(cur.loaded, task, target, settings["method"]):
             cur.bundle = bundle
             if cached:
                 values = views.bundle_panels(cur.loaded.case, bundle, settings)
-                note = views.progress_markdown(bundle, finished=True) + " (from cache)"
+                note = views.progress_markdown(bundle, finished=True, methods=methods)
+                note += " (from cache)"
             else:
                 values = views.stage_panels(stage, cur.loaded.case, bundle, settings)
                 nxt = stages.index(stage) + 1
-                note = views.progress_markdown(bundle, stages[nxt] if nxt < len(stages) else None)
+                running = stages[nxt] if nxt < len(stages) else None
+                note = views.progress_markdown(bundle, running, methods=methods)
             yield {**_to_updates(ui, values), ui.progress: note, ui.current: cur}
     except Exception as exc:
         yield {ui.progress: f"Explanation stopped after {stage}: {exc}"}
         raise gr.Error(f"Explanation stopped after {stage}: {exc}") from exc
     if cur.bundle is not None:
-        yield {ui.progress: views.progress_markdown(cur.bundle, finished=True)}
+        yield {ui.progress: views.progress_markdown(cur.bundle, finished=True, methods=methods)}
 
 
 def _wire_case_events(

@@ -8,6 +8,7 @@ attention and lambdas, and the task prompt's guidance attention over Z_all, TGMM
 from __future__ import annotations
 
 import numpy as np
+
 from fuselens.explain.bundle import AttentionMaps
 from fuselens.explain.context import CaseContext
 from fuselens.model_zoo.contract import AttentionReader

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import torch
+
 from fuselens.explain.pipeline import explain_case
 from fuselens.explain.text_shap import DEFAULT_MAX_EVALS
 from fuselens.model_zoo.case import PatientCase

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
+
 from fuselens.explain.context import CaseContext
 from fuselens.explain.methods import REGISTRY
 from fuselens.explain.metrics import (
@@ -42,7 +44,6 @@ from fuselens.explain.shapley import modality_shapley
 from fuselens.explain.text_shap import DEFAULT_MAX_EVALS, item_values, text_shap
 from fuselens.model_zoo.case import PatientCase
 from fuselens.model_zoo.contract import ExplainableModel, capabilities
-from tqdm.auto import tqdm
 
 REFERENCE_MAX_EVALS = 1000
 STEPS = 10
@@ -289,6 +290,9 @@ def bench_xai(
     if task not in model.tasks:
         raise ValueError(f"unknown task {task!r}; the model has {', '.join(model.tasks)}")
     methods = list(methods or REGISTRY)
+    unknown = [m for m in methods if m not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown map methods {unknown}; registered: {', '.join(REGISTRY)}")
     t0 = time.perf_counter()
     random_model = randomised_model(model)
     records, n_fid = [], 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from fuselens.model_zoo.case import PatientCase
 from fuselens.model_zoo.contract import (
     Batch,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from fuselens.model_zoo.case import Labs
 
 HOT = 0.5  # a map value at least this share of its peak counts as "hot"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from fuselens.model_zoo.case import CXR, ECG, STANDARD_LEADS, EchoCine
 from fuselens.model_zoo.preprocess import ECG_RATE_HZ, sample_frame_indices
 

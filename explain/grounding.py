@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from fuselens.explain.attention import block_shares
 from fuselens.explain.bundle import GroundedReport, GroundedSentence
 from fuselens.model_zoo.case import MODALITIES

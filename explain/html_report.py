@@ -16,11 +16,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from pytorch_grad_cam.utils.image import show_cam_on_image  # noqa: E402
+
 from fuselens.explain.bundle import ExplanationBundle  # noqa: E402
 from fuselens.explain.methods import REGISTRY  # noqa: E402
 from fuselens.model_zoo.case import PatientCase  # noqa: E402
-from PIL import Image  # noqa: E402
-from pytorch_grad_cam.utils.image import show_cam_on_image  # noqa: E402
 
 TITLES = {"labs": "Labs", "ecg": "ECG", "echo": "Echo", "cxr": "Chest X-ray"}
 RED, BLUE = (214, 39, 40), (31, 95, 191)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from fuselens.explain.evidence import cxr_evidence, ecg_evidence, echo_evidence
 from fuselens.explain.geometry import cxr_to_native, ecg_to_native, echo_to_native
 from fuselens.model_zoo.case import ECHO_VIEWS, STANDARD_LEADS, PatientCase

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from fuselens.explain.context import CaseContext
 from fuselens.explain.metrics import ScoreFn
 from fuselens.explain.modalities import MODALITY

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+
 from fuselens.explain.attention import attention_maps, has_attention
 from fuselens.explain.bundle import (
     ExplanationBundle,

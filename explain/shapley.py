@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from fuselens.explain.baseline import empty_value
 from fuselens.explain.context import CaseContext
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import shap
 import torch
+
 from fuselens.explain.context import CaseContext
 
 # Texts beyond the exact line level; benchmarks/text_shap_budget.py: token-level Spearman 0.58 at

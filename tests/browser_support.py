@@ -45,9 +45,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_workstation(
-    args: list[str], log_name: str, cwd: Path = ROOT
-) -> Iterator[dict[str, Any]]:
+def serve_workstation(args: list[str], log_name: str, cwd: Path = ROOT) -> Iterator[dict[str, Any]]:
     """``fuselens serve ARGS`` on a free port until it answers HTTP 200 and has warmed up;
     yields its ``url``, ``http_s`` (seconds to HTTP 200) and ``log``; the log is saved to
     ``test-artifacts/LOG_NAME`` when the server stops."""

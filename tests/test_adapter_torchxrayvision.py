@@ -10,13 +10,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from pytorch_grad_cam import GradCAMPlusPlus
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
 from fuselens.app.ingest import load_case
 from fuselens.model_zoo.adapters import torchxrayvision as adapter
 from fuselens.model_zoo.case import PatientCase
 from fuselens.model_zoo.contract import GradientModel, check_model, probabilities
-from pytorch_grad_cam import GradCAMPlusPlus
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from torch import nn
 
 xrv = adapter.import_xrv()  # the xrv extra is in the test extra: fail, never skip
 

@@ -14,6 +14,7 @@ from pydicom.data import get_testdata_file
 from fuselens.app import exports, image_views, report_views, views
 from fuselens.app.session import Workstation, open_uploads, status_table
 from fuselens.explain.bundle import ExplanationBundle, GroundedReport, GroundedSentence
+from fuselens.explain.methods import DEFAULT_METHOD
 
 NAME, PATIENT_ID, INSTITUTION = "Testperson^Alice", "ID-998877", "Galliera Clinic Genova"
 
@@ -85,7 +86,10 @@ def test_exports_hold_the_report_and_bundle_but_no_identifiers(ws, explained, tm
         zf.extractall(tmp_path / "unzipped")
     assert blob["bundle"]["case_id"] == bundle.case_id
     again = ExplanationBundle.load(tmp_path / "unzipped")
-    np.testing.assert_array_equal(again.gradcam.ecg, bundle.gradcam.ecg)
+    assert list(again.maps) == list(bundle.maps) == [DEFAULT_METHOD]
+    assert bundle.maps[DEFAULT_METHOD].ecg is not None
+    np.testing.assert_array_equal(again.maps[DEFAULT_METHOD].ecg, bundle.maps[DEFAULT_METHOD].ecg)
+    assert again.caveat == bundle.caveat
     for text in (html, json.dumps(blob)):
         for secret in ("Testperson", "Alice", "998877", "Galliera"):
             assert secret not in text

@@ -10,6 +10,7 @@ from app_support import REPORTING_SEED, tiny_workstation
 
 from fuselens.app import image_views, report_views, views
 from fuselens.app.session import Workstation
+from fuselens.explain.methods import DEFAULT_METHOD
 from fuselens.explain.pipeline import STAGES
 
 
@@ -34,8 +35,8 @@ def final(explained):
     return loaded.case, stages[-1][1]
 
 
-def settings(ws, echo=0.5, cxr=0.5):
-    return ws.settings([echo] * image_views.ECHO_SLOTS, cxr)
+def settings(ws, echo=0.5, cxr=0.5, method=DEFAULT_METHOD):
+    return ws.settings([echo] * image_views.ECHO_SLOTS, cxr, method)
 
 
 def test_stages_arrive_quick_ones_first(explained):
@@ -43,7 +44,8 @@ def test_stages_arrive_quick_ones_first(explained):
     names = [s for s, _ in stages]
     assert names == list(STAGES)
     first = stages[0][1]
-    assert first.gradcam is None and first.text is None and first.prediction
+    assert first.maps == {} and first.text is None and first.prediction
+    assert list(stages[1][1].maps) == [DEFAULT_METHOD]
 
 
 def test_explained_case_is_cached_by_case_task_and_class(ws, explained):
@@ -51,7 +53,9 @@ def test_explained_case_is_cached_by_case_task_and_class(ws, explained):
     again = list(ws.explain(loaded, "heart_failure", "yes"))
     assert len(again) == 1 and again[0][0] == "cached" and again[0][2] is True
     assert again[0][1] is stages[-1][1]
-    assert (loaded.key, "heart_failure", "no") not in ws.cache
+    assert (loaded.key, "heart_failure", "yes", DEFAULT_METHOD) in ws.cache
+    assert (loaded.key, "heart_failure", "no", DEFAULT_METHOD) not in ws.cache
+    assert (loaded.key, "heart_failure", "yes", "occlusion") not in ws.cache
     assert ws.is_finished(loaded, stages[-1][1]) and not ws.is_finished(loaded, stages[1][1])
 
 
@@ -64,6 +68,8 @@ def test_prediction_panel_shows_probability_truth_and_caveat(final):
     context = views.prediction_context(bundle, case.truth)
     assert "Planted truth" in context and "**yes**" in context
     assert "Atrial fibrillation" in context
+    panels = views.stage_panels("prediction", case, bundle)
+    assert panels["prediction"] == card and panels["unavailable"] == ""  # every capability
 
 
 def test_lab_panels_before_and_after_text_shap(explained):
@@ -86,7 +92,8 @@ def test_lab_panels_before_and_after_text_shap(explained):
 
 def test_gradcam_stage_fills_ecg_echo_and_cxr(ws, final):
     case, bundle = final
-    out = views.stage_panels("gradcam", case, bundle, settings(ws))
+    assert views.stage_panels(DEFAULT_METHOD, case, bundle, settings(ws, method="occlusion")) == {}
+    out = views.stage_panels(DEFAULT_METHOD, case, bundle, settings(ws))
     ecg = out["ecg"]
     kinds = [t.meta.get("kind") for t in ecg.data if isinstance(t.meta, dict)]
     assert kinds.count("lead") >= 12 and "shading" in kinds
@@ -104,7 +111,10 @@ def test_gradcam_stage_fills_ecg_echo_and_cxr(ws, final):
 def test_overlay_opacity_and_frame_scrubber(final):
     case, bundle = final
     cine = case.echo["A4C"]
-    cam = image_views.echo_cam(bundle.gradcam, "A4C")
+    maps = bundle.shown_maps(DEFAULT_METHOD)
+    assert maps is bundle.maps[DEFAULT_METHOD]
+    cam = image_views.echo_cam(maps, "A4C")
+    assert cam is not None and cam.shape[0] == cine.frames.shape[0]
     clear = image_views.echo_frame_image(cine, cam, 0.0, 5)
     assert np.array_equal(clear[..., 0], clear[..., 1])  # opacity 0: the grey frame
     strong = image_views.echo_frame_image(cine, cam, 0.8, 5)
@@ -113,8 +123,8 @@ def test_overlay_opacity_and_frame_scrubber(final):
     assert not np.array_equal(clear, other)
     last = image_views.echo_frame_image(cine, cam, 0.0, cine.frames.shape[0] - 1)
     assert np.array_equal(image_views.echo_frame_image(cine, cam, 0.0, 999), last)
-    dim = image_views.cxr_panel(case, bundle.gradcam, 0.0)
-    bright = image_views.cxr_panel(case, bundle.gradcam, 0.9)
+    dim = image_views.cxr_panel(case, maps, 0.0)
+    bright = image_views.cxr_panel(case, maps, 0.9)
     assert np.array_equal(dim[..., 0], dim[..., 2]) and not np.array_equal(dim, bright)
 
 
@@ -125,7 +135,11 @@ def test_shapley_and_attention_panels(final):
     assert np.asarray(matrix.data[0].z).shape == (4, 4)
     fusion, guidance = views.attention_panels(bundle)
     assert np.asarray(fusion.data[0].z).shape == (4, 4)
-    assert np.asarray(guidance.data[0].z).shape[1] == len(bundle.attention.token_labels)
+    assert bundle.attention.titles[0] == "Cross-modal attention (MedFlexFusion)"
+    assert np.asarray(guidance.data[0].z).shape == (
+        len(bundle.attention.rows[1]),
+        len(bundle.attention.columns[1]),
+    )
 
 
 def test_report_sentence_choice_highlights_its_evidence(final):

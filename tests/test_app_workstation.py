@@ -11,14 +11,18 @@ from fuselens.app.cli import build_parser
 from fuselens.app.demo_cases import load_catalogue
 from fuselens.app.session import Workstation
 from fuselens.app.workstation import build_app, header_markdown
+from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY
+from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT
 
 PANEL_IDS = (
     "fl-demo",
     "fl-task",
     "fl-target",
+    "fl-method",
     "fl-status",
     "fl-progress",
     "fl-prediction",
+    "fl-unavailable",
     "fl-shapley",
     "fl-interactions",
     "fl-lab-text",
@@ -54,11 +58,17 @@ def test_layout_declares_every_panel(ws):
     assert len(videos) == image_views.ECHO_SLOTS and all(v.autoplay and v.loop for v in videos)
     demo = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "fl-demo")
     assert [value for _, value in demo.choices] == [d.key for d in load_catalogue()]
+    method = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "fl-method")
+    assert [value for _, value in method.choices] == list(REGISTRY)
+    assert method.value == DEFAULT_METHOD
+    caveat = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "fl-caveat")
+    assert ws.model.model.caveat == DEMO_CAVEAT and DEMO_CAVEAT in caveat.value
 
 
 def test_header_names_model_and_device(ws):
     text = header_markdown(ws)
     assert "tiny test model" in text and "cpu" in text
+    assert f"tasks: {len(ws.model.model.tasks)}" in text
 
 
 def test_serve_options_and_defaults():

@@ -123,6 +123,11 @@ def test_demo_case_fills_every_panel(server, page):
     assert "Heart failure" in prediction and "not for clinical use" in prediction
     assert "Planted truth" in pg.inner_text("#fl-prediction-context")
     assert "not for clinical use" in pg.inner_text("#fl-caveat")
+    methods = pg.inner_text("#fl-method")
+    for label in ("Grad-CAM++", "Integrated Gradients", "Occlusion"):
+        assert label in methods
+    assert pg.locator("#fl-method").get_by_role("radio", name="Grad-CAM++").is_checked()
+    assert "✓ Grad-CAM++" in pg.inner_text("#fl-progress")
 
     lab_text = _token_text(pg, "#fl-lab-text")
     assert lab_text.startswith("NT-proBNP of the patient is 5201 pg/mL (high).")
@@ -270,3 +275,13 @@ def test_uploaded_files_get_a_status_line_each(page, tmp_path):
     assert "Uploaded case" in pg.inner_text("#fl-story")
     pg.wait_for_function("document.querySelectorAll('#fl-ecg .scatterlayer .trace').length >= 14")
     assert "lab text SHAP (not applicable)" in pg.inner_text("#fl-progress")
+
+
+def test_choosing_another_map_method_redraws_the_maps(page):
+    pg = page
+    pg.locator("#fl-method").get_by_role("radio", name="Occlusion").check()
+    pg.wait_for_function("document.querySelector('#fl-progress').innerText.includes('✓ Occlusion')")
+    _wait_done(pg)
+    assert "Grad-CAM++" not in pg.inner_text("#fl-progress")
+    pg.wait_for_function("document.querySelectorAll('#fl-ecg .scatterlayer .trace').length >= 14")
+    assert pg.locator("#fl-ecg .heatmaplayer .hm").count() >= 4  # the occlusion map's shading

@@ -7,13 +7,20 @@ import numpy as np
 import pytest
 import torch
 from pytorch_grad_cam import GradCAMPlusPlus
-from test_model_support import make_case, tiny_config
+from test_model_support import make_case, tiny_explainable
 
 from fuselens.explain.context import CaseContext
 from fuselens.explain.geometry import cxr_to_native, ecg_to_native, echo_to_native
-from fuselens.explain.gradcam import echo_views_to_depth, gradcam_plusplus
+from fuselens.explain.methods import REGISTRY
 from fuselens.model_zoo.case import ECG, STANDARD_LEADS, EchoCine
-from fuselens.model_zoo.model import FusionModel
+from fuselens.model_zoo.fusion_explainable import echo_views_to_depth
+
+GRADCAM_PP = REGISTRY["gradcam_pp"]
+
+
+def gradcam_plusplus(ctx: CaseContext, modality: str) -> np.ndarray:
+    """The registered Grad-CAM++ map of one modality (shaped like its model input)."""
+    return GRADCAM_PP.attribute(ctx, modality)
 
 
 def hand_gradcampp_weights(acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
@@ -57,19 +64,19 @@ def test_echo_reshape_transform_stacks_views_in_depth() -> None:
 
 @pytest.fixture(scope="module")
 def ctx() -> CaseContext:
-    torch.manual_seed(0)
-    model = FusionModel(tiny_config()).eval()
-    return CaseContext.build(model, make_case(1, 1))
+    return CaseContext.build(tiny_explainable(0), make_case(1, 1))
 
 
 def test_cams_are_shaped_like_the_model_inputs_in_unit_range(ctx) -> None:
     cfg = ctx.model.config
+    for m in ("ecg", "echo", "cxr"):
+        assert GRADCAM_PP.unavailable(ctx, m) is None
     ecg = gradcam_plusplus(ctx, "ecg")
     echo = gradcam_plusplus(ctx, "echo")
     cxr = gradcam_plusplus(ctx, "cxr")
-    assert ecg.shape == (12, 2500)
+    assert ecg.shape == (1, 12, 2500) == ctx.modality_input("ecg").shape[1:]
     assert echo.shape == (3, cfg.echo_frames, cfg.echo_size, cfg.echo_size)
-    assert cxr.shape == (cfg.cxr_size, cfg.cxr_size)
+    assert cxr.shape == (1, cfg.cxr_size, cfg.cxr_size)
     for m in (ecg, echo, cxr):
         assert m.dtype == np.float32 and m.min() >= 0 and m.max() <= 1
         assert m.max() > 0.99  # normalised to its peak
@@ -80,19 +87,17 @@ def test_cams_are_shaped_like_the_model_inputs_in_unit_range(ctx) -> None:
 def test_other_modalities_come_from_the_cache(ctx, monkeypatch) -> None:
     calls = []
     for name in ("labs", "echo", "cxr"):
-        enc = ctx.model.encoders[name]
+        enc = ctx.model.net.encoders[name]
         monkeypatch.setattr(enc, "forward", lambda *a, n=name, **k: calls.append(n))
     gradcam_plusplus(ctx, "ecg")
     assert calls == []
 
 
 def test_gradcam_rejects_labs_and_absent_modalities() -> None:
-    torch.manual_seed(0)
-    model = FusionModel(tiny_config()).eval()
-    c = CaseContext.build(model, make_case(2, 0, ("labs", "ecg")))
-    with pytest.raises(ValueError):
-        gradcam_plusplus(c, "labs")
-    with pytest.raises(ValueError):
+    c = CaseContext.build(tiny_explainable(0), make_case(2, 0, ("labs", "ecg")))
+    assert "does not apply to labs" in GRADCAM_PP.unavailable(c, "labs")
+    assert c.model.target_layer("labs") is None
+    with pytest.raises(ValueError, match="not present"):
         gradcam_plusplus(c, "cxr")
 
 

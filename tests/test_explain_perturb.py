@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from test_model_support import make_case, tiny_config
+from test_model_support import make_case, tiny_explainable
 
 from fuselens.explain.context import CaseContext
 from fuselens.explain.perturb import baseline_input, feature_grid, masked_batch
-from fuselens.model_zoo.model import FusionModel
 
 
 def test_a_removed_echo_patch_takes_the_loops_mean_not_black() -> None:
-    torch.manual_seed(0)
-    ctx = CaseContext.build(FusionModel(tiny_config()).eval(), make_case(3, 1))
+    ctx = CaseContext.build(tiny_explainable(0), make_case(3, 1))
     x = ctx.modality_input("echo")
     base = baseline_input(ctx, "echo")
     assert base.shape == x.shape

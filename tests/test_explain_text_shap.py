@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from shap.utils import make_masks
-from test_model_support import make_case, tiny_config
+from test_model_support import make_case, tiny_explainable
 
 from fuselens.explain.context import CaseContext
 from fuselens.explain.pipeline import lab_items, text_attribution
@@ -19,7 +19,6 @@ from fuselens.explain.text_shap import (
     text_shap,
 )
 from fuselens.model_zoo.case import LabItem, Labs
-from fuselens.model_zoo.model import FusionModel
 
 
 def node_leaf_sets(linkage: np.ndarray) -> list[frozenset[int]]:
@@ -44,8 +43,7 @@ def test_partition_groups_each_line_before_joining_lines() -> None:
 
 @pytest.fixture(scope="module")
 def ctx() -> CaseContext:
-    torch.manual_seed(0)
-    model = FusionModel(tiny_config()).eval()
+    model = tiny_explainable(0)
     case = make_case(5, 1)
     case.labs = Labs(
         items=[
@@ -128,5 +126,5 @@ def test_line_occlusion_matches_direct_masking(ctx) -> None:
     ids = tokens.ids.copy()
     ids[tokens.feature_pos[tokens.lines == 0]] = mask_id
     masked = ctx.scores("labs", torch.from_numpy(ids[None]))
-    full = ctx.score(ctx.output)
+    full = ctx.score(ctx.logits)
     assert occ[0] == pytest.approx(float(full - masked), abs=1e-5)

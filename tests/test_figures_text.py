@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from fuselens.app.figures.prediction import DEMO_CAVEAT, prediction_markdown
+from fuselens.app.figures.prediction import prediction_markdown
 from fuselens.app.figures.text_highlight import highlighted_tokens, lab_item_table
+from fuselens.model_zoo.contract import GENERIC_CAVEAT
+from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT
 
 LAB_TEXT = (
     "NT-proBNP of the patient is 12500 pg/mL.\n"
@@ -106,17 +108,20 @@ def test_lab_item_table_sorted_by_magnitude_with_direction() -> None:
 
 
 def test_prediction_card_has_answer_probability_and_caveat() -> None:
-    md = prediction_markdown("Heart failure", "present", 0.873, "cuda:0", "fuselens-demo")
+    args = ("Heart failure", "present", 0.873, "cuda:0", "fuselens-demo")
+    md = prediction_markdown(*args, DEMO_CAVEAT)
     assert "Heart failure" in md and "**present**" in md and "87.3%" in md
     assert "cuda:0" in md and "fuselens-demo" in md
-    assert DEMO_CAVEAT in md
+    assert DEMO_CAVEAT in md and md.splitlines()[-1].endswith(DEMO_CAVEAT)
     assert DEMO_CAVEAT == "Demonstration model trained on synthetic data — not for clinical use."
     assert md.count("█") == 17
+    other = prediction_markdown(*args, GENERIC_CAVEAT)  # the card shows the model's own caveat
+    assert GENERIC_CAVEAT in other and DEMO_CAVEAT not in other
     with pytest.raises(ValueError, match="probability"):
-        prediction_markdown("HF", "present", 1.2, "cpu", "m")
+        prediction_markdown("HF", "present", 1.2, "cpu", "m", DEMO_CAVEAT)
 
 
 def test_prediction_card_escapes_markdown_in_names() -> None:
-    md = prediction_markdown("HF <script>", "yes", 0.5, "cpu", "model_v*1")
+    md = prediction_markdown("HF <script>", "yes", 0.5, "cpu", "model_v*1", GENERIC_CAVEAT)
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert "model\\_v\\*1" in md

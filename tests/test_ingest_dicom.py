@@ -14,7 +14,13 @@ from pydicom.uid import (
     UltrasoundMultiFrameImageStorage,
 )
 
-from fuselens.app.ingest import IngestError, read_cxr_dicom, read_ecg_dicom, read_echo_dicom, read_file
+from fuselens.app.ingest import (
+    IngestError,
+    read_cxr_dicom,
+    read_ecg_dicom,
+    read_echo_dicom,
+    read_file,
+)
 from fuselens.app.ingest.dicom import dicom_modality, identifiers, read_dicom_header
 
 

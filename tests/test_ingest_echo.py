@@ -10,7 +10,13 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.uid import UltrasoundImageStorage, UltrasoundMultiFrameImageStorage
 
-from fuselens.app.ingest import IngestError, read_echo_dicom, read_echo_frames, read_echo_video, read_file
+from fuselens.app.ingest import (
+    IngestError,
+    read_echo_dicom,
+    read_echo_frames,
+    read_echo_video,
+    read_file,
+)
 from fuselens.app.ingest.echo_common import view_from_filename, view_from_text
 
 

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from fuselens.app.ingest import IngestError, read_file, read_labs_csv, read_labs_json, read_labs_text
+from fuselens.app.ingest import (
+    IngestError,
+    read_file,
+    read_labs_csv,
+    read_labs_json,
+    read_labs_text,
+)
 
 CSV = """name,value,unit,low,high
 NT-proBNP,2400,pg/mL,,

@@ -9,7 +9,13 @@ import pydicom
 import pytest
 
 from fuselens.app.ingest import load_case, read_cxr_dicom
-from fuselens.model_zoo.synth.cohort import STREAM_CXR, STREAM_ECG, STREAM_ECHO, STREAM_LABS, write_case
+from fuselens.model_zoo.synth.cohort import (
+    STREAM_CXR,
+    STREAM_ECG,
+    STREAM_ECHO,
+    STREAM_LABS,
+    write_case,
+)
 from fuselens.model_zoo.synth.cxr import simulate_cxr
 from fuselens.model_zoo.synth.dicom import PatientMeta, RadiographStyle, write_cxr
 from fuselens.model_zoo.synth.ecg import simulate_ecg

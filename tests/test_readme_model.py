@@ -47,9 +47,20 @@ def test_the_readme_model_imports_only_the_public_api():
 def test_fuselens_explain_runs_the_readme_model_on_real_files(user_folder):
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     cmd = [
-        sys.executable, "-m", "fuselens.app.cli", "explain", "case", "--out", "out",
-        "--model", "my_model:build", "--method", "gradcam_pp", "--method",
-        "integrated_gradients", "--json",
+        sys.executable,
+        "-m",
+        "fuselens.app.cli",
+        "explain",
+        "case",
+        "--out",
+        "out",
+        "--model",
+        "my_model:build",
+        "--method",
+        "gradcam_pp",
+        "--method",
+        "integrated_gradients",
+        "--json",
     ]
     run = subprocess.run(cmd, cwd=user_folder, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
@@ -67,12 +78,14 @@ def test_fuselens_explain_runs_the_readme_model_on_real_files(user_folder):
         assert maps.cxr.ndim == 2 and maps.cxr.max() > 0
     assert bundle.shapley.modalities == ["ecg", "cxr"] and bundle.shapley.efficiency_error < 1e-9
     html = (user_folder / "out" / "report.html").read_text(encoding="utf-8")
-    assert "Grad-CAM++" in html and "Integrated Gradients" in html and "exposes no attention" in html
+    assert (
+        "Grad-CAM++" in html and "Integrated Gradients" in html and "exposes no attention" in html
+    )
 
 
 @pytest.mark.slow
 def test_the_workstation_explains_an_upload_with_the_readme_model(user_folder, monkeypatch):
-    from browser_support import require_chromium, serve_workstation, workstation_page
+    from browser_support import ARTIFACTS, require_chromium, serve_workstation, workstation_page
 
     require_chromium()
     monkeypatch.chdir(user_folder)
@@ -91,11 +104,17 @@ def test_the_workstation_explains_an_upload_with_the_readme_model(user_folder, m
             assert "Cardiomegaly" in pg.inner_text("#fl-prediction")
             assert "Untrained example model" in pg.inner_text("#fl-prediction")
             assert "exposes no attention maps" in pg.inner_text("#fl-unavailable")
-            assert pg.locator("#fl-ecg .heatmaplayer .hm").count() >= 1
-            pg.get_by_label("Occlusion").check()
+            pg.locator("#fl-ecg").scroll_into_view_if_needed()
+            pg.wait_for_selector("#fl-ecg .heatmaplayer .hm", state="attached")
+            assert "Grad-CAM++" in pg.inner_text("#fl-ecg")
+            pg.screenshot(path=str(ARTIFACTS / "my_model_gradcam.png"), full_page=True)
+            pg.locator("#fl-method").get_by_text("Occlusion").click()
             pg.wait_for_function(
                 "document.querySelector('#fl-progress').innerText.includes('Occlusion')"
                 " && document.querySelector('#fl-progress').innerText.includes('done')",
                 timeout=180_000,
             )
-            assert pg.locator("#fl-ecg .heatmaplayer .hm").count() >= 1
+            pg.wait_for_function(
+                "document.querySelector('#fl-ecg').innerText.includes('Occlusion')"
+            )
+            pg.screenshot(path=str(ARTIFACTS / "my_model_occlusion.png"), full_page=True)

@@ -11,10 +11,21 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
 from fuselens.model_zoo.case import MODALITIES
-from fuselens.model_zoo.synth.labs import HISTORY_ROW, MEDICATIONS_ROW, lab_evidence, labs_csv, make_labs
+from fuselens.model_zoo.synth.labs import (
+    HISTORY_ROW,
+    MEDICATIONS_ROW,
+    lab_evidence,
+    labs_csv,
+    make_labs,
+)
 from fuselens.model_zoo.synth.latent import P_CONFOUNDER, P_HEART_FAILURE, draw_latent, patient_rng
 from fuselens.model_zoo.synth.reports import findings_from_report, make_report
-from fuselens.model_zoo.synth.vocab import ALL_FINDINGS, CONFOUNDERS, FINDINGS, FORBIDDEN_LABEL_TERMS
+from fuselens.model_zoo.synth.vocab import (
+    ALL_FINDINGS,
+    CONFOUNDERS,
+    FINDINGS,
+    FORBIDDEN_LABEL_TERMS,
+)
 
 N_DRAWS = 3000
 

@@ -9,7 +9,12 @@ import pytest
 
 from fuselens.model_zoo.case import STANDARD_LEADS
 from fuselens.model_zoo.synth.cxr import simulate_cxr
-from fuselens.model_zoo.synth.cxr_anatomy import draw_thorax, heart_silhouette, lung_fields, measured_ctr
+from fuselens.model_zoo.synth.cxr_anatomy import (
+    draw_thorax,
+    heart_silhouette,
+    lung_fields,
+    measured_ctr,
+)
 from fuselens.model_zoo.synth.dicom import PatientMeta, RadiographStyle, stored_radiograph
 from fuselens.model_zoo.synth.ecg import RATE_HZ, simulate_ecg
 from fuselens.model_zoo.synth.echo import simulate_echo

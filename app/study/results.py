@@ -13,7 +13,8 @@ from fuselens.app.study.service import answer_rows
 
 
 def metrics_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Answered rows in the columns :mod:`fuselens.app.study.metrics` reads (AI answer only where shown)."""
+    """Answered rows in the columns :mod:`fuselens.app.study.metrics` reads (AI answer only where
+    shown)."""
     return pd.DataFrame(
         [
             {

@@ -299,7 +299,9 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
 
     @app.get("/api/results")
     def api_results(_: OwnerLogin, session: DB) -> dict:
-        from fuselens.app.study.results import study_results  # the statistics stack loads on first use
+        from fuselens.app.study.results import (
+            study_results,  # the statistics stack loads on first use
+        )
 
         return study_results(session, study_id)
 

@@ -11,6 +11,7 @@ method picker all come from :data:`REGISTRY`.
 from __future__ import annotations
 
 import numpy as np
+
 from fuselens.explain.context import CaseContext
 
 REGISTRY: dict[str, MapMethod] = {}

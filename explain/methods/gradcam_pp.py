@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from pytorch_grad_cam import GradCAMPlusPlus
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
 from fuselens.explain.context import CaseContext
 from fuselens.explain.methods.base import MapMethod, register
 from fuselens.explain.modalities import MODALITY
 from fuselens.model_zoo.contract import GradientModel
-from pytorch_grad_cam import GradCAMPlusPlus
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from torch import nn
 
 
 class ModalityForward(nn.Module):

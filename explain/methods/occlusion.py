@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from captum.attr import FeatureAblation
+
 from fuselens.explain.context import CaseContext
 from fuselens.explain.methods.base import MapMethod, register, to_heat
 from fuselens.explain.modalities import MODALITY

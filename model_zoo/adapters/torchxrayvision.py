@@ -30,10 +30,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from fuselens.model_zoo.case import PatientCase
 from fuselens.model_zoo.contract import Batch, Logits
 from fuselens.model_zoo.standard_inputs import standard_batch
-from torch import nn
 
 WEIGHTS_ENV = "FUSELENS_XRV_WEIGHTS"
 INSTALL_HINT = 'pip install "fuselens[xrv]"'

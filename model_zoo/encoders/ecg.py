@@ -1,7 +1,8 @@
 """Lead-aware ECG encoder: (1, k) Conv2d over time on ``(B, 1, 12, 2500)``.
 
 The last conv block keeps lead x time resolution ``(B, C, 12, L')``; its finding maps
-``(B, K, 12, L')`` (:mod:`fuselens.model_zoo.encoders.finding_maps`, the Grad-CAM++ target) give each
+``(B, K, 12, L')`` (:mod:`fuselens.model_zoo.encoders.finding_maps`, the Grad-CAM++ target) give
+each
 (lead, time) cell a token with a lead embedding, and missing leads are masked.
 """
 

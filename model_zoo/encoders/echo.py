@@ -2,7 +2,8 @@
 
 The per-frame CNN is Conv3d with (1, k, k) kernels on ``(B*V, 1, F, H, W)``, so its last conv
 block is a 5-D video activation ``(B*V, C, F, h, w)``. Its finding maps
-``(B*V, K, F, h, w)`` (:mod:`fuselens.model_zoo.encoders.finding_maps`, the Grad-CAM++ target), pooled
+``(B*V, K, F, h, w)`` (:mod:`fuselens.model_zoo.encoders.finding_maps`, the Grad-CAM++ target),
+pooled
 to a 4 x 4 grid, make one token per frame with a view and a frame-position embedding; one
 self-attention layer runs over each view's frames,
 and a motion token (per-feature spread over frames, i.e. wall motion) is added per view.

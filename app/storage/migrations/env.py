@@ -1,4 +1,5 @@
-"""Alembic environment: runs online on the connection :func:`fuselens.app.storage.db.upgrade` passes."""
+"""Alembic environment: runs online on the connection :func:`fuselens.app.storage.db.upgrade`
+passes."""
 
 from __future__ import annotations
 
