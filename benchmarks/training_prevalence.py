@@ -1,6 +1,6 @@
 """Print a checkpoint card's ``answer_prevalence``: each task's answer shares in a cohort.
 
-python benchmarks/training_prevalence.py /work/data/cohort_seed1 [--card assets/demo_model/card.json]
+python benchmarks/training_prevalence.py COHORT [--card assets/demo_model/card.json]
 
 With ``--card``, the card's ``answer_prevalence`` (the modality-Shapley baseline the
 checkpoint carries) is replaced by the cohort's; ``fuselens train`` writes it for the cases

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fuselens.explain.bundle import ModalityMaps
 from fuselens.explain.evidence import cxr_evidence, ecg_evidence, echo_evidence
 from fuselens.explain.geometry import cxr_to_native, ecg_to_native, echo_to_native
 from fuselens.model_zoo.case import ECHO_VIEWS, STANDARD_LEADS, PatientCase
@@ -87,6 +88,10 @@ class Modality:
         """JSON-ready summary of where a map (in the case's geometry) points."""
         raise NotImplementedError
 
+    def store(self, maps: ModalityMaps, native: Any, case: PatientCase) -> None:
+        """Put a map in the case's geometry into a method's :class:`ModalityMaps`."""
+        setattr(maps, self.name, native)
+
     def evidence_mask(self, case: PatientCase) -> Any:
         """A synthetic case's planted evidence in the case's geometry, or ``None``."""
         return None
@@ -125,6 +130,12 @@ class ECGModality(Modality):
 
     def to_case(self, m: np.ndarray, case: PatientCase) -> np.ndarray:
         return ecg_to_native(m.reshape(len(STANDARD_LEADS), -1), case.ecg)
+
+    def store(self, maps: ModalityMaps, native: np.ndarray, case: PatientCase) -> None:
+        """The map with its rows' lead names and sampling rate (the case's own)."""
+        maps.ecg = native
+        maps.ecg_leads = list(case.ecg.lead_names)
+        maps.ecg_rate_hz = float(case.ecg.sampling_rate)
 
     def evidence(self, native: np.ndarray, case: PatientCase) -> dict[str, Any]:
         return ecg_evidence(native, list(case.ecg.lead_names), float(case.ecg.sampling_rate))

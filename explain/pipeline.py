@@ -86,12 +86,7 @@ def method_maps(
             continue
         t = time.perf_counter()
         native = MODALITY[modality].to_case(impl.attribute(ctx, modality), case)
-        if modality == "ecg":
-            maps.ecg = native
-            maps.ecg_leads = list(case.ecg.lead_names)
-            maps.ecg_rate_hz = float(case.ecg.sampling_rate)
-        else:
-            setattr(maps, modality, native)
+        MODALITY[modality].store(maps, native, case)
         timings[f"{method}:{modality}"] = time.perf_counter() - t
     return maps
 

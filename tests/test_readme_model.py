@@ -118,3 +118,83 @@ def test_the_workstation_explains_an_upload_with_the_readme_model(user_folder, m
                 "document.querySelector('#fl-ecg').innerText.includes('Occlusion')"
             )
             pg.screenshot(path=str(ARTIFACTS / "my_model_occlusion.png"), full_page=True)
+
+
+REAL_CASES = {  # case folder -> (files copied in, cardiomegaly label, rhythm label)
+    "r1-ecg-cxr": (("waveform_ecg.dcm", "RG1_UNCR.dcm"), "yes", "sinus"),
+    "r2-cxr-j2k": (("RG1_J2KR.dcm",), "no", ""),
+    "r3-ecg-cxr": (("waveform_ecg.dcm", "RG3_UNCR.dcm"), "no", "other"),
+    "r4-cxr": (("RG3_J2KR.dcm",), "yes", ""),
+}
+
+
+def test_fuselens_review_of_real_dicom_cases_with_the_readme_model(user_folder, tmp_path):
+    """``fuselens review --labels --task --model my_model:build``: every case stored, each
+    outcome what the CSV's truth and the model's own prediction (run here) make it."""
+    from pydicom.data import get_testdata_file
+
+    from fuselens.app.cohort import open_cohort
+    from fuselens.app.review import store
+    from fuselens.app.storage.db import open_database
+    from fuselens.model_zoo.loading import load_factory
+
+    cohort = tmp_path / "cohort"
+    rows = ["case_id,cardiomegaly,rhythm"]
+    for case_id, (files, cardio, rhythm) in REAL_CASES.items():
+        (cohort / case_id).mkdir(parents=True)
+        for name in files:
+            kind = "ecg" if name.startswith("waveform") else "cxr"
+            shutil.copy(get_testdata_file(name), cohort / case_id / f"{kind}.dcm")
+        rows.append(f"{case_id},{cardio},{rhythm}")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'review.db'}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "fuselens.app.cli",
+        "review",
+        "--cohort",
+        str(cohort),
+        "--labels",
+        str(labels),
+        "--task",
+        "cardiomegaly",
+        "--model",
+        "my_model:build",
+        "--db",
+        url,
+        "--run-name",
+        "real",
+    ]
+    run = subprocess.run(cmd, cwd=user_folder, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "4/4 cases stored" in run.stdout
+
+    engine, sessions = open_database(url)
+    try:
+        (info,) = store.list_runs(sessions)
+        stored = {r["case_id"]: r for r in store.run_rows(sessions, info.id)}
+    finally:
+        engine.dispose()
+    assert sorted(stored) == sorted(REAL_CASES)
+    from fuselens.model_zoo.predict import predict_case
+
+    old_cwd = os.getcwd()
+    os.chdir(user_folder)
+    try:
+        model = load_factory("my_model:build")
+    finally:
+        os.chdir(old_cwd)
+    opened = open_cohort(cohort, labels)
+    for case_id, (files, cardio, _) in REAL_CASES.items():
+        p_yes = predict_case(model, opened.load(case_id))["tasks"]["cardiomegaly"]["probability"]
+        predicted = "yes" if p_yes >= 0.5 else "no"
+        outcome = {("yes", "yes"): "TP", ("no", "yes"): "FP", ("no", "no"): "TN"}.get(
+            (cardio, predicted), "FN"
+        )
+        row = stored[case_id]
+        assert row["truth_answer"] == cardio and row["predicted_answer"] == predicted
+        assert row["outcome"] == outcome and row["probability"] == pytest.approx(p_yes, abs=1e-5)
+        expected = ["ecg", "cxr"] if len(files) == 2 else ["cxr"]
+        assert row["modalities"] == expected
