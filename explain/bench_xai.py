@@ -5,7 +5,8 @@ answer for the case). Per map method and modality: on cases whose planted eviden
 that modality (synthetic cohorts; a labelled cohort of real files has no masks), pointing
 game, top-k hit (k = mask size) and mass in mask against the evidence masks in the case's own
 geometry; on every case with the modality, deletion and insertion curves (target log-odds,
-features removed most-important first) against random orders on the model's input grid, the
+features removed most-important first) against random orders on the model's input grid (also
+given over the evidence cases alone, as earlier versions measured it), the
 model-parameter randomisation test (Spearman between the trained and a randomised model's
 maps, pooled to the feature grid) and seconds per case. Labs (models that read lab text):
 ERASER comprehensiveness/sufficiency of the SHAP rationale and item-level fidelity of the
@@ -216,6 +217,9 @@ def summarise_records(recs: list[dict[str, Any]]) -> dict[str, Any]:
         "random_insertion_auc": _mean([r["random_insertion_auc"] for r in recs]),
         "insertion_above_random_fraction": _mean(
             [float(r["insertion_auc"] > r["random_insertion_auc"]) for r in recs]
+        ),
+        "evidence_deletion_below_random_fraction": _mean(
+            [float(r["deletion_auc"] < r["random_deletion_auc"]) for r in loc]
         ),
         "sanity_spearman_median": float(statistics.median(sanity)) if sanity else None,
         "seconds_per_case": _mean([r["seconds"] for r in recs]),

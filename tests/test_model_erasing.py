@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_model_support import make_case, tiny_config
+from test_model_support import make_case, tiny_config, tiny_explainable
 
 from fuselens.explain.context import CaseContext
 from fuselens.explain.perturb import feature_grid, masked_batch
 from fuselens.model_zoo.erasing import ECG_WINDOW, PATCH, random_erasing, random_keep, removal_value
 from fuselens.model_zoo.inputs import case_to_arrays, collate
-from fuselens.model_zoo.model import FusionModel
 
 
 def _batch(n: int = 6):
@@ -61,7 +60,7 @@ def test_removal_value_rejects_a_modality_without_one() -> None:
 def test_a_fully_erased_input_is_the_deletion_tests_fully_deleted_input(modality) -> None:
     torch.manual_seed(0)
     case = make_case(2, 1)
-    ctx = CaseContext.build(FusionModel(tiny_config()).eval(), case)
+    ctx = CaseContext.build(tiny_explainable(0), case)
     grid = feature_grid(ctx, modality)
     deleted = masked_batch(ctx, grid, np.zeros((1, grid.n), dtype=bool))
     x = ctx.modality_input(modality)
