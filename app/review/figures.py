@@ -10,20 +10,18 @@ from fuselens.app.review.metrics import Calibration
 CELL_NAMES = (("TN", "FP"), ("FN", "TP"))
 
 
-def confusion_figure(counts: np.ndarray, task_label: str = "Heart failure") -> go.Figure:
-    """Annotated 2 x 2 heat map: rows the truth, columns the prediction."""
-    counts = np.asarray(counts, dtype=int)
-    if counts.shape != (2, 2):
-        raise ValueError(f"a confusion matrix is 2 x 2, got {counts.shape}")
-    text = [[f"{CELL_NAMES[i][j]}<br>{counts[i, j]}" for j in range(2)] for i in range(2)]
+def _confusion_heatmap(
+    counts: np.ndarray, answers: list[str], text: list[list[str]], size: int, task_label: str
+) -> go.Figure:
+    """Annotated heat map of ``counts``: rows the truth, columns the predicted answer."""
     fig = go.Figure(
         go.Heatmap(
             z=counts,
-            x=["predicted no", "predicted yes"],
-            y=["truth no", "truth yes"],
+            x=[f"predicted {a}" for a in answers],
+            y=[f"truth {a}" for a in answers],
             text=text,
             texttemplate="%{text}",
-            textfont={"size": 18},
+            textfont={"size": size},
             colorscale="Blues",
             showscale=False,
             hovertemplate="%{y}, %{x}: %{z}<extra></extra>",
@@ -36,6 +34,15 @@ def confusion_figure(counts: np.ndarray, task_label: str = "Heart failure") -> g
         margin={"l": 80, "r": 20, "t": 50, "b": 40},
     )
     return fig
+
+
+def confusion_figure(counts: np.ndarray, task_label: str = "Heart failure") -> go.Figure:
+    """Annotated 2 x 2 heat map: rows the truth, columns the prediction."""
+    counts = np.asarray(counts, dtype=int)
+    if counts.shape != (2, 2):
+        raise ValueError(f"a confusion matrix is 2 x 2, got {counts.shape}")
+    text = [[f"{CELL_NAMES[i][j]}<br>{counts[i, j]}" for j in range(2)] for i in range(2)]
+    return _confusion_heatmap(counts, ["no", "yes"], text, 18, task_label)
 
 
 def answer_confusion_figure(
@@ -47,26 +54,7 @@ def answer_confusion_figure(
     n = len(answers)
     if counts.shape != (n, n):
         raise ValueError(f"{n} answers need an {n} x {n} matrix, got {counts.shape}")
-    fig = go.Figure(
-        go.Heatmap(
-            z=counts,
-            x=[f"predicted {a}" for a in answers],
-            y=[f"truth {a}" for a in answers],
-            text=counts.astype(str),
-            texttemplate="%{text}",
-            textfont={"size": 16},
-            colorscale="Blues",
-            showscale=False,
-            hovertemplate="%{y}, %{x}: %{z}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title=f"{task_label}: confusion matrix (n = {int(counts.sum())})",
-        yaxis={"autorange": "reversed"},
-        height=340,
-        margin={"l": 80, "r": 20, "t": 50, "b": 40},
-    )
-    return fig
+    return _confusion_heatmap(counts, answers, counts.astype(str).tolist(), 16, task_label)
 
 
 def calibration_figure(
