@@ -197,7 +197,7 @@ class SyntheticCohort(Cohort):
     kind = "synthetic"
 
     def __init__(self, folder: str | Path):
-        from fuselens.model_zoo.synth.truth import case_folders
+        from fuselens.model_zoo.synth.truth import case_folders, truth_answers
         from fuselens.model_zoo.tasks import TASK_MODALITY
 
         self.root = self.source = Path(folder)
@@ -219,27 +219,13 @@ class SyntheticCohort(Cohort):
                 meta = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise CohortError(f"{path}: cannot be read ({exc})") from exc
-            labels = self.truth_labels(meta, TASK_MODALITY)
+            labels = truth_answers(meta)
             tasks.update(dict.fromkeys(labels))
             self._labels[name] = labels
         self._tasks = list(tasks)
 
     def describe(self) -> str:
         return f"{self.root} (truth.json files)"
-
-    @staticmethod
-    def truth_labels(
-        meta: Mapping[str, Any], task_modality: Mapping[str, str | None]
-    ) -> dict[str, str]:
-        """Task -> "yes"/"no" from one ``truth.json`` (the rule of the modality-Shapley
-        prevalence: a finding task is labelled only where its modality is present)."""
-        labels = {t: "yes" if int(v) else "no" for t, v in meta.get("labels", {}).items()}
-        present = set(meta.get("modalities", ()))
-        findings = meta.get("findings", {})
-        for task, modality in task_modality.items():
-            if modality is not None and modality in present:
-                labels[task] = "yes" if task in findings.get(modality, ()) else "no"
-        return labels
 
 
 def open_cohort(folder: str | Path, labels: str | Path | None = None) -> Cohort:

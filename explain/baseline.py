@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+from fuselens.model_zoo.synth.truth import truth_answers
 from fuselens.model_zoo.tasks import TASK_MODALITY
 
 PREVALENCE_DESCRIPTION = (
@@ -24,22 +25,19 @@ UNIFORM_DESCRIPTION = (
 
 
 def cohort_prevalence(cohort_dir: str | Path) -> dict[str, float]:
-    """Share of positive cases per task over a synthetic cohort's ``truth.json`` files."""
+    """Share of "yes" per task over a synthetic cohort's ``truth.json`` files (a task counts
+    where it is known: :func:`~fuselens.model_zoo.synth.truth.truth_answers`)."""
     pos: dict[str, int] = {t: 0 for t in TASK_MODALITY}
     known: dict[str, int] = {t: 0 for t in TASK_MODALITY}
     files = sorted(Path(cohort_dir).glob("*/truth.json"))
     if not files:
         raise FileNotFoundError(f"{cohort_dir}: no case folders with truth.json")
     for path in files:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        for task, modality in TASK_MODALITY.items():
-            if modality is None:
-                if task in meta["labels"]:
-                    known[task] += 1
-                    pos[task] += int(meta["labels"][task])
-            elif modality in meta["modalities"]:
+        answers = truth_answers(json.loads(path.read_text(encoding="utf-8")))
+        for task in TASK_MODALITY:
+            if task in answers:
                 known[task] += 1
-                pos[task] += int(task in meta["findings"].get(modality, []))
+                pos[task] += answers[task] == "yes"
     return {t: pos[t] / known[t] for t in TASK_MODALITY if known[t]}
 
 

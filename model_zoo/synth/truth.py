@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fuselens.model_zoo.case import GroundTruth
+from fuselens.model_zoo.tasks import TASK_MODALITY
 
 
 def load_truth(case_dir: str | Path) -> GroundTruth:
@@ -54,3 +56,15 @@ def case_folders(cohort_dir: str | Path) -> list[Path]:
             f"{root}: no case folders with truth.json (a `fuselens synth` cohort)"
         )
     return folders
+
+
+def truth_answers(meta: Mapping[str, Any]) -> dict[str, str]:
+    """Task -> "yes"/"no" from one ``truth.json``: its labels, and each finding task where
+    the finding's modality is present (a finding is unknown without its modality)."""
+    labels = {t: "yes" if int(v) else "no" for t, v in meta.get("labels", {}).items()}
+    present = set(meta.get("modalities", ()))
+    findings = meta.get("findings", {})
+    for task, modality in TASK_MODALITY.items():
+        if modality is not None and modality in present:
+            labels[task] = "yes" if task in findings.get(modality, ()) else "no"
+    return labels
