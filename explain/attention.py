@@ -1,5 +1,4 @@
-"""Attention of one case, where the model exposes it (the ``AttentionReader`` capability),
-and the block shares the grounded report uses.
+"""Attention of one case, where the model exposes it (the ``AttentionReader`` capability).
 
 The matrices are the model's own (for the demo model: MedFlexFusion's modality x modality
 attention and lambdas, and the task prompt's guidance attention over Z_all, TGMM Fig. 8).
@@ -12,20 +11,6 @@ import numpy as np
 from fuselens.explain.bundle import AttentionMaps
 from fuselens.explain.context import CaseContext
 from fuselens.model_zoo.contract import AttentionReader
-
-
-def block_of(label: str) -> str:
-    """``"ecg:2"`` -> ``"ecg"``; ``"shared:0"`` -> ``"shared"``; ``"task:x"`` -> ``"task"``."""
-    return label.split(":", 1)[0]
-
-
-def block_shares(weights: np.ndarray, labels: list[str], blocks: tuple[str, ...]) -> dict:
-    """Share of the total weight (last axis over ``labels``) that falls in each block."""
-    w = np.asarray(weights, dtype=np.float64).reshape(-1, len(labels)).sum(0)
-    total = float(w.sum()) or 1.0
-    names = [block_of(lab) for lab in labels]
-    pairs = list(zip(w, names, strict=True))
-    return {b: float(sum(v for v, n in pairs if n == b) / total) for b in blocks}
 
 
 def has_attention(ctx: CaseContext) -> bool:

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from fuselens.explain.attention import block_shares
 from fuselens.explain.bundle import GroundedReport, GroundedSentence
 from fuselens.model_zoo.case import MODALITIES
+from fuselens.model_zoo.contract import block_shares
 from fuselens.model_zoo.report import join_words, split_words
 
 REPORT_BLOCKS: tuple[str, ...] = (*MODALITIES, "shared", "task")

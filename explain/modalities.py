@@ -29,8 +29,8 @@ from fuselens.explain.evidence import cxr_evidence, ecg_evidence, echo_evidence
 from fuselens.explain.geometry import cxr_to_native, ecg_to_native, echo_to_native
 from fuselens.model_zoo.case import ECHO_VIEWS, STANDARD_LEADS, PatientCase
 from fuselens.model_zoo.contract import Batch
+from fuselens.model_zoo.erasing import ECG_WINDOW
 
-ECG_WINDOW = 50  # samples at 250 Hz: 0.2 s
 ECHO_CELLS = 8  # patches per side of an echo frame
 CXR_CELLS = 16  # patches per side of a radiograph
 OCCLUSION_FRAMES = 4  # echo frames occluded together

@@ -44,6 +44,7 @@ from fuselens.model_zoo.contract import (
     ReportWriter,
     capabilities,
 )
+from fuselens.model_zoo.predict import task_result
 
 FIXED_STAGES: tuple[str, ...] = ("prediction", "attention", "shapley", "report", "text_shap")
 
@@ -59,16 +60,10 @@ STAGES: tuple[str, ...] = stage_names()
 def prediction_summary(ctx: CaseContext) -> dict[str, Any]:
     """Answer, P(yes) (else the top answer's probability) and per-answer probabilities of
     every task (JSON-ready)."""
-    out = {}
-    for task, answers in ctx.model.tasks.items():
-        probs = ctx.logits[task][0].float().softmax(-1).cpu().tolist()
-        best = int(np.argmax(probs))
-        out[task] = {
-            "answer": answers[best],
-            "probability": probs[answers.index("yes")] if "yes" in answers else probs[best],
-            "probabilities": dict(zip(answers, probs, strict=True)),
-        }
-    return out
+    return {
+        task: task_result(answers, ctx.logits[task][0].float().softmax(-1).cpu().tolist())
+        for task, answers in ctx.model.tasks.items()
+    }
 
 
 def method_maps(

@@ -166,6 +166,25 @@ class CachedFeatures(Protocol):
         ...
 
 
+def block_of(label: str) -> str:
+    """``"ecg:2"`` -> ``"ecg"``; ``"shared:0"`` -> ``"shared"``; ``"task:x"`` -> ``"task"``."""
+    return label.split(":", 1)[0]
+
+
+def block_shares(
+    weights: np.ndarray, labels: Sequence[str], blocks: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Share of the total weight (last axis over ``labels``) that falls in each block
+    (``blocks``, default: those of ``labels`` in their order)."""
+    w = np.asarray(weights, dtype=np.float64).reshape(-1, len(labels)).sum(0)
+    total = float(w.sum()) or 1.0
+    names = [block_of(lab) for lab in labels]
+    blocks = list(dict.fromkeys(names)) if blocks is None else list(blocks)
+    return {
+        b: float(sum(v for v, n in zip(w, names, strict=True) if n == b) / total) for b in blocks
+    }
+
+
 @dataclass
 class ModelAttention:
     """Attention a model exposes for one case and task: named matrices with row and column

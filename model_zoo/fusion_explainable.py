@@ -15,7 +15,13 @@ import torch
 from torch import nn
 
 from fuselens.model_zoo.case import ECHO_VIEWS, MODALITIES, PatientCase
-from fuselens.model_zoo.contract import Batch, GeneratedReport, Logits, ModelAttention
+from fuselens.model_zoo.contract import (
+    Batch,
+    GeneratedReport,
+    Logits,
+    ModelAttention,
+    block_shares,
+)
 from fuselens.model_zoo.inputs import ModelInputs, case_to_arrays, collate
 from fuselens.model_zoo.model import CAM_ENCODERS, FusionModel, FusionOutput
 
@@ -171,7 +177,7 @@ class FusionExplainable(nn.Module):
                 "Task guidance over the fused tokens": labels,
                 "Lambda mixing weights": names,
             },
-            block_shares=_block_shares(guidance, labels),
+            block_shares=block_shares(guidance, labels),
         )
 
     @torch.no_grad()
@@ -186,11 +192,3 @@ class FusionExplainable(nn.Module):
             attention=rep.attention[0].float().cpu().numpy(),
             memory_labels=rep.memory_labels,
         )
-
-
-def _block_shares(weights: np.ndarray, labels: list[str]) -> dict[str, float]:
-    """Share of the total weight that falls on each block (``"ecg:2"`` -> ``ecg``)."""
-    w = np.asarray(weights, dtype=np.float64).reshape(-1, len(labels)).sum(0)
-    total = float(w.sum()) or 1.0
-    blocks = [lab.split(":", 1)[0] for lab in labels]
-    return {b: float(w[[x == b for x in blocks]].sum() / total) for b in dict.fromkeys(blocks)}
