@@ -16,6 +16,7 @@ modality ranks first on cases with a single evidence modality; efficiency error 
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -82,13 +83,12 @@ def faithfulness(ctx: CaseContext, modality: str, values: np.ndarray, seed: int)
     }
 
 
-def case_target(model: ExplainableModel, case: PatientCase, task: str) -> str:
-    """``yes`` when the task has it, else the model's own answer for the case."""
-    answers = list(model.tasks[task])
-    if "yes" in answers:
-        return "yes"
-    ctx = CaseContext.build(model, case, task, answers[0])
-    return answers[int(ctx.logits[task][0].argmax())]
+def with_case_target(ctx: CaseContext) -> CaseContext:
+    """The context explaining ``yes`` when the task has it, else the model's own answer
+    (same inputs and cached features)."""
+    if "yes" in ctx.answers:
+        return dataclasses.replace(ctx, target="yes")
+    return dataclasses.replace(ctx, target=ctx.answers[int(ctx.logits[ctx.task][0].argmax())])
 
 
 def _map_records(
@@ -166,8 +166,8 @@ def evaluate_case(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Every quality record of one case (JSON-ready): ``modalities[m][method]``."""
-    target = case_target(model, case, task)
-    ctx = CaseContext.build(model, case, task, target)
+    ctx = with_case_target(CaseContext.build(model, case, task))
+    target = ctx.target
     rctx = CaseContext.build(random_model, case, task, target)
     out: dict[str, Any] = {"case_id": case.case_id, "target": target, "modalities": {}}
     for modality in ctx.modalities:
