@@ -13,15 +13,6 @@ from fuselens.model_zoo.case import PatientCase
 from fuselens.model_zoo.contract import ExplainableModel
 
 
-def as_contract(model: Any) -> ExplainableModel:
-    """``model`` itself, or a raw demo network (no ``prepare``) behind the contract."""
-    if callable(getattr(model, "prepare", None)):
-        return model
-    from fuselens.model_zoo.fusion_explainable import FusionExplainable
-
-    return FusionExplainable(model).eval()
-
-
 def _run(model: ExplainableModel, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """Each task's logits, and the modality attention when the model's output has it."""
     outputs = getattr(model, "outputs", None)
@@ -52,7 +43,6 @@ def predict_cases(
     ``seconds`` is its share of its batch's time)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    model = as_contract(model)
     if isinstance(model, torch.nn.Module):
         model.eval()
     results: list[dict[str, Any]] = []

@@ -89,12 +89,13 @@ def test_real_ecg_case_is_pydicoms_file(catalogue, tmp_path):
 def test_demo_model_tells_the_stories(catalogue, tmp_path):
     """With the shipped demo checkpoint: clear cases right; the two cases whose stories say the
     model answers no (it misses heart failure) wrong."""
+    from fuselens.model_zoo.loading import load_explainable
     from fuselens.model_zoo.predict import predict_case
-    from fuselens.model_zoo.registry import DEMO_MODEL_DIR, WEIGHTS_FILE, load_model
+    from fuselens.model_zoo.registry import DEMO_MODEL_DIR, WEIGHTS_FILE
 
     if not (DEMO_MODEL_DIR / WEIGHTS_FILE).is_file():
         pytest.skip("no demo checkpoint in assets/demo_model")
-    model, _ = load_model("demo", device="cpu")
+    model = load_explainable("demo", device="cpu")
     truth = {
         "hf-clear": 1,
         "none-clear": 0,

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from sqlalchemy import func, select
-from test_model_support import tiny_config
+from test_model_support import tiny_explainable
 
 from fuselens.app.cli import main
 from fuselens.app.review import store, views
 from fuselens.app.review.runner import run_review
 from fuselens.app.storage.db import open_database
 from fuselens.app.storage.models import CaseResult as ResultRow
-from fuselens.model_zoo.model import FusionModel
 from fuselens.model_zoo.predict import predict_case
 from fuselens.model_zoo.registry import save_model
 from fuselens.model_zoo.synth.cohort import write_cohort
@@ -35,8 +33,7 @@ def cohort(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return FusionModel(tiny_config()).eval()
+    return tiny_explainable(0)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +106,7 @@ def test_a_run_name_reused_for_another_model_is_refused(reviewed, cohort, model)
 
 
 def test_cli_review_threshold_limit_and_resume(reviewed, cohort, model, tmp_path, capsys):
-    path = save_model(model, tmp_path / "m")
+    path = save_model(model.net, tmp_path / "m")
     args = ["review", "--cohort", str(cohort), "--model", str(path), "--db", reviewed["url"]]
     args += ["--run-name", "strict", "--threshold", "0.99"]
     assert main([*args, "--limit", "1"]) == 0

@@ -110,12 +110,9 @@ def run_review(
 ) -> RunSummary:
     """Review every labelled case not yet stored for this run (at most ``limit`` new ones);
     ``task`` defaults to the model's first."""
-    from fuselens.model_zoo.predict import as_contract
-
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
     cohort = cohort if isinstance(cohort, Cohort) else open_cohort(cohort)
-    model = as_contract(model)
     task = task or next(iter(model.tasks))
     cohort.check_labels(model.tasks, task)
     answers = list(model.tasks[task])
