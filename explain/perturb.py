@@ -36,11 +36,6 @@ class FeatureGrid:
         counts = np.bincount(self.index[valid], minlength=self.n)
         return sums / np.maximum(counts, 1)
 
-    def spread(self, values: np.ndarray) -> np.ndarray:
-        """One value per feature -> shaped like the input (0 where no feature)."""
-        padded = np.concatenate([np.asarray(values, dtype=np.float64), [0.0]])
-        return padded[self.index]
-
 
 def feature_grid(ctx: CaseContext, modality: str) -> FeatureGrid:
     """The feature grid of one present modality."""

@@ -14,8 +14,7 @@ activations are not ``(B, C, *spatial)``, a reshape transform) per modality, and
 *Optional capabilities*, each detected with ``isinstance``, never assumed:
 :class:`CachedFeatures` (the encode/fuse split that makes re-running one modality cheap),
 :class:`AttentionReader` (attention maps), :class:`ReportWriter` (a generated report), and
-optional attributes :data:`OPTIONAL_ATTRIBUTES` (answer prevalence for the Shapley
-baseline, report headings).
+the optional attributes ``answer_prevalence`` (the Shapley baseline) and ``report_headings``.
 
 Tensors follow one layout per modality (:mod:`fuselens.model_zoo.standard_inputs` builds
 them): ``labs`` word-piece ids ``(B, L)`` with ``labs.mask`` and ``labs.lines``; ``ecg``
@@ -38,8 +37,6 @@ from torch import nn
 from fuselens.model_zoo.case import MODALITIES, PatientCase
 
 Logits = dict[str, torch.Tensor]  # task -> (B, n_answers)
-OPTIONAL_ATTRIBUTES: tuple[str, ...] = ("answer_prevalence", "report_headings")
-GENERIC_CAVEAT = "Research model: not validated for clinical use."
 
 
 @dataclass
@@ -62,25 +59,6 @@ class Batch:
 
     def index(self, modality: str) -> int:
         return self.modalities.index(modality)
-
-    def parts(self, modality: str) -> dict[str, torch.Tensor]:
-        """The modality's tensors: its input under ``modality``, the others by part name."""
-        out = {}
-        for key, t in self.tensors.items():
-            name, _, part = key.partition(".")
-            if name == modality:
-                out[part or modality] = t
-        return out
-
-    def take(self, rows: torch.Tensor | Sequence[int]) -> Batch:
-        """The rows ``rows`` (repeats allowed)."""
-        idx = torch.as_tensor(rows, dtype=torch.long, device=self.present.device)
-        return Batch(
-            [self.case_ids[i] for i in idx.tolist()],
-            {k: v[idx.to(v.device)] for k, v in self.tensors.items()},
-            self.present[idx],
-            self.modalities,
-        )
 
     def expand(self, n: int) -> Batch:
         """A one-row batch as ``n`` rows (views, no copies)."""

@@ -11,7 +11,6 @@ from transformers import AutoTokenizer
 
 from fuselens.app.figures.prediction import prediction_markdown
 from fuselens.app.figures.text_highlight import highlighted_tokens, lab_item_table
-from fuselens.model_zoo.contract import GENERIC_CAVEAT
 from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT
 
 LAB_TEXT = (
@@ -19,6 +18,9 @@ LAB_TEXT = (
     "Sodium of the patient is 131.5 mmol/L.\n"
     "History: hypertension, CKD stage 3; café owner."
 )
+
+
+OTHER_CAVEAT = "Research model: not validated for clinical use."
 
 
 def _words(segments: list[tuple[str, float | None]]) -> dict[str, float]:
@@ -115,13 +117,13 @@ def test_prediction_card_has_answer_probability_and_caveat() -> None:
     assert DEMO_CAVEAT in md and md.splitlines()[-1].endswith(DEMO_CAVEAT)
     assert DEMO_CAVEAT == "Demonstration model trained on synthetic data — not for clinical use."
     assert md.count("█") == 17
-    other = prediction_markdown(*args, GENERIC_CAVEAT)  # the card shows the model's own caveat
-    assert GENERIC_CAVEAT in other and DEMO_CAVEAT not in other
+    other = prediction_markdown(*args, OTHER_CAVEAT)  # the card shows the model's own caveat
+    assert OTHER_CAVEAT in other and DEMO_CAVEAT not in other
     with pytest.raises(ValueError, match="probability"):
         prediction_markdown("HF", "present", 1.2, "cpu", "m", DEMO_CAVEAT)
 
 
 def test_prediction_card_escapes_markdown_in_names() -> None:
-    md = prediction_markdown("HF <script>", "yes", 0.5, "cpu", "model_v*1", GENERIC_CAVEAT)
+    md = prediction_markdown("HF <script>", "yes", 0.5, "cpu", "model_v*1", OTHER_CAVEAT)
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert "model\\_v\\*1" in md
