@@ -2,21 +2,65 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from fuselens.app.ingest.detect import detect
+from fuselens.app.ingest.echo_common import FILENAME_VIEWS
 from fuselens.app.ingest.echo_frames import natural_key
 from fuselens.app.ingest.errors import IngestError, describe
 from fuselens.app.ingest.report import FileReport
-from fuselens.model_zoo.case import PatientCase
+from fuselens.app.ingest.text import read_text
+from fuselens.model_zoo.case import ECHO_VIEWS, PatientCase
 
-IGNORED_NAMES = {"evidence.npz", "truth.json", "manifest.json"}
+VIEWS_FILE = "views.json"
+IGNORED_NAMES = {"evidence.npz", "truth.json", "manifest.json", VIEWS_FILE}
 PATIENT_KEYS = ("PatientID", "PatientName")
+MODEL_VIEWS = ", ".join(ECHO_VIEWS)
+UNKNOWN_VIEW = (
+    "read but not used: view unknown - name the file echo_<VIEW> (e.g. echo_A4C.dcm) "
+    f'or set it in the case folder\'s {VIEWS_FILE}: {{"<file name>": "A4C"}}'
+)
 
 
-def read_file(path: str | Path) -> tuple[str, Any, FileReport]:
-    """``(modality, part or None, report)`` for one file or frame folder; never raises."""
+def read_views(folder: str | Path) -> tuple[dict[str, str], list[str]]:
+    """``views.json`` of a case folder as file name (lower case) -> view, and its problems."""
+    path = Path(folder) / VIEWS_FILE
+    if not path.is_file():
+        return {}, []
+    try:
+        data = json.loads(read_text(path, "echo")[0])
+    except (IngestError, ValueError) as exc:
+        return {}, [f"{VIEWS_FILE} not read: {describe(exc)}"]
+    if not isinstance(data, dict):
+        return {}, [f'{VIEWS_FILE} must map file names to views, e.g. {{"loop.dcm": "A4C"}}']
+    views: dict[str, str] = {}
+    problems = []
+    for name, view in data.items():
+        canonical = FILENAME_VIEWS.get(str(view).lower())
+        if canonical is None:
+            known = ", ".join(FILENAME_VIEWS.values())
+            problems.append(f"{VIEWS_FILE}: {name}: view {view!r} is not one of {known}")
+        else:
+            views[str(name).lower()] = canonical
+    return views, problems
+
+
+def _set_view(part: Any, report: FileReport, view: str | None) -> None:
+    """Apply a user-given view; a loop whose view stays unknown is read but not used."""
+    if view is not None:
+        part.view = view
+        report.details.update({"view": view, "view_source": VIEWS_FILE})
+    if part.view == "unknown":
+        report.unused = UNKNOWN_VIEW
+
+
+def read_file(path: str | Path, view: str | None = None) -> tuple[str, Any, FileReport]:
+    """``(modality, part or None, report)`` for one file or frame folder; never raises.
+
+    ``view`` (e.g. ``"A4C"``) overrides the view an echo file's tags or name give.
+    """
     path = Path(path)
     modality = "unknown"
     try:
@@ -38,6 +82,8 @@ def read_file(path: str | Path) -> tuple[str, Any, FileReport]:
     if reading.demographics is not None:
         demo = {"age": reading.demographics.age, "sex": reading.demographics.sex}
         report.details["demographics"] = {k: v for k, v in demo.items() if v not in (None, "")}
+    if modality == "echo":
+        _set_view(reading.part, report, view)
     return modality, reading.part, report
 
 
@@ -71,6 +117,10 @@ def _echo_key(case: PatientCase, view: str) -> str:
 def _add(case: PatientCase, modality: str, part: Any, report: FileReport) -> None:
     if modality == "echo":
         key = _echo_key(case, part.view)
+        if key != part.view and not report.unused:
+            report.unused = f"read but not used: the case already has an {part.view} loop"
+        elif key not in ECHO_VIEWS and not report.unused:
+            report.unused = f"read but not used: the model takes only {MODEL_VIEWS} loops"
         part.view = key
         report.details["view"] = key
         case.echo[key] = part
@@ -86,9 +136,8 @@ def _add(case: PatientCase, modality: str, part: Any, report: FileReport) -> Non
         case.labs.medications = " ".join(t for t in (case.labs.medications, part.medications) if t)
         return
     if getattr(case, modality) is not None:
-        report.warnings.append(
-            f"the case already has {modality.upper()} from another file: not used"
-        )
+        report.unused = f"the case already has {modality.upper()} from another file: not used"
+        report.warnings.append(report.unused)
         return
     setattr(case, modality, part)
 
@@ -109,9 +158,14 @@ def load_case(folder: str | Path) -> tuple[PatientCase, list[FileReport]]:
     if not folder.is_dir():
         raise IngestError(folder, "unknown", "not a case folder")
     case = PatientCase(case_id=folder.name)
+    views, problems = read_views(folder)
+    case.warnings.extend(problems)
+    inputs = case_inputs(folder)
+    names = {entry.name.lower() for entry in inputs}
+    case.warnings.extend(f"{VIEWS_FILE}: {n}: no such file" for n in views if n not in names)
     reports = []
-    for entry in case_inputs(folder):
-        modality, part, report = read_file(entry)
+    for entry in inputs:
+        modality, part, report = read_file(entry, views.get(entry.name.lower()))
         reports.append(report)
         if part is None:
             case.warnings.append(f"{report.error} (not loaded)")
@@ -123,4 +177,6 @@ def load_case(folder: str | Path) -> tuple[PatientCase, list[FileReport]]:
             case.demographics.age = demo.get("age")
             case.demographics.sex = demo.get("sex", "")
         case.warnings.extend(f"{entry.name}: {w}" for w in report.warnings)
+        if report.unused and report.unused not in report.warnings:
+            case.warnings.append(f"{entry.name}: {report.unused}")
     return case, reports

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fuselens.app.ingest import dicom
+from fuselens.app.ingest import dicom, limits
 from fuselens.app.ingest.cxr_dicom import read_cxr_dicom
 from fuselens.app.ingest.cxr_image import read_cxr_image
 from fuselens.app.ingest.ecg_csv import TIME_COLUMNS, read_ecg_csv
@@ -24,6 +24,7 @@ from fuselens.app.ingest.labs_json import read_labs_json
 from fuselens.app.ingest.labs_text import read_labs_text
 from fuselens.app.ingest.leads import canonical_lead
 from fuselens.app.ingest.report import Reading
+from fuselens.app.ingest.text import bom_encoding, read_text
 
 Reader = Callable[[str | Path], Reading[Any]]
 DICOM_READERS: dict[str, Reader] = {
@@ -60,9 +61,11 @@ def _csv_kind(text: str) -> str | None:
     return None
 
 
-def _name_hint(path: Path) -> str:
-    name = path.name.lower()
-    for modality, words in (("labs", ("lab",)), ("ecg", ("ecg", "ekg"))):
+def name_hint(path: str | Path) -> str:
+    """The modality a file name suggests (``ecg.csv`` -> ``"ecg"``), else ``"unknown"``."""
+    name = Path(path).name.lower()
+    words_of = (("labs", ("lab",)), ("ecg", ("ecg", "ekg")), ("echo", ("echo",)), ("cxr", ("cxr",)))
+    for modality, words in words_of:
         if any(word in name for word in words):
             return modality
     return "unknown"
@@ -71,7 +74,7 @@ def _name_hint(path: Path) -> str:
 def _text_reader(path: Path, text: str) -> tuple[str, Reader]:
     stripped = text.strip()
     if not stripped:
-        hint = _name_hint(path)
+        hint = name_hint(path)
         if hint == "labs":
             return "labs", read_labs_text if path.suffix.lower() != ".csv" else read_labs_csv
         raise IngestError(path, hint, "empty file")
@@ -85,7 +88,7 @@ def _text_reader(path: Path, text: str) -> tuple[str, Reader]:
     if path.suffix.lower() in {".csv", ".tsv"}:
         raise IngestError(
             path,
-            _name_hint(path),
+            name_hint(path),
             "CSV columns not recognised: expected labs (name,value,unit) "
             "or ECG leads (I, II, ..., V6)",
         )
@@ -101,6 +104,7 @@ def detect(path: str | Path) -> tuple[str, Reader]:
         raise IngestError(path, "unknown", "folder holds no frame images")
     if not path.is_file():
         raise IngestError(path, "unknown", "file not found")
+    limits.check_bytes(path, name_hint(path), "file_mb", path.stat().st_size, "the file size")
     with path.open("rb") as fh:
         head = fh.read(4096)
     suffix = path.suffix.lower()
@@ -134,11 +138,7 @@ def detect(path: str | Path) -> tuple[str, Reader]:
         if path.with_suffix(".hea").is_file():
             return "ecg", read_ecg_wfdb
         raise IngestError(path, "ecg", "WFDB signal file without its .hea header")
-    if b"\x00" in head:
+    if b"\x00" in head and bom_encoding(head) is None:
         raise IngestError(path, "unknown", "unsupported binary file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        problem = "unsupported file: not text, image, video or DICOM"
-        raise IngestError(path, "unknown", problem) from exc
+    text, _ = read_text(path, name_hint(path))
     return _text_reader(path, text)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import re
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_partial
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset, read_file_meta_info, read_partial
 from pydicom.pixels.utils import get_expected_length
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from fuselens.app.ingest import limits
 from fuselens.app.ingest.errors import IngestError, describe
-from fuselens.model_zoo.case import MAX_IMAGE_PIXELS, Demographics, Identifiers
+from fuselens.model_zoo.case import Demographics, Identifiers
 
 ECG_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.9.1.1",  # 12-lead ECG Waveform Storage
@@ -34,6 +38,9 @@ CXR_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.1.1.1",  # Digital X-Ray Image Storage - For Processing
 }
 MODALITY_TAGS = {"ECG": "ecg", "US": "echo", "CR": "cxr", "DX": "cxr"}
+PIXEL_GROUP = 0x7FE0
+HEADER_STEPS = (64 * 1024, 1024**2, 16 * 1024**2)  # inflated bytes tried for a deflated header
+CHUNK = 1 << 20
 
 IDENTIFYING_FIELDS = (
     "PatientName",
@@ -72,15 +79,109 @@ def is_dicom(path: str | Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
+def _dataset_offset(meta: Dataset) -> int:
+    """Where the dataset starts: preamble, ``DICM``, group length element, file meta."""
+    return 128 + 4 + 12 + int(meta.FileMetaInformationGroupLength)
+
+
+def _inflate(path: str | Path, modality: str, meta: Dataset, limit: int) -> tuple[bytes, bool]:
+    """Up to ``limit`` inflated bytes of a deflated dataset, and whether that was all of it."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    with open(path, "rb") as fh:
+        fh.seek(_dataset_offset(meta))
+        while len(out) <= limit and not inflater.eof:
+            chunk = inflater.unconsumed_tail or fh.read(CHUNK)
+            if not chunk:
+                break
+            try:
+                out += inflater.decompress(chunk, limit + 1 - len(out))
+            except zlib.error as exc:
+                raise IngestError(path, modality, f"corrupt deflated DICOM: {exc}") from exc
+    whole = len(out) <= limit
+    del out[limit:]
+    return bytes(out), whole
+
+
+def _inflated_size(path: str | Path, modality: str, meta: Dataset) -> int:
+    """The inflated length of a deflated dataset, counted while streaming (nothing kept)."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    size = 0
+    with open(path, "rb") as fh:
+        fh.seek(_dataset_offset(meta))
+        while not inflater.eof:
+            chunk = inflater.unconsumed_tail or fh.read(CHUNK)
+            if not chunk:
+                break
+            try:
+                size += len(inflater.decompress(chunk, CHUNK))
+            except zlib.error as exc:
+                raise IngestError(path, modality, f"corrupt deflated DICOM: {exc}") from exc
+    return size
+
+
+def _at_pixels(tag: Any, vr: Any, length: int) -> bool:
+    return tag.group >= PIXEL_GROUP
+
+
+def _partial_header(head: bytes) -> Dataset | None:
+    """The header parsed from a prefix of the inflated dataset; None when the prefix ends
+    before the pixel data (or inside an element)."""
+    buffer = DicomBytesIO(head)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = read_dataset(buffer, False, True, stop_when=_at_pixels)
+        except Exception:  # cut inside an element: try a longer prefix
+            return None
+    if caught or buffer.tell() >= len(head):
+        return None
+    return ds
+
+
+def _deflated_header(path: str | Path, modality: str, meta: Dataset) -> Dataset:
+    """The header of a deflated file from its first inflated bytes, never the whole dataset."""
+    for step in HEADER_STEPS:
+        head, whole = _inflate(path, modality, meta, step)
+        ds = read_dataset(DicomBytesIO(head), False, True) if whole else _partial_header(head)
+        if ds is not None:
+            ds.file_meta = meta
+            return ds
+    raise IngestError(path, modality, "DICOM header is larger than 16 MB: refused")
+
+
+def _meta(path: str | Path, modality: str) -> Dataset:
+    try:
+        return read_file_meta_info(path)
+    except Exception as exc:  # pydicom raises many kinds on damaged files
+        raise IngestError(path, modality, f"not a valid DICOM file: {describe(exc)}") from exc
+
+
+def _dcmread(path: str | Path, modality: str, stop_before_pixels: bool) -> Dataset:
+    meta = _meta(path, modality)
+    deflated = meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
+    if deflated and "FileMetaInformationGroupLength" in meta:
+        if stop_before_pixels:
+            return _deflated_header(path, modality, meta)
+        size = _inflated_size(path, modality, meta)
+        limits.check_bytes(path, modality, "pixel_mb", size, "the inflated dataset")
+    if stop_before_pixels:
+        return pydicom.dcmread(path, stop_before_pixels=True, defer_size="1 MB")
+    return pydicom.dcmread(path)
+
+
 def _read(path: str | Path, modality: str, stop_before_pixels: bool) -> Dataset:
     if not Path(path).is_file():
         raise IngestError(path, modality, "file not found")
     if not is_dicom(path):
         raise IngestError(path, modality, "not a DICOM file (no 'DICM' marker at byte 128)")
+    limits.check_bytes(path, modality, "file_mb", Path(path).stat().st_size, "the file size")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+            ds = _dcmread(path, modality, stop_before_pixels)
+        except IngestError:
+            raise
         except InvalidDicomError as exc:
             raise IngestError(path, modality, f"not a valid DICOM file: {describe(exc)}") from exc
         except Exception as exc:  # pydicom raises many kinds on damaged files
@@ -185,8 +286,15 @@ def number_of_frames(ds: Dataset) -> int:
         return 1
 
 
+def _header_int(ds: Dataset, keyword: str, default: int) -> int:
+    try:
+        return int(ds.get(keyword, default) or default)
+    except (TypeError, ValueError):
+        return default
+
+
 def check_image_header(path: str | Path, ds: Dataset, modality: str) -> tuple[int, int]:
-    """Rows and columns from the header, refusing sizes too large to decode."""
+    """Rows and columns from the header, refusing images too large to decode."""
     if "Rows" not in ds or "Columns" not in ds:
         raise IngestError(
             path, modality, "no image size (Rows/Columns) in the DICOM header: truncated file?"
@@ -194,13 +302,13 @@ def check_image_header(path: str | Path, ds: Dataset, modality: str) -> tuple[in
     rows, cols = int(ds.Rows), int(ds.Columns)
     if rows < 1 or cols < 1:
         raise IngestError(path, modality, f"image size {rows} x {cols} is empty")
-    if rows * cols > MAX_IMAGE_PIXELS:
-        raise IngestError(
-            path,
-            modality,
-            f"image {rows} x {cols} ({rows * cols:,} pixels) exceeds the "
-            f"{MAX_IMAGE_PIXELS:,}-pixel limit",
-        )
+    limits.check(path, modality, "image_pixels", rows * cols, f"each {rows} x {cols} frame")
+    frames = max(number_of_frames(ds), 1)
+    samples = max(_header_int(ds, "SamplesPerPixel", 1), 1)
+    bits = max(_header_int(ds, "BitsAllocated", 8), 1)
+    decoded = frames * rows * cols * samples * bits // 8
+    what = f"the decoded pixel data ({frames} frames of {rows} x {cols} x {samples} x {bits} bits)"
+    limits.check_bytes(path, modality, "pixel_mb", decoded, what)
     return rows, cols
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fuselens.app.ingest import limits
 from fuselens.app.ingest.errors import IngestError, guarded
 from fuselens.app.ingest.leads import build_ecg, unit_scale_to_mv
 from fuselens.app.ingest.report import Reading
+from fuselens.app.ingest.text import encoding_warnings, read_text
 from fuselens.model_zoo.case import ECG
 
 TIME_COLUMNS = {"time": 1.0, "t": 1.0, "time_s": 1.0, "seconds": 1.0, "time_ms": 1e-3}
@@ -26,6 +28,13 @@ def _comments(lines: list[str]) -> dict[str, str]:
             key = "units" if match.group(1).lower().startswith("unit") else "sampling_rate"
             meta[key] = match.group(2)
     return meta
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def _table(path: Path, body: list[str]) -> tuple[list[str], np.ndarray]:
@@ -65,11 +74,15 @@ def _rate_from_time(path: Path, t: np.ndarray) -> float:
 def read_ecg_csv(path: str | Path) -> Reading[ECG]:
     """Columns are leads (mV unless ``# units=uV``); rate from ``time`` or ``# sampling_rate=``."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    text, encoding = read_text(path, "ecg")
+    lines = text.splitlines()
     meta = _comments([ln for ln in lines if ln.lstrip().startswith("#")])
-    header, data = _table(path, [ln for ln in lines if not ln.lstrip().startswith("#")])
+    body = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    stated = _number(meta.get("sampling_rate"))
+    limits.check_ecg(path, max(len(body) - 1, 0), body[0].count(",") + 1 if body else 0, stated)
+    header, data = _table(path, body)
     time_cols = [j for j, h in enumerate(header) if h.lower() in TIME_COLUMNS]
-    rate = float(meta["sampling_rate"]) if "sampling_rate" in meta else None
+    rate = stated
     if time_cols:
         j = time_cols[0]
         from_time = _rate_from_time(path, data[:, j] * TIME_COLUMNS[header[j].lower()])
@@ -85,6 +98,7 @@ def read_ecg_csv(path: str | Path) -> Reading[ECG]:
             "unknown sampling rate: add a 'time' column in seconds "
             "or a '# sampling_rate=500' comment line",
         )
+    limits.check_ecg(path, data.shape[0], len(header), rate)
     unit = meta.get("units", "mV")
     scale = unit_scale_to_mv(unit)
     if scale is None:
@@ -93,4 +107,5 @@ def read_ecg_csv(path: str | Path) -> Reading[ECG]:
     signal = data[:, lead_cols].T * scale
     reading = build_ecg(path, signal, [header[j] for j in lead_cols], round(rate, 6))
     reading.details.update({"format": "CSV", "units": unit})
+    reading.warnings.extend(encoding_warnings(encoding))
     return reading

@@ -8,7 +8,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.waveforms import multiplex_array
 
-from fuselens.app.ingest import dicom
+from fuselens.app.ingest import dicom, limits
 from fuselens.app.ingest.errors import IngestError, guarded
 from fuselens.app.ingest.leads import build_ecg, canonical_lead, lead_from_code, unit_scale_to_mv
 from fuselens.app.ingest.report import Reading
@@ -70,6 +70,9 @@ def read_ecg_dicom(path: str | Path) -> Reading[ECG]:
     ds = dicom.read_dicom(path, "ecg")
     index = rhythm_group_index(path, ds)
     group = ds.WaveformSequence[index]
+    samples = int(group.get("NumberOfWaveformSamples", 0) or 0)
+    channels = int(group.get("NumberOfWaveformChannels", 0) or 0)
+    limits.check_ecg(path, samples, channels, float(group.get("SamplingFrequency", 0) or 0))
     raw = multiplex_array(ds, index, as_raw=True).astype(np.float64).T
     channels = list(group.ChannelDefinitionSequence)
     labels = [channel_label(ch) for ch in channels]

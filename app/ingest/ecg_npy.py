@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fuselens.app.ingest import limits
 from fuselens.app.ingest.errors import IngestError, guarded
 from fuselens.app.ingest.leads import build_ecg, unit_scale_to_mv
 from fuselens.app.ingest.report import Reading
@@ -36,7 +37,9 @@ def read_ecg_npy(path: str | Path) -> Reading[ECG]:
     rate = meta.get("sampling_rate", meta.get("fs"))
     if not isinstance(rate, int | float) or isinstance(rate, bool):
         raise IngestError(path, "ecg", "unknown sampling rate: no numeric sampling_rate in sidecar")
-    arr = np.load(path, allow_pickle=False)
+    arr = np.load(path, allow_pickle=False, mmap_mode="r")
+    if arr.ndim == 2:
+        limits.check_ecg(path, max(arr.shape), min(arr.shape), float(rate))
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
         raise IngestError(path, "ecg", f"expected a 2-D numeric array, got {arr.dtype} {arr.shape}")
     warnings: list[str] = []

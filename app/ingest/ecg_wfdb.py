@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
+from fuselens.app.ingest import limits
 from fuselens.app.ingest.errors import IngestError, guarded
 from fuselens.app.ingest.leads import build_ecg, unit_scale_to_mv
 from fuselens.app.ingest.report import Reading
@@ -21,6 +22,8 @@ def read_ecg_wfdb(path: str | Path) -> Reading[ECG]:
     header = base.with_suffix(".hea")
     if not header.is_file():
         raise IngestError(path, "ecg", f"WFDB header {header.name} not found")
+    head = wfdb.rdheader(str(base))
+    limits.check_ecg(path, int(head.sig_len or 0), int(head.n_sig or 0), float(head.fs or 0))
     record = wfdb.rdrecord(str(base))
     if record.p_signal is None or record.p_signal.size == 0:
         raise IngestError(path, "ecg", "WFDB record holds no samples")

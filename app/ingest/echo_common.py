@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fuselens.app.ingest import limits
 from fuselens.app.ingest.errors import IngestError
 from fuselens.app.ingest.report import Reading
-from fuselens.model_zoo.case import MAX_IMAGE_PIXELS, EchoCine
+from fuselens.model_zoo.case import EchoCine
 
 DEFAULT_FRAME_RATE = 30.0
-MAX_CINE_BYTES = 1_500_000_000
 _VIEW_TEXT = (
     ("A4C", r"\ba4c\b|apical\s*(4|four)|\b(4|four)[\s-]*ch(amber)?\b"),
     ("A2C", r"\ba2c\b|apical\s*(2|two)|\b(2|two)[\s-]*ch(amber)?\b"),
@@ -21,8 +21,7 @@ _VIEW_TEXT = (
     ("PLAX", r"\bplax\b|parasternal\s*long"),
     ("PSAX", r"\bpsax\b|parasternal\s*short"),
 )
-FILENAME_VIEWS = {"a4c": "A4C", "a2c": "A2C", "a3c": "A3C", "a5c": "A5C"}
-FILENAME_VIEWS.update({"plax": "PLAX", "psax": "PSAX"})
+FILENAME_VIEWS = {view.lower(): view for view, _ in _VIEW_TEXT}
 
 
 def view_from_text(text: str) -> str | None:
@@ -61,15 +60,17 @@ def to_grey(frame: np.ndarray) -> np.ndarray:
 
 
 def check_cine_size(path: str | Path, frames: int, rows: int, cols: int) -> None:
-    """Refuse cines whose frames or total size are too large to hold in memory."""
+    """Refuse cines whose frames or total size (as uint8 grey) pass the limits."""
     if frames < 2:
         raise IngestError(path, "echo", f"{frames} frame: a cine loop needs at least 2")
-    if rows * cols > MAX_IMAGE_PIXELS:
-        raise IngestError(path, "echo", f"frame size {rows} x {cols} is too large")
-    if frames * rows * cols > MAX_CINE_BYTES:
-        raise IngestError(
-            path, "echo", f"{frames} frames of {rows} x {cols} is too large to load at once"
-        )
+    limits.check(path, "echo", "image_pixels", rows * cols, f"each {rows} x {cols} frame")
+    what = f"{frames} frames of {rows} x {cols}"
+    limits.check_bytes(path, "echo", "pixel_mb", frames * rows * cols, what)
+
+
+def max_frames(rows: int, cols: int) -> int:
+    """How many uint8 frames of ``rows`` x ``cols`` fit in the ``pixel_mb`` limit."""
+    return int(limits.current().pixel_mb * limits.MB) // max(rows * cols, 1)
 
 
 def build_cine(
@@ -84,9 +85,7 @@ def build_cine(
     if frame_rate is None:
         frame_rate = DEFAULT_FRAME_RATE
         warnings.append(f"no frame rate in the file: assumed {DEFAULT_FRAME_RATE:g} frames/s")
-    if view is None:
-        view = "unknown"
-        warnings.append("view not named in the file tags or file name: 'unknown'")
+    view = view or "unknown"
     if frames.shape[0] < 2:
         raise IngestError(path, "echo", f"{frames.shape[0]} frame: a cine loop needs at least 2")
     cine = EchoCine(

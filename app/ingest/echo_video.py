@@ -8,10 +8,11 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from fuselens.app.ingest.echo_common import MAX_CINE_BYTES, build_cine, to_grey, view_from_filename
+from fuselens.app.ingest import limits
+from fuselens.app.ingest.echo_common import build_cine, max_frames, to_grey, view_from_filename
 from fuselens.app.ingest.errors import IngestError, guarded
 from fuselens.app.ingest.report import Reading
-from fuselens.model_zoo.case import MAX_IMAGE_PIXELS, EchoCine
+from fuselens.model_zoo.case import EchoCine
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".m4v", ".mkv", ".webm"}
 
@@ -24,14 +25,14 @@ def read_echo_video(path: str | Path) -> Reading[EchoCine]:
         raise IngestError(path, "echo", "file not found")
     meta = iio.immeta(path, plugin="FFMPEG")
     width, height = meta.get("size", (0, 0))
-    if width * height > MAX_IMAGE_PIXELS:
-        raise IngestError(path, "echo", f"frame size {height} x {width} is too large")
-    max_frames = MAX_CINE_BYTES // max(width * height, 1)
+    limits.check(path, "echo", "image_pixels", width * height, f"each {height} x {width} frame")
+    most = max_frames(height, width)
     grey = []
     for frame in iio.imiter(path, plugin="FFMPEG"):
         grey.append(to_grey(frame))
-        if len(grey) > max_frames:
-            raise IngestError(path, "echo", f"more than {max_frames} frames: too large to load")
+        if len(grey) > most:
+            what = f"more than {most} frames of {height} x {width}"
+            limits.check_bytes(path, "echo", "pixel_mb", len(grey) * width * height, what)
     if not grey:
         raise IngestError(path, "echo", "video holds no frames")
     fps = meta.get("fps")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fuselens.app.ingest import limits
 from fuselens.app.ingest.errors import IngestError
-from fuselens.model_zoo.case import MAX_IMAGE_PIXELS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
@@ -23,13 +23,7 @@ def image_size(path: str | Path, modality: str) -> tuple[int, int]:
                 width, height = im.size
         except Image.DecompressionBombError as exc:
             raise IngestError(path, modality, "image is too large to decode") from exc
-    if width * height > MAX_IMAGE_PIXELS:
-        raise IngestError(
-            path,
-            modality,
-            f"image {height} x {width} ({height * width:,} pixels) exceeds the "
-            f"{MAX_IMAGE_PIXELS:,}-pixel limit",
-        )
+    limits.check(path, modality, "image_pixels", width * height, f"the {height} x {width} image")
     return height, width
 
 

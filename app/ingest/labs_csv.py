@@ -9,6 +9,7 @@ from pathlib import Path
 from fuselens.app.ingest.errors import IngestError, guarded
 from fuselens.app.ingest.labs_items import FREE_TEXT, RawLab, build_labs
 from fuselens.app.ingest.report import Reading
+from fuselens.app.ingest.text import encoding_warnings, read_text
 from fuselens.model_zoo.case import Labs
 
 REQUIRED = ("name", "value", "unit")
@@ -18,7 +19,7 @@ REQUIRED = ("name", "value", "unit")
 def read_labs_csv(path: str | Path) -> Reading[Labs]:
     """One lab per row; History / Medications rows (any case) carry text in ``value``."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    text, encoding = read_text(path, "labs")
     if not text.strip():
         raise IngestError(path, "labs", "empty file: expected a header name,value,unit")
     rows = list(csv.reader(io.StringIO(text)))
@@ -59,4 +60,5 @@ def read_labs_csv(path: str | Path) -> Reading[Labs]:
         raise IngestError(path, "labs", "no lab rows below the header")
     reading = build_labs(path, raws, " ".join(free["history"]), " ".join(free["medications"]))
     reading.details["format"] = "CSV"
+    reading.warnings.extend(encoding_warnings(encoding))
     return reading

@@ -8,6 +8,7 @@ from pathlib import Path
 from fuselens.app.ingest.errors import IngestError, guarded
 from fuselens.app.ingest.labs_items import RawLab, build_labs
 from fuselens.app.ingest.report import Reading
+from fuselens.app.ingest.text import encoding_warnings, read_text
 from fuselens.model_zoo.case import Labs
 
 
@@ -15,7 +16,7 @@ from fuselens.model_zoo.case import Labs
 def read_labs_json(path: str | Path) -> Reading[Labs]:
     """The labs object (or a bare list of items)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    text, encoding = read_text(path, "labs")
     if not text.strip():
         raise IngestError(path, "labs", "empty file")
     try:
@@ -46,4 +47,5 @@ def read_labs_json(path: str | Path) -> Reading[Labs]:
             raise IngestError(path, "labs", f"'{key}' must be text")
     reading = build_labs(path, raws, texts["history"], texts["medications"])
     reading.details["format"] = "JSON"
+    reading.warnings.extend(encoding_warnings(encoding))
     return reading

@@ -11,6 +11,7 @@ from pathlib import Path
 from fuselens.app.ingest.errors import IngestError, guarded
 from fuselens.app.ingest.labs_items import FREE_TEXT, RawLab, build_labs
 from fuselens.app.ingest.report import Reading
+from fuselens.app.ingest.text import encoding_warnings, read_text
 from fuselens.model_zoo.case import Labs
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -40,7 +41,7 @@ def parse_line(line: str) -> RawLab | tuple[str, str] | None:
 def read_labs_text(path: str | Path) -> Reading[Labs]:
     """Every non-blank line must be a lab, a History line or a Medications line."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    text, encoding = read_text(path, "labs")
     if not text.strip():
         raise IngestError(path, "labs", "empty file")
     raws: list[RawLab] = []
@@ -63,4 +64,5 @@ def read_labs_text(path: str | Path) -> Reading[Labs]:
             raws.append(parsed)
     reading = build_labs(path, raws, " ".join(free["history"]), " ".join(free["medications"]))
     reading.details["format"] = "text"
+    reading.warnings.extend(encoding_warnings(encoding))
     return reading

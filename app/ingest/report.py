@@ -32,6 +32,7 @@ class FileReport:
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     identifiers: Identifiers = field(default_factory=Identifiers, repr=False, compare=False)
+    unused: str = ""  # why a file that was read is left out of the model ("" when it is used)
 
     def to_dict(self, show_identifiers: bool = False) -> dict[str, Any]:
         """JSON-safe form; identifying fields only when ``show_identifiers``."""
@@ -39,6 +40,8 @@ class FileReport:
         if self.error:
             out["error"] = self.error
         out.update(self.details)
+        if self.unused:
+            out["unused"] = self.unused
         out["warnings"] = list(self.warnings)
         if show_identifiers:
             out["identifiers"] = self.identifiers.reveal()
