@@ -324,6 +324,54 @@ def test_second_loop_of_a_view_is_read_but_not_used(tmp_path):
     assert "already has an A4C loop" in report_of(reports, "echo_a4c_again.dcm").unused
 
 
+def test_fuzz_found_damaged_pixel_spacing_is_ignored_not_fatal(tmp_path, testdata):
+    ds = pydicom.dcmread(testdata("RG1_UNCR.dcm"))
+    ds.ImagerPixelSpacing = ds.PixelSpacing = ["7.77", "0.1"]
+    path = tmp_path / "cxr.dcm"
+    ds.save_as(path)
+    path.write_bytes(path.read_bytes().replace(b"7.77", b"\xe8.77"))
+    _, part, report = read_file(path)
+    assert report.ok, report.error
+    assert part.pixel_spacing_mm is None and any("not a usable" in w for w in report.warnings)
+
+
+def test_fuzz_found_damaged_png_is_named_without_its_path(tmp_path):
+    path = tmp_path / "cxr.png"
+    png = io.BytesIO()
+    Image.new("L", (64, 64)).save(png, format="PNG")
+    path.write_bytes(png.getvalue()[:20] + b"\xa0" * 20)
+    _, _, report = read_file(path)
+    assert not report.ok and "image" in report.error and str(tmp_path) not in report.error
+
+
+def test_fuzz_found_damaged_wfdb_header_is_named(tmp_path):
+    wfdb.wrsamp("rec", fs=100, units=["mV"], sig_name=["I"], p_signal=np.zeros((200, 1)),
+                fmt=["16"], write_dir=str(tmp_path))  # fmt: skip
+    hea = tmp_path / "rec.hea"
+    hea.write_text(hea.read_text().replace("rec 1 100", "rec x 100"))
+    _, _, report = read_file(hea)
+    assert not report.ok and "not a valid WFDB header" in report.error
+
+
+def test_fuzz_found_damaged_npy_header_is_named(tmp_path):
+    np.save(tmp_path / "ecg.npy", np.zeros((12, 500)))
+    (tmp_path / "ecg.json").write_text('{"sampling_rate": 500}')
+    data = (tmp_path / "ecg.npy").read_bytes()
+    (tmp_path / "ecg.npy").write_bytes(data[:30])
+    _, _, report = read_file(tmp_path / "ecg.npy")
+    assert not report.ok and "not a valid .npy array" in report.error
+
+
+def test_fuzz_found_multivalued_sop_class_does_not_crash_detection(tmp_path, testdata):
+    ds = pydicom.dcmread(testdata("examples_ybr_color.dcm"))
+    ds.SOPClassUID = [US_MULTIFRAME, US_MULTIFRAME]
+    ds.Modality = "OT"
+    path = tmp_path / "loop.dcm"
+    ds.save_as(path)
+    _, _, report = read_file(path)
+    assert "unexpected error" not in report.error
+
+
 SEED_LABS = LABS.encode() + b"Potassium,4.4,mmol/L,3.5,5.1\n"
 
 

@@ -34,6 +34,15 @@ def voi_output_range(ds: Dataset) -> tuple[float, float] | None:
     return low, high
 
 
+def _positive_pair(value: object) -> tuple[float, float] | None:
+    """Two positive numbers, or None for anything else (a damaged tag is no spacing)."""
+    try:
+        pair = tuple(float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    return (pair[0], pair[1]) if len(pair) == 2 and min(pair) > 0 else None
+
+
 def pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
     """``(spacing_mm, warning)`` from PixelSpacing or ImagerPixelSpacing; zeros are no spacing."""
     unusable = []
@@ -41,9 +50,10 @@ def pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
         value = ds.get(keyword)
         if value is None:
             continue
-        if len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
-            return (float(value[0]), float(value[1])), None
-        unusable.append(f"{keyword} {[float(v) for v in value]}")
+        spacing = _positive_pair(value)
+        if spacing is not None:
+            return spacing, None
+        unusable.append(f"{keyword} {list(value) if isinstance(value, list | tuple) else value}")
     if unusable:
         return None, f"{' and '.join(unusable)} not a usable pixel spacing: ignored"
     return None, None

@@ -14,7 +14,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset, read_file_meta_info, read_partial
 from pydicom.pixels.utils import get_expected_length
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from fuselens.app.ingest import limits
 from fuselens.app.ingest.errors import IngestError, describe
@@ -205,7 +205,7 @@ def read_dicom(path: str | Path, modality: str = "unknown") -> Dataset:
 
 def sop_class_name(ds: Dataset) -> str:
     uid = ds.get("SOPClassUID")
-    return uid.name if uid is not None else ""
+    return uid.name if isinstance(uid, UID) else str(uid or "")  # a damaged tag may hold a list
 
 
 def dicom_modality(ds: Dataset) -> tuple[str, str]:

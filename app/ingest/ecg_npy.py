@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
 from fuselens.app.ingest import limits
-from fuselens.app.ingest.errors import IngestError, guarded
+from fuselens.app.ingest.errors import IngestError, describe, guarded
 from fuselens.app.ingest.leads import build_ecg, unit_scale_to_mv
 from fuselens.app.ingest.report import Reading
 from fuselens.model_zoo.case import ECG, STANDARD_LEADS
@@ -37,7 +38,10 @@ def read_ecg_npy(path: str | Path) -> Reading[ECG]:
     rate = meta.get("sampling_rate", meta.get("fs"))
     if not isinstance(rate, int | float) or isinstance(rate, bool):
         raise IngestError(path, "ecg", "unknown sampling rate: no numeric sampling_rate in sidecar")
-    arr = np.load(path, allow_pickle=False, mmap_mode="r")
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (ValueError, SyntaxError, EOFError, TokenError) as exc:  # damaged header, short file
+        raise IngestError(path, "ecg", f"not a valid .npy array: {describe(exc)}") from exc
     if arr.ndim == 2:
         limits.check_ecg(path, max(arr.shape), min(arr.shape), float(rate))
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):

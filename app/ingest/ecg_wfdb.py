@@ -8,10 +8,13 @@ import numpy as np
 import wfdb
 
 from fuselens.app.ingest import limits
-from fuselens.app.ingest.errors import IngestError, guarded
+from fuselens.app.ingest.errors import IngestError, describe, guarded
 from fuselens.app.ingest.leads import build_ecg, unit_scale_to_mv
 from fuselens.app.ingest.report import Reading
 from fuselens.model_zoo.case import ECG
+
+# what wfdb raises on a damaged header or a signal file that does not match it
+DAMAGED = (ValueError, IndexError, KeyError, TypeError)  # HeaderSyntaxError is a ValueError
 
 
 @guarded("ecg")
@@ -22,9 +25,18 @@ def read_ecg_wfdb(path: str | Path) -> Reading[ECG]:
     header = base.with_suffix(".hea")
     if not header.is_file():
         raise IngestError(path, "ecg", f"WFDB header {header.name} not found")
-    head = wfdb.rdheader(str(base))
+    try:
+        head = wfdb.rdheader(str(base))
+    except DAMAGED as exc:
+        raise IngestError(path, "ecg", f"not a valid WFDB header: {describe(exc)}") from exc
     limits.check_ecg(path, int(head.sig_len or 0), int(head.n_sig or 0), float(head.fs or 0))
-    record = wfdb.rdrecord(str(base))
+    try:
+        record = wfdb.rdrecord(str(base))
+    except FileNotFoundError as exc:
+        raise IngestError(path, "ecg", f"signal file {Path(exc.filename).name} not found") from exc
+    except DAMAGED as exc:
+        problem = f"signal file does not match its header: {describe(exc)}"
+        raise IngestError(path, "ecg", problem) from exc
     if record.p_signal is None or record.p_signal.size == 0:
         raise IngestError(path, "ecg", "WFDB record holds no samples")
     signal = np.asarray(record.p_signal, dtype=np.float64).T

@@ -49,7 +49,7 @@ def read_echo_frames(folder: str | Path) -> Reading[EchoCine]:
                 "echo",
                 f"frame {file.name} is {size[0]} x {size[1]}, the first is {height} x {width}",
             )
-        grey.append(np.rint(grey_unit(file)[0] * 255.0).astype(np.uint8))
+        grey.append(np.rint(grey_unit(file, "echo")[0] * 255.0).astype(np.uint8))
     reading = build_cine(folder, np.stack(grey), None, view_from_filename(folder))
     reading.details.update({"format": "frame folder", "first_frame": files[0].name})
     return reading

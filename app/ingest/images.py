@@ -9,9 +9,11 @@ import numpy as np
 from PIL import Image
 
 from fuselens.app.ingest import limits
-from fuselens.app.ingest.errors import IngestError
+from fuselens.app.ingest.errors import IngestError, describe
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+# what Pillow raises on damaged files (a broken PNG chunk is a SyntaxError)
+DAMAGED = (OSError, SyntaxError, ValueError)
 
 
 def image_size(path: str | Path, modality: str) -> tuple[int, int]:
@@ -23,12 +25,28 @@ def image_size(path: str | Path, modality: str) -> tuple[int, int]:
                 width, height = im.size
         except Image.DecompressionBombError as exc:
             raise IngestError(path, modality, "image is too large to decode") from exc
+        except DAMAGED as exc:
+            raise IngestError(path, modality, damaged_image(exc)) from exc
     limits.check(path, modality, "image_pixels", width * height, f"the {height} x {width} image")
     return height, width
 
 
-def grey_unit(path: str | Path) -> tuple[np.ndarray, str]:
+def damaged_image(exc: BaseException) -> str:
+    """What is wrong with an image Pillow cannot read, without the file's full path."""
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not a readable image: format not recognised (damaged file?)"
+    return f"damaged image file: {describe(exc)}"
+
+
+def grey_unit(path: str | Path, modality: str = "cxr") -> tuple[np.ndarray, str]:
     """The image as float64 grey in [0, 1] (colour by luminance, 16-bit kept), and its mode."""
+    try:
+        return _grey_unit(path)
+    except DAMAGED as exc:
+        raise IngestError(path, modality, damaged_image(exc)) from exc
+
+
+def _grey_unit(path: str | Path) -> tuple[np.ndarray, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path) as im:
