@@ -52,7 +52,8 @@ STAGE_TITLES = {
     "attention": "attention",
     "shapley": "modality Shapley",
     "report": "report",
-    "text_shap": "lab text SHAP",
+    "text_lines": "lab lines (exact)",
+    "text_shap": "lab text SHAP (word pieces)",
 }
 
 
@@ -266,6 +267,9 @@ def stage_panels(
         out["attention_modality"], out["attention_guidance"] = attention_panels(bundle)
     elif stage == "shapley":
         out["shapley"], out["interactions"] = shapley_panels(bundle)
+    elif stage == "text_lines":
+        out["lab_text"] = lab_text_panel(case, bundle)
+        out["lab_table"] = lab_table_panel(case, bundle)
     elif stage in ("report", "text_shap"):
         if stage == "text_shap":
             out["lab_text"] = lab_text_panel(case, bundle)

@@ -35,6 +35,7 @@ class TextAttribution:
     full_value: float
     max_evals: int
     evals: int
+    level: str = "word"  # "line": exact line values, spread evenly over each line's pieces
 
 
 @dataclass

@@ -1,11 +1,13 @@
 """The staged explanation of one case: quick stages first, the bundle growing after each.
 
 ``explain_stages`` yields ``(stage, bundle)`` after every stage that applies to the case and
-the model: ``prediction``; one stage per chosen map method of the registry
+the model: ``prediction``; ``text_lines`` (text SHAP's exact line level, a few dozen masked
+texts) where the model reads the labs as text; one stage per chosen map method of the registry
 (:mod:`fuselens.explain.methods`, Grad-CAM++ by default) on the ECG, echo and CXR;
 ``attention`` and ``report`` where the model has those capabilities; ``shapley``;
-``text_shap`` where the model reads the labs as text. A panel whose capability is absent gets
-one line in ``bundle.unavailable`` saying why. ``explain_case`` runs them all.
+``text_shap`` (the line level refined to word pieces) where the model reads the labs as
+text. A panel whose capability is absent gets one line in ``bundle.unavailable`` saying
+why. ``explain_case`` runs them all.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from fuselens.explain.modalities import MODALITY
 from fuselens.explain.shapley import coalition_key, modality_shapley
 from fuselens.explain.text_shap import (
     DEFAULT_MAX_EVALS,
+    TextShapResult,
     item_values,
-    lab_tokens,
-    line_occlusion,
+    line_result,
     text_shap,
+    text_shap_lines,
 )
 from fuselens.model_zoo.case import PatientCase
 from fuselens.model_zoo.contract import (
@@ -46,12 +49,14 @@ from fuselens.model_zoo.contract import (
 )
 from fuselens.model_zoo.predict import task_result
 
-FIXED_STAGES: tuple[str, ...] = ("prediction", "attention", "shapley", "report", "text_shap")
+FIRST_STAGES: tuple[str, ...] = ("prediction", "text_lines")
+LAST_STAGES: tuple[str, ...] = ("attention", "shapley", "report", "text_shap")
 
 
 def stage_names(methods: Sequence[str] = (DEFAULT_METHOD,)) -> tuple[str, ...]:
-    """Every stage in the order it runs, with the chosen map methods after the prediction."""
-    return ("prediction", *methods, *FIXED_STAGES[1:])
+    """Every stage in the order it runs, with the chosen map methods after the exact quick
+    ones (the prediction and the lab lines)."""
+    return (*FIRST_STAGES, *methods, *LAST_STAGES)
 
 
 STAGES: tuple[str, ...] = stage_names()
@@ -105,9 +110,8 @@ def lab_items(case: PatientCase) -> list[str]:
     return case.labs.line_names()
 
 
-def text_attribution(ctx: CaseContext, max_evals: int) -> TextAttribution:
-    r = text_shap(ctx, max_evals)
-    items = lab_items(ctx.case)
+def text_attribution(r: TextShapResult, case: PatientCase) -> TextAttribution:
+    items = lab_items(case)
     return TextAttribution(
         text=r.tokens.text,
         tokens=r.tokens.tokens,
@@ -118,30 +122,27 @@ def text_attribution(ctx: CaseContext, max_evals: int) -> TextAttribution:
         item_values=item_values(r.tokens.lines, r.values, len(items)).astype(np.float32),
         base_value=r.base_value,
         full_value=r.full_value,
-        max_evals=max_evals,
+        max_evals=r.max_evals,
         evals=r.evals,
+        level=r.level,
     )
 
 
 def map_evidence(ctx: CaseContext, bundle: ExplanationBundle) -> dict[str, dict[str, Any]]:
     """Evidence summary per present modality from the maps computed so far (the first map
-    method that ran; lab lines from text SHAP, or line occlusion until it has run)."""
+    method that ran; lab lines from text SHAP: exact line values, word pieces once refined)."""
     out: dict[str, dict[str, Any]] = {}
     for maps in bundle.maps.values():
         for m in ctx.modalities:
             native = getattr(maps, m, None) if MODALITY[m].spatial else None
             if m not in out and native is not None and len(native):
                 out[m] = MODALITY[m].evidence(native, ctx.case)
-    if "labs" in ctx.modalities and capabilities(ctx.model)["text"]:
-        items = lab_items(ctx.case)
-        if bundle.text is not None:
-            values, source = bundle.text.item_values, "text_shap"
-        else:
-            values = line_occlusion(ctx, lab_tokens(ctx), len(items))
-            source = "occlusion"
-        out["labs"] = labs_evidence(ctx.case.labs, items, values, source)
-        if bundle.text is not None:
-            out["labs"]["tokens"] = top_tokens(bundle.text.tokens, bundle.text.token_values)
+    text = bundle.text
+    if "labs" in ctx.modalities and text is not None:
+        source = "text_shap" if text.level == "word" else "text_lines"
+        out["labs"] = labs_evidence(ctx.case.labs, list(text.items), text.item_values, source)
+        if text.level == "word":
+            out["labs"]["tokens"] = top_tokens(text.tokens, text.token_values)
     return out
 
 
@@ -208,6 +209,13 @@ def explain_stages(
     if "labs" in ctx.modalities and not caps["text"]:
         bundle.unavailable["text_shap"] = f"{bundle.model_name} does not read the labs as text"
     yield done("prediction", t0)
+    reads_text = "labs" in ctx.modalities and caps["text"]
+    lines = None
+    if reads_text:
+        t = time.perf_counter()
+        lines = text_shap_lines(ctx)
+        bundle.text = text_attribution(line_result(ctx, lines), case)
+        yield done("text_lines", t)
     if any(MODALITY[m].spatial for m in ctx.modalities):
         for method in methods:
             t = time.perf_counter()
@@ -226,9 +234,9 @@ def explain_stages(
         report = model.generate_report(ctx.batch, features=ctx.features)
         bundle.report = grounded(ctx, bundle, report)
         yield done("report", t)
-    if "labs" in ctx.modalities and caps["text"]:
+    if reads_text:
         t = time.perf_counter()
-        bundle.text = text_attribution(ctx, text_max_evals)
+        bundle.text = text_attribution(text_shap(ctx, text_max_evals, lines=lines), case)
         if report is not None:
             bundle.report = grounded(ctx, bundle, report)
         yield done("text_shap", t)

@@ -149,6 +149,19 @@ class TextShapResult:
     max_evals: int
     evals: int  # distinct masked texts the model scored
     line_evals: int  # of which the exact line-level run needed
+    level: str = "word"  # "line": each line's exact value spread evenly over its pieces
+
+
+@dataclass
+class LinePass:
+    """The exact line-level run: each line's Owen value, and the memo of scored texts that
+    the word-piece refinement reuses."""
+
+    tokens: LabTokens
+    score: MemoScores
+    line_values: np.ndarray  # (n_lines,)
+    base_value: float
+    evals: int
 
 
 def text_score_fn(ctx: CaseContext, batch_size: int = BATCH_SIZE):
@@ -186,62 +199,97 @@ def _partition(score, masker: LabLineMasker, x: np.ndarray, max_evals: int, batc
     return np.asarray(exp.values[0], dtype=np.float64), base, int(explainer.last_eval_count) + 2
 
 
+def _seeded(seed: int, run):
+    """``run()`` with numpy's global generator (which shap draws from) seeded, then restored."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        return run()
+    finally:
+        np.random.set_state(state)
+
+
+def _require_labs(ctx: CaseContext) -> None:
+    if "labs" not in ctx.modalities:
+        raise ValueError(f"case {ctx.case.case_id} has no labs")
+
+
+def text_shap_lines(ctx: CaseContext, batch_size: int = BATCH_SIZE, seed: int = 0) -> LinePass:
+    """The exact line level: shap's Partition explainer stopped at whole lines, so every
+    line's (Owen) value is exact after a few dozen masked texts."""
+    _require_labs(ctx)
+    tokens = lab_tokens(ctx)
+    score = MemoScores(text_score_fn(ctx, batch_size))
+    masker = LabLineMasker(tokens, ctx.model.tokenizer.mask_token_id, within_lines=False)
+    n_lines = int(tokens.lines.max()) + 1
+    cap = 4 * n_lines * n_lines + 16
+    x = tokens.ids[tokens.feature_pos]
+    values, base, used = _seeded(seed, lambda: _partition(score, masker, x, cap, batch_size))
+    if used >= cap:
+        raise RuntimeError("the line-level partition did not finish")
+    return LinePass(tokens, score, item_values(tokens.lines, values, n_lines), base, used)
+
+
+def line_result(ctx: CaseContext, lines: LinePass) -> TextShapResult:
+    """The line pass as a result: each line's exact value spread evenly over its pieces."""
+    per_piece = lines.line_values / np.bincount(
+        lines.tokens.lines, minlength=len(lines.line_values)
+    )
+    return TextShapResult(
+        tokens=lines.tokens,
+        values=per_piece[lines.tokens.lines],
+        base_value=lines.base_value,
+        full_value=ctx.full_score(),
+        max_evals=0,
+        evals=len(lines.score.memo),
+        line_evals=lines.evals,
+        level="line",
+    )
+
+
 def text_shap(
     ctx: CaseContext,
     max_evals: int = DEFAULT_MAX_EVALS,
     batch_size: int = BATCH_SIZE,
     seed: int = 0,
+    lines: LinePass | None = None,
 ) -> TextShapResult:
     """Partition SHAP values of every lab-text word piece for the explained answer.
 
-    Two shap runs share one memo of scored texts: the first stops at whole lines, so every
-    line's (Owen) value is exact whatever the budget; the second splits lines into pieces
-    with ``max_evals`` more evaluations, and any part of a line's value it leaves unresolved
-    is spread evenly over the line's pieces (shap's own rule for unexpanded groups). With
-    ``ctx.cached`` False (the naive baseline) it is one plain run of ``max_evals``.
+    Two shap runs share one memo of scored texts: the first (:func:`text_shap_lines`, or
+    ``lines`` when it has run already) stops at whole lines, so every line's (Owen) value is
+    exact whatever the budget; the second splits lines into pieces with ``max_evals`` more
+    evaluations, and any part of a line's value it leaves unresolved is spread evenly over
+    the line's pieces (shap's own rule for unexpanded groups). With ``ctx.cached`` False (the
+    naive baseline) it is one plain run of ``max_evals``.
     """
-    if "labs" not in ctx.modalities:
-        raise ValueError(f"case {ctx.case.case_id} has no labs")
-    tokens = lab_tokens(ctx)
+    _require_labs(ctx)
     mask_id = ctx.model.tokenizer.mask_token_id
+    if not ctx.cached:
+        tokens = lab_tokens(ctx)
+        x = tokens.ids[tokens.feature_pos]
+        plain = text_score_fn(ctx, batch_size)
+        masker = LabLineMasker(tokens, mask_id)
+        values, base, evals = _seeded(
+            seed, lambda: _partition(plain, masker, x, max_evals, batch_size)
+        )
+        return TextShapResult(tokens, values, base, ctx.full_score(), max_evals, evals, 0)
+    lines = lines or text_shap_lines(ctx, batch_size, seed)
+    tokens, n_lines = lines.tokens, len(lines.line_values)
     x = tokens.ids[tokens.feature_pos]
-    plain = text_score_fn(ctx, batch_size)
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        if not ctx.cached:
-            values, base, evals = _partition(
-                plain, LabLineMasker(tokens, mask_id), x, max_evals, batch_size
-            )
-            used = 0
-        else:
-            score = MemoScores(plain)
-            n_lines = int(tokens.lines.max()) + 1
-            cap = 4 * n_lines * n_lines + 16
-            line_vals, base, used = _partition(
-                score, LabLineMasker(tokens, mask_id, False), x, cap, batch_size
-            )
-            if used >= cap:
-                raise RuntimeError("the line-level partition did not finish")
-            values, _, _ = _partition(
-                score, LabLineMasker(tokens, mask_id), x, used + max_evals, batch_size
-            )
-            exact = item_values(tokens.lines, line_vals, n_lines)
-            residual = exact - item_values(tokens.lines, values, n_lines)
-            values = (
-                values + (residual / np.bincount(tokens.lines, minlength=n_lines))[tokens.lines]
-            )
-            evals = len(score.memo)
-    finally:
-        np.random.set_state(state)
+    masker = LabLineMasker(tokens, mask_id)
+    budget = lines.evals + max_evals
+    values, _, _ = _seeded(seed, lambda: _partition(lines.score, masker, x, budget, batch_size))
+    residual = lines.line_values - item_values(tokens.lines, values, n_lines)
+    values = values + (residual / np.bincount(tokens.lines, minlength=n_lines))[tokens.lines]
     return TextShapResult(
         tokens=tokens,
         values=values,
-        base_value=base,
+        base_value=lines.base_value,
         full_value=ctx.full_score(),
         max_evals=max_evals,
-        evals=evals,
-        line_evals=used,
+        evals=len(lines.score.memo),
+        line_evals=lines.evals,
     )
 
 
@@ -250,15 +298,3 @@ def item_values(lines: np.ndarray, values: np.ndarray, n_items: int) -> np.ndarr
     out = np.zeros(n_items, dtype=np.float64)
     np.add.at(out, lines, values)
     return out
-
-
-@torch.no_grad()
-def line_occlusion(ctx: CaseContext, tokens: LabTokens, n_lines: int) -> np.ndarray:
-    """Per line: f(text) - f(text with that line's pieces masked) (one batch; a quick proxy
-    used until text SHAP finishes)."""
-    mask_id = ctx.model.tokenizer.mask_token_id
-    batch = np.repeat(tokens.ids[None], n_lines, axis=0)
-    for line in range(n_lines):
-        batch[line, tokens.feature_pos[tokens.lines == line]] = mask_id
-    full = ctx.full_score()
-    return full - text_score_fn(ctx)(batch)

@@ -39,13 +39,21 @@ def settings(ws, echo=0.5, cxr=0.5, method=DEFAULT_METHOD):
     return ws.settings([echo] * image_views.ECHO_SLOTS, cxr, method)
 
 
+def loaded_case(explained):
+    return explained[0].case
+
+
 def test_stages_arrive_quick_ones_first(explained):
     _, stages = explained
     names = [s for s, _ in stages]
     assert names == list(STAGES)
-    first = stages[0][1]
+    first, by_stage = stages[0][1], dict(stages)
     assert first.maps == {} and first.text is None and first.prediction
-    assert list(stages[1][1].maps) == [DEFAULT_METHOD]
+    assert by_stage["text_lines"].text.level == "line" and by_stage["text_lines"].maps == {}
+    assert list(by_stage[DEFAULT_METHOD].maps) == [DEFAULT_METHOD]
+    lines = views.stage_panels("text_lines", loaded_case(explained), by_stage["text_lines"])
+    assert set(lines) == {"lab_text", "lab_table"}
+    assert any(score for _, score in lines["lab_text"])
 
 
 def test_explained_case_is_cached_by_case_task_and_class(ws, explained):
@@ -182,9 +190,9 @@ def test_opened_panels_reset_everything(final):
 
 def test_progress_lists_every_stage(explained):
     _, stages = explained
-    mid = views.progress_markdown(stages[1][1], "attention")
+    mid = views.progress_markdown(dict(stages)[DEFAULT_METHOD], "attention")
     assert "✓ prediction" in mid and "✓ Grad-CAM++" in mid and "▸ **attention…**" in mid
-    assert "○ lab text SHAP" in mid
+    assert "✓ lab lines (exact)" in mid and "○ lab text SHAP" in mid
     first = views.progress_markdown(stages[0][1], finished=True)
     assert "– Grad-CAM++ (not applicable)" in first and first.endswith(" s)")
 

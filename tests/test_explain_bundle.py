@@ -39,11 +39,13 @@ def staged(model, case):
 
 def test_stages_run_quick_ones_first_and_the_bundle_grows(staged) -> None:
     assert [s for s, _ in staged] == list(STAGES)
-    first, last = staged[0][1], staged[-1][1]
+    by_stage = dict(staged)
+    first, last, maps = staged[0][1], staged[-1][1], by_stage[DEFAULT_METHOD]
     assert first.maps == {} and first.shown_maps() is None
     assert first.text is first.shapley is first.report is None
-    assert list(staged[1][1].maps) == [DEFAULT_METHOD] and staged[1][1].shapley is None
-    assert staged[1][1].shown_maps().method == DEFAULT_METHOD
+    assert by_stage["text_lines"].text.level == "line" and by_stage["text_lines"].maps == {}
+    assert list(maps.maps) == [DEFAULT_METHOD] and maps.shapley is None
+    assert maps.shown_maps().method == DEFAULT_METHOD
     assert last.stages == list(STAGES)
     assert set(STAGES) <= set(last.timings)
     assert {f"{DEFAULT_METHOD}:{m}" for m in ("ecg", "echo", "cxr")} <= set(last.timings)
@@ -52,14 +54,17 @@ def test_stages_run_quick_ones_first_and_the_bundle_grows(staged) -> None:
     assert (last.task, last.target) == ("heart_failure", "yes")
     assert 0.0 <= last.probability <= 1.0
     assert last.probability == pytest.approx(last.prediction["heart_failure"]["probability"])
-    assert staged[4][1].report is not None
+    assert by_stage["report"].report is not None
 
 
-def test_lab_evidence_comes_from_occlusion_until_text_shap_is_done(model, case, staged) -> None:
+def test_lab_evidence_is_exact_at_line_level_until_text_shap_refines(model, case, staged) -> None:
     ctx = CaseContext.build(model, case)
-    quick = map_evidence(ctx, staged[4][1])
+    quick = map_evidence(ctx, dict(staged)["report"])
     final = map_evidence(ctx, staged[-1][1])
-    assert quick["labs"]["source"] == "occlusion" and final["labs"]["source"] == "text_shap"
+    assert quick["labs"]["source"] == "text_lines" and final["labs"]["source"] == "text_shap"
+    lines, words = dict(staged)["text_lines"].text, staged[-1][1].text
+    assert (lines.level, words.level) == ("line", "word")
+    np.testing.assert_allclose(lines.item_values, words.item_values, rtol=1e-4, atol=1e-5)
     assert "tokens" not in quick["labs"] and "tokens" in final["labs"]
     assert {"ecg", "echo", "cxr", "labs"} == set(final)
     top = final["labs"]["items"]

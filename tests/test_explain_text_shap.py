@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from shap.utils import make_masks
 from test_model_support import make_case, tiny_explainable
 
@@ -14,9 +13,10 @@ from fuselens.explain.text_shap import (
     LabLineMasker,
     item_values,
     lab_tokens,
-    line_occlusion,
     line_partition,
+    line_result,
     text_shap,
+    text_shap_lines,
 )
 from fuselens.model_zoo.case import LabItem, Labs
 
@@ -84,7 +84,7 @@ def test_masker_replaces_only_masked_pieces_with_mask_token(ctx) -> None:
 
 
 def test_text_shap_values_add_up_and_items_sum_their_pieces(ctx) -> None:
-    ta = text_attribution(ctx, 40)
+    ta = text_attribution(text_shap(ctx, 40), ctx.case)
     assert ta.token_values.shape == (len(ta.tokens),) == (len(lab_tokens(ctx).feature_pos),)
     assert ta.evals == text_shap(ctx, max_evals=40).evals
     assert ta.base_value + ta.token_values.sum() == pytest.approx(ta.full_value, abs=1e-4)
@@ -119,12 +119,18 @@ def test_the_budget_is_spent_below_the_exact_line_level(ctx) -> None:
     assert r.line_evals < r.evals <= r.line_evals + 40
 
 
-def test_line_occlusion_matches_direct_masking(ctx) -> None:
-    tokens = lab_tokens(ctx)
-    occ = line_occlusion(ctx, tokens, 5)
-    mask_id = ctx.model.tokenizer.mask_token_id
-    ids = tokens.ids.copy()
-    ids[tokens.feature_pos[tokens.lines == 0]] = mask_id
-    masked = ctx.scores("labs", torch.from_numpy(ids[None]))
-    full = ctx.score(ctx.logits)
-    assert occ[0] == pytest.approx(float(full - masked), abs=1e-5)
+def test_line_pass_is_exact_first_and_the_refinement_reuses_it(ctx) -> None:
+    lines = text_shap_lines(ctx)
+    quick = line_result(ctx, lines)
+    n_lines = len(lines.line_values)
+    assert quick.level == "line" and quick.evals == lines.evals <= 4 * n_lines * n_lines + 16
+    for k in range(n_lines):  # one value per line, spread evenly over its pieces
+        assert np.ptp(quick.values[quick.tokens.lines == k]) == pytest.approx(0.0, abs=1e-12)
+    refined = text_shap(ctx, lines=lines)
+    fresh = text_shap(ctx)
+    assert refined.level == "word" and refined.evals == fresh.evals
+    np.testing.assert_allclose(refined.values, fresh.values, atol=1e-9)
+    np.testing.assert_allclose(
+        item_values(refined.tokens.lines, refined.values, n_lines), lines.line_values, atol=1e-6
+    )
+    assert quick.values.sum() + quick.base_value == pytest.approx(quick.full_value, abs=1e-4)

@@ -1,0 +1,206 @@
+"""Click-to-panel latency of the workstation in a real browser, for every demo case.
+
+    python benchmarks/browser_walk.py [--model demo] [--out benchmarks/results/browser_walk.json]
+
+Starts ``fuselens serve --no-auth`` on a free local port, drives Debian's chromium with
+Playwright, and for each demo case measures, from the click that picks it:
+
+- ``prediction_s``: the prediction card shows the case's probability;
+- ``labs_line_s``: the lab text is highlighted (line level or finer); cases without labs: null;
+- ``every_panel_s``: the progress line says done and every panel the case fills is drawn.
+
+It also reads the CPU seconds the server and the browser used while each case explained
+(psutil), the per-stage seconds the server reported, and, after the last case, the browser's
+CPU share while the finished page idles for ``--idle-s`` seconds (echo loops playing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LAB_HIGHLIGHTED = "document.querySelectorAll('#fl-lab-text .token.highlighted').length > 0"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(
+    model: str, cases: Path, extra: list[str]
+) -> tuple[subprocess.Popen, str, list[str]]:
+    port = _free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "fuselens.app.cli", "serve", "--port", str(port)]
+    cmd += ["--model", model, "--cases", str(cases), "--device", "cpu", *extra]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    log: list[str] = []
+    threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
+    deadline = time.perf_counter() + 180
+    while not any("warmed up" in line for line in log):
+        if proc.poll() is not None or time.perf_counter() > deadline:
+            raise RuntimeError("fuselens serve did not start:\n" + "".join(log))
+        time.sleep(0.2)
+    return proc, f"http://127.0.0.1:{port}/", log
+
+
+def _cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _chromium_procs() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if "chrom" in (p.info["name"] or "")]
+
+
+def _expected_panels(pg) -> str:
+    """A JS condition for 'every panel this case fills is drawn'."""
+    holds = pg.inner_text("#fl-story").rpartition("Holds:")[2]
+    cond = ["document.querySelector('#fl-progress').innerText.includes('done')"]
+    cond.append("document.querySelectorAll('#fl-shapley .barlayer .point').length > 0")
+    if "Labs" in holds:
+        cond.append(LAB_HIGHLIGHTED)
+    if "ECG" in holds:
+        cond.append("document.querySelectorAll('#fl-ecg .heatmaplayer .hm').length > 0")
+    if "Echo" in holds:
+        cond.append("document.querySelectorAll('#fl-echo-video-0 video[src]').length == 1")
+    if "Chest X-ray" in holds:
+        cond.append("document.querySelectorAll('#fl-cxr img').length == 1")
+    return " && ".join(cond), holds
+
+
+def _walk_case(pg, title: str, server: list[psutil.Process]) -> dict:
+    pg.click("#fl-demo input")
+    option = pg.get_by_role("option", name=title)
+    cpu0_server, cpu0_browser = _cpu_seconds(server), _cpu_seconds(_chromium_procs())
+    option.click()
+    t0 = time.perf_counter()
+    pg.wait_for_function(
+        f"document.querySelector('#fl-story').innerText.includes({json.dumps(title)})",
+        polling=20,
+    )
+    pg.wait_for_function(
+        "document.querySelector('#fl-prediction').innerText.includes('probability')", polling=20
+    )
+    prediction_s = time.perf_counter() - t0
+    condition, holds = _expected_panels(pg)
+    labs_s = None
+    if "Labs" in holds:
+        pg.wait_for_function(LAB_HIGHLIGHTED, polling=20)
+        labs_s = time.perf_counter() - t0
+    try:
+        pg.wait_for_function(condition, polling=20)
+    except Exception as exc:
+        failing = [c for c in condition.split(" && ") if not pg.evaluate(c)]
+        raise RuntimeError(f"{title}: still waiting for {failing}") from exc
+    every_s = time.perf_counter() - t0
+    return {
+        "case": title,
+        "prediction_s": round(prediction_s, 2),
+        "labs_line_s": None if labs_s is None else round(labs_s, 2),
+        "every_panel_s": round(every_s, 2),
+        "server_cpu_s": round(_cpu_seconds(server) - cpu0_server, 2),
+        "browser_cpu_s": round(_cpu_seconds(_chromium_procs()) - cpu0_browser, 2),
+        "progress": pg.inner_text("#fl-progress"),
+    }
+
+
+def walk(model: str, idle_s: float, cases_dir: Path) -> dict:
+    """Every demo case once in one browser page; the figures as a JSON-ready dict."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT))
+    from fuselens.app.demo_cases import load_catalogue
+
+    titles = [d.title for d in load_catalogue()]
+    help_text = subprocess.run(
+        [sys.executable, "-m", "fuselens.app.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    proc, url, log = _start_server(
+        model, cases_dir, ["--no-auth"] if "--no-auth" in help_text else []
+    )
+    try:
+        server = _tree(proc.pid)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_context(viewport={"width": 1920, "height": 1080}).new_page()
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            page.wait_for_selector("#fl-demo input")
+            rows = []
+            for title in titles:
+                rows.append(_walk_case(page, title, server))
+                time.sleep(1.0)
+            page.evaluate("window.scrollTo(0, 900)")
+            c0, t0 = _cpu_seconds(_chromium_procs()), time.perf_counter()
+            time.sleep(idle_s)
+            idle_share = (_cpu_seconds(_chromium_procs()) - c0) / (time.perf_counter() - t0)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {
+        "model": model,
+        "cpu_count": os.cpu_count(),
+        "cases": rows,
+        "max_prediction_s": max(r["prediction_s"] for r in rows),
+        "max_labs_line_s": max(r["labs_line_s"] or 0.0 for r in rows),
+        "max_every_panel_s": max(r["every_panel_s"] for r in rows),
+        "browser_idle_cpu_share": round(idle_share, 3),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="demo")
+    ap.add_argument("--idle-s", type=float, default=10.0)
+    ap.add_argument("--cases", default=str(ROOT / ".fuselens-cache" / "walk-cases"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "browser_walk.json"))
+    args = ap.parse_args()
+    result = walk(args.model, args.idle_s, Path(args.cases))
+    text = json.dumps(result, indent=2) + "\n"
+    Path(args.out).write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
