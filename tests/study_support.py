@@ -125,6 +125,7 @@ class StudyServer:
         if username is not None:
             r = client.post("/api/login", json={"username": username, "password": password})
             assert r.status_code == 200, r.text
+            client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
         return client
 
 

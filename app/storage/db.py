@@ -3,6 +3,10 @@
 SQLite runs in WAL mode with a busy timeout and ``BEGIN IMMEDIATE`` transactions, so
 concurrent writers (threads of one server, or several processes) queue instead of failing,
 and ``synchronous=FULL`` so a committed answer survives the process being killed.
+
+The data folder and a SQLite file are created private to their owner (0700 and 0600): they
+hold readers' answers, password hashes and patients' case data; SQLite gives its ``-wal``
+and ``-shm`` files the database file's own mode.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 DB_FILE = "fuselens.db"
 BUSY_TIMEOUT_MS = 30_000
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -23,8 +29,26 @@ def data_dir() -> Path:
     """``FUSELENS_DATA_DIR``, else ``~/.local/share/fuselens`` (created)."""
     default = Path.home() / ".local" / "share" / "fuselens"
     folder = Path(os.environ.get("FUSELENS_DATA_DIR") or default).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     return folder
+
+
+def private_dir(folder: Path) -> None:
+    """Create ``folder`` and any missing parents as 0700 (an existing folder is left as is)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+        path.chmod(PRIVATE_DIR_MODE)  # mkdir's mode is masked by the umask
+
+
+def private_file(path: Path) -> None:
+    """Create an empty ``path`` as 0600 unless it exists (SQLite then opens it as it is)."""
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    except FileExistsError:
+        return
+    path.chmod(PRIVATE_FILE_MODE)
 
 
 def database_url(url: str | None = None) -> str:
@@ -54,7 +78,7 @@ def make_engine(url: str | None = None) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(parsed.database).expanduser())
         engine = create_engine(url, connect_args={"check_same_thread": False})
         _sqlite_setup(engine)
         return engine

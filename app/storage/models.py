@@ -3,6 +3,7 @@
 Reader study: a :class:`Study` has :class:`Case` s (truth and the stored model answer),
 :class:`Arm` s (what a reader is shown), :class:`Reader` s (an owner and readers) and one
 :class:`Assignment` per reader x case x arm; an :class:`Answer` is unique per assignment.
+A :class:`LoginSession` is one login of a reader, held on the server so logout ends it.
 ``Answer.diagnosis`` is the binary call (1 = present) and ``Answer.confidence`` the reader's
 confidence in that call (0 = a guess, 100 = certain); :mod:`fuselens.app.study.metrics`
 turns the two into a 0-100 disease score for ROC analysis.
@@ -115,6 +116,24 @@ class Reader(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     study: Mapped[Study] = relationship(back_populates="readers")
+
+
+class LoginSession(Base):
+    """One login: the browser's cookie holds a random token, the table only its SHA-256;
+    ``csrf_token`` is the token its forms and JSON posts must carry. Ended by logout, an idle
+    spell or its absolute lifetime (:mod:`fuselens.app.study.service`)."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    reader: Mapped[Reader] = relationship()
 
 
 class Assignment(Base):

@@ -1,19 +1,32 @@
 """The reader-study web server: login, each reader's queue, the owner's progress and exports.
 
-A FastAPI app over the study database. Sessions are signed cookies holding only the login's
-id; every endpoint loads the login again and checks its role and study on the server, so a
-reader can reach only their own queue and never the owner's pages or other readers' answers.
-Readers get plain HTML forms (``/read``) or JSON (``/api/next``, ``/api/answers``).
+A FastAPI app over the study database. The signed cookie holds only a random token of a
+login kept on the server (:class:`~fuselens.app.storage.models.LoginSession`), so logout, an
+idle spell or the login's lifetime ends it for every copy of the cookie; every endpoint loads
+the login again and checks its role and study on the server, so a reader can reach only their
+own queue and the media of cases served to them, never the owner's pages or other readers'
+answers. Readers get plain HTML forms (``/read``) or JSON (``/api/next``, ``/api/answers``).
+
+Hardening for a hospital network: a state-changing request must come from this server's own
+origin (``Origin``, else ``Referer``) and carry the login's CSRF token (a form field, or the
+``X-CSRF-Token`` header of a JSON post; the login form has a token of its own); failed logins
+are counted per username and per client address and answered 429 past a limit, and at most
+:data:`PASSWORD_THREADS` scrypt verifications run at once; every response carries a strict
+Content-Security-Policy, no framing, ``nosniff`` and ``no-store``; every value put into HTML
+is escaped.
 """
 
+import hashlib
 import html
 import json
+import math
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import (
@@ -29,26 +42,70 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from fuselens.app.storage.db import data_dir
-from fuselens.app.storage.models import Case, Reader, Study
+from fuselens.app.storage.models import Reader, Study
+from fuselens.app.study.auth import LoginThrottle, PasswordVerifier, VerifierBusy
 from fuselens.app.study.config import PANEL_NEEDS, PANELS
 from fuselens.app.study.export import csv_text, imrmc_text
 from fuselens.app.study.service import (
+    CONFIDENCE_RANGE,
+    MAX_FREE_TEXT,
+    MAX_ID,
+    SESSION_LIFETIME,
+    USEFULNESS_RANGE,
     AnswerIn,
     StudyError,
     answer_rows,
     audit,
     authenticate,
     case_view,
+    current_login,
+    end_login,
     get_study,
     next_assignment,
+    open_login,
     progress,
     queue_size,
+    served_case,
     submit_answer,
 )
 
 CAVEAT = "Demonstration model trained on synthetic data, not for clinical use."
 MEDIA_NAME = re.compile(r"^(labs\.json|ecg\.json|cxr\.png|echo_[A-Za-z0-9]+\.mp4)$")
-SESSION_HOURS = 12
+FAILED_LOGINS_PER_USERNAME = 5
+FAILED_LOGINS_PER_CLIENT = 20
+FAILED_LOGIN_WINDOW_S = 15 * 60
+PASSWORD_THREADS = 2  # scrypt verifications at once: each holds 16 MiB (N = 2^14, r = 8)
+PASSWORD_QUEUE = 14  # logins waiting for one; more at once are answered 429
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",  # the page's own style block; plotly's styles
+        "img-src 'self' data:",
+        "media-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # not "no-referrer": with it a browser sends "Origin: null" on this server's own form
+    # posts, and the origin check could not tell them from a sandboxed attacker's page
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+STATIC_CACHE = "private, max-age=86400"
+# the ECG print: plotly draws the figure a div names (no inline script: the CSP allows none)
+STUDY_JS = """document.querySelectorAll("[data-figure]").forEach((el) =>
+  fetch(el.dataset.figure).then((r) => r.json()).then((f) =>
+    Plotly.newPlot(el, f.data, f.layout, {responsive: true})));
+"""
 
 
 class LoginIn(BaseModel):
@@ -57,11 +114,13 @@ class LoginIn(BaseModel):
 
 
 class AnswerBody(BaseModel):
-    assignment_id: int
-    diagnosis: int
-    confidence: int
-    usefulness: dict[str, int] = Field(default_factory=dict)
-    free_text: str = ""
+    assignment_id: int = Field(ge=1, le=MAX_ID)
+    diagnosis: int = Field(ge=0, le=1)
+    confidence: int = Field(ge=CONFIDENCE_RANGE[0], le=CONFIDENCE_RANGE[1])
+    usefulness: dict[str, Annotated[int, Field(ge=USEFULNESS_RANGE[0], le=USEFULNESS_RANGE[1])]] = (
+        Field(default_factory=dict, max_length=len(PANELS))
+    )
+    free_text: str = Field(default="", max_length=MAX_FREE_TEXT)
 
 
 def secret_key() -> str:
@@ -78,31 +137,101 @@ def secret_key() -> str:
     return path.read_text().strip()
 
 
-def _page(title: str, body: str) -> HTMLResponse:
+def secure_cookie_default() -> bool:
+    """``FUSELENS_SECURE_COOKIE=1``: the server is reached over https, cookies get ``Secure``."""
+    return os.environ.get("FUSELENS_SECURE_COOKIE", "").lower() in ("1", "true", "yes")
+
+
+def _same_token(given: Any, expected: Any) -> bool:
+    return (
+        isinstance(given, str)
+        and isinstance(expected, str)
+        and bool(expected)
+        and (secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8")))
+    )
+
+
+def cross_site(request: Request) -> bool:
+    """Whether a request names an origin other than this server's (``Origin``, else
+    ``Referer``); a client sending neither is no browser and passes (tokens still apply)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        referer = request.headers.get("referer")
+        if not referer:
+            return False
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return origin != f"{request.url.scheme}://{request.url.netloc}"
+
+
+def json_only(request: Request) -> None:
+    """A JSON endpoint takes JSON only: a form or a typeless body can be posted cross-site."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise HTTPException(415, "send JSON (Content-Type: application/json)")
+
+
+def _too_many(seconds: float, why: str) -> HTTPException:
+    return HTTPException(429, why, headers={"Retry-After": str(max(1, math.ceil(seconds)))})
+
+
+def _page(title: str, body: str, status: int = 200, headers: dict | None = None) -> HTMLResponse:
     return HTMLResponse(
-        f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+        status_code=status,
+        headers=headers,
+        content=f"""<!doctype html><html><head><meta charset="utf-8">
+<title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
 .caveat{{color:#8a4b00;font-weight:600}}.panel{{border:1px solid #ddd;padding:.6em;margin:.6em 0}}
 .bar{{display:inline-block;height:12px}}.error{{color:#b00020;font-weight:600}}</style>
-</head><body>{body}</body></html>"""
+</head><body>{body}</body></html>""",
     )
 
 
+def _secured(response: Response, path: str) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    if path.startswith("/static/"):
+        response.headers["Cache-Control"] = STATIC_CACHE
+    return response
+
+
 def create_app(
-    study_id: int, sessions: sessionmaker[Session], media_dir: Path | None, key: str | None = None
+    study_id: int,
+    sessions: sessionmaker[Session],
+    media_dir: Path | None,
+    key: str | None = None,
+    secure_cookie: bool | None = None,
 ) -> FastAPI:
     """The server of one study; ``media_dir`` holds the rendered case media per case key
-    (``None``: a study of case keys and truths only, no media)."""
+    (``None``: a study of case keys and truths only, no media); ``secure_cookie``: the
+    cookie only over https (default: :func:`secure_cookie_default`)."""
     app = FastAPI(title="FuseLens reader study", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(
         SessionMiddleware,
         secret_key=key or secret_key(),
         session_cookie="fuselens_study",
-        max_age=SESSION_HOURS * 3600,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
         same_site="strict",
+        https_only=secure_cookie_default() if secure_cookie is None else secure_cookie,
     )
+
+    @app.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.method not in SAFE_METHODS and cross_site(request):
+            response: Response = JSONResponse(
+                {"detail": "refused: the request comes from another site"}, status_code=403
+            )
+        else:
+            response = await call_next(request)
+        return _secured(response, request.url.path)
+
     media_root = media_dir.resolve() if media_dir is not None else None
+    per_username = LoginThrottle(FAILED_LOGINS_PER_USERNAME, FAILED_LOGIN_WINDOW_S)
+    per_client = LoginThrottle(FAILED_LOGINS_PER_CLIENT, FAILED_LOGIN_WINDOW_S)
+    verifier = PasswordVerifier(PASSWORD_THREADS, PASSWORD_QUEUE)
     with sessions() as s:
         get_study(s, study_id)
 
@@ -113,12 +242,13 @@ def create_app(
     DB = Annotated[Session, Depends(db)]
 
     def login_of(request: Request, session: DB) -> Reader:
-        reader_id = request.session.get("reader_id")
-        reader = session.get(Reader, reader_id) if isinstance(reader_id, int) else None
-        if reader is None or reader.study_id != study_id:
+        token = request.session.get("sid")
+        login = current_login(session, token) if isinstance(token, str) else None
+        if login is None or login.reader.study_id != study_id:
             request.session.clear()
             raise HTTPException(401, "log in first")
-        return reader
+        request.state.csrf_token = login.csrf_token
+        return login.reader
 
     Login = Annotated[Reader, Depends(login_of)]
 
@@ -135,6 +265,13 @@ def create_app(
     ReaderLogin = Annotated[Reader, Depends(reader_only)]
     OwnerLogin = Annotated[Reader, Depends(owner_only)]
 
+    def csrf_header(request: Request, reader: ReaderLogin) -> Reader:
+        if not _same_token(request.headers.get("x-csrf-token"), request.state.csrf_token):
+            raise HTTPException(403, "missing or wrong X-CSRF-Token header")
+        return reader
+
+    ReaderPost = Annotated[Reader, Depends(csrf_header)]
+
     @app.exception_handler(StudyError)
     def study_error(_request: Request, err: StudyError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=err.status)
@@ -144,30 +281,76 @@ def create_app(
         wants_html = "text/html" in request.headers.get("accept", "")
         if err.status_code == 401 and wants_html and not request.url.path.startswith("/api/"):
             return RedirectResponse("/login", status_code=303)
-        return JSONResponse({"detail": err.detail}, status_code=err.status_code)
+        detail = {"detail": err.detail}
+        return JSONResponse(detail, status_code=err.status_code, headers=err.headers)
 
     # ---- login ---------------------------------------------------------------------------
 
-    def _login(request: Request, session: Session, username: str, password: str) -> Reader:
-        reader = authenticate(session, study_id, username, password)
+    def _count_attempt(keys: tuple[str, str]) -> None:
+        """The attempt counted against the client and the username, or 429 if either waits."""
+        wait = per_client.attempt(keys[0])
+        if wait == 0:
+            wait = per_username.attempt(keys[1])
+            if wait > 0:
+                per_client.forgive(keys[0])
+        if wait > 0:
+            raise _too_many(wait, "too many failed logins: try again later")
+
+    def _login(
+        request: Request, session: Session, username: str, password: str
+    ) -> tuple[Reader, str]:
+        """Log in (a new server-side login in the cookie); the reader and the login's CSRF
+        token."""
+        client = request.client.host if request.client else ""
+        user = hashlib.sha256(username.encode("utf-8")).hexdigest()  # no typed text kept
+        keys = (f"client:{client}", f"user:{user}")
+        _count_attempt(keys)
+        try:
+            reader = authenticate(session, study_id, username, password, client, verifier)
+        except VerifierBusy as err:
+            per_client.forgive(keys[0])
+            per_username.forgive(keys[1])
+            raise _too_many(1, "the server is busy with other logins: try again") from err
         if reader is None:
             raise HTTPException(401, "wrong username or password")
+        per_client.forgive(keys[0])
+        per_username.clear(keys[1])
+        previous = request.session.get("sid")
+        if isinstance(previous, str):
+            end_login(session, previous)  # a login over a login: the old one ends
+        token, login = open_login(session, reader)
         request.session.clear()
-        request.session["reader_id"] = reader.id
-        return reader
+        request.session["sid"] = token
+        return reader, login.csrf_token
 
-    @app.get("/login", response_class=HTMLResponse)
-    def login_page(error: str = "") -> HTMLResponse:
+    def _login_token(request: Request) -> str:
+        """The login form's own CSRF token, kept in the cookie before any login."""
+        token = request.session.get("login_csrf")
+        if not isinstance(token, str):
+            token = request.session["login_csrf"] = secrets.token_urlsafe(32)
+        return token
+
+    def _login_page(
+        request: Request, error: str = "", status: int = 200, headers: dict | None = None
+    ) -> HTMLResponse:
         with sessions() as session:
             name = get_study(session, study_id).name
         msg = f'<p class="error">{html.escape(error)}</p>' if error else ""
+        token = html.escape(_login_token(request))
         return _page(
             "Log in",
             f"""<h1>{html.escape(name)}</h1>{msg}<form method="post" action="/login">
+<input type="hidden" name="csrf_token" value="{token}">
 <p><label>Username <input name="username" autocomplete="username" required></label></p>
 <p><label>Password <input name="password" type="password" autocomplete="current-password"
 required></label></p><p><button type="submit">Log in</button></p></form>""",
+            status,
+            headers,
         )
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, error: str = "") -> HTMLResponse:
+        return _login_page(request, error)
 
     @app.post("/login")
     def login_form(
@@ -175,20 +358,29 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
         username: Annotated[str, Form(max_length=100)],
         password: Annotated[str, Form(max_length=200)],
         session: DB,
+        csrf_token: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
+        if not _same_token(csrf_token, request.session.get("login_csrf")):
+            return _login_page(request, "The login form had expired: log in again.", 403)
         try:
-            reader = _login(request, session, username, password)
-        except HTTPException:
+            reader, _ = _login(request, session, username, password)
+        except HTTPException as err:
+            if err.status_code == 429:
+                return _login_page(request, str(err.detail), 429, err.headers)
             return RedirectResponse("/login?error=Wrong+username+or+password", status_code=303)
         return RedirectResponse("/owner" if reader.role == "owner" else "/read", status_code=303)
 
-    @app.post("/api/login")
+    @app.post("/api/login", dependencies=[Depends(json_only)])
     def login_json(body: LoginIn, request: Request, session: DB) -> dict:
-        reader = _login(request, session, body.username, body.password)
-        return {"role": reader.role, "reader": reader.code}
+        reader, csrf_token = _login(request, session, body.username, body.password)
+        return {"role": reader.role, "reader": reader.code, "csrf_token": csrf_token}
 
     @app.post("/logout")
-    def logout(request: Request) -> Response:
+    def logout(request: Request, session: DB) -> Response:
+        """Ends the login on the server (no token needed: the origin check still applies)."""
+        token = request.session.get("sid")
+        if isinstance(token, str):
+            end_login(session, token)
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -230,8 +422,8 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
             view["prediction"]["caveat"] = CAVEAT
         return {"done": False, **view}
 
-    @app.post("/api/answers", status_code=201)
-    def api_answer(body: AnswerBody, reader: ReaderLogin, session: DB) -> dict:
+    @app.post("/api/answers", status_code=201, dependencies=[Depends(json_only)])
+    def api_answer(body: AnswerBody, reader: ReaderPost, session: DB) -> dict:
         answer = submit_answer(
             session,
             reader,
@@ -241,9 +433,12 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
         return {"assignment_id": body.assignment_id, "seconds": answer.seconds}
 
     @app.get("/media/{case_key}/{name}")
-    def media(case_key: str, name: str, _: Login, session: DB) -> FileResponse:
-        known = session.query(Case.id).filter_by(study_id=study_id, case_key=case_key).first()
-        if media_root is None or not known or not MEDIA_NAME.match(name):
+    def media(case_key: str, name: str, reader: ReaderLogin, session: DB) -> FileResponse:
+        """A file of a case served to this reader (every arm shows the case's own media; the
+        arms differ in the AI panels, which are no files)."""
+        if media_root is None or not MEDIA_NAME.match(name):
+            raise HTTPException(404, "no such media")
+        if served_case(session, reader, case_key) is None:
             raise HTTPException(404, "no such media")
         path = (media_root / case_key / name).resolve()
         if path.parent.parent != media_root:
@@ -258,18 +453,27 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
 
         return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js")
 
+    @app.get("/static/study.js")
+    def study_js(_: Login) -> Response:
+        return Response(STUDY_JS, media_type="text/javascript")
+
     @app.get("/read", response_class=HTMLResponse)
-    def read_page(reader: ReaderLogin, session: DB, error: str = "") -> HTMLResponse:
+    def read_page(
+        request: Request, reader: ReaderLogin, session: DB, error: str = ""
+    ) -> HTMLResponse:
         view = _next(session, reader)
         head = _logout_form(reader)
         if view is None:
             return _page("Done", f"{head}<h1>All cases read</h1><p>Thank you.</p>")
         msg = f'<p class="error">{html.escape(error)}</p>' if error else ""
+        view["csrf_token"] = request.state.csrf_token
         return _page(f"Case {view['position']}", head + msg + _case_html(view, media_root))
 
     @app.post("/read")
     async def read_submit(request: Request, reader: ReaderLogin, session: DB) -> Response:
         form = await request.form()
+        if not _same_token(form.get("csrf_token"), request.state.csrf_token):
+            raise HTTPException(403, "missing or wrong CSRF token: reload the page")
         try:
             usefulness = {
                 k.removeprefix("usefulness_"): int(str(v))
@@ -332,9 +536,12 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
     def owner_page(owner: OwnerLogin, session: DB) -> HTMLResponse:
         study = session.get(Study, study_id)
         rows = "".join(
-            f"<tr><td>{p['reader']}</td><td>{html.escape(p['username'])}</td>"
+            f"<tr><td>{html.escape(p['reader'])}</td><td>{html.escape(p['username'])}</td>"
             f"<td>{p['answered']} / {p['total']}</td>"
-            + "".join(f"<td>{a}: {v['answered']} / {v['total']}</td>" for a, v in p["arms"].items())
+            + "".join(
+                f"<td>{html.escape(a)}: {v['answered']} / {v['total']}</td>"
+                for a, v in p["arms"].items()
+            )
             + "</tr>"
             for p in progress(session, study_id)
         )
@@ -342,7 +549,8 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
 
         results = study_results(session, study_id)
         perf = "".join(
-            f"<tr><td>{r['reader']}</td><td>{html.escape(r['arm'])}</td><td>{r['n_cases']}</td>"
+            f"<tr><td>{html.escape(r['reader'])}</td><td>{html.escape(r['arm'])}</td>"
+            f"<td>{r['n_cases']}</td>"
             f"<td>{_ci(r, 'accuracy')}</td><td>{_ci(r, 'sensitivity')}</td>"
             f"<td>{_ci(r, 'specificity')}</td><td>{_ci(r, 'auc')}</td></tr>"
             for r in results.get("performance", [])
@@ -464,26 +672,27 @@ def _labs_html(path: Path) -> str:
 
 def _case_html(view: dict[str, Any], media_root: Path) -> str:
     key = view["case"]["key"]
-    base = f"/media/{_q(key)}"
+    base = html.escape(f"/media/{_q(key)}")
     parts = [
         f"<h1>Case {view['position']} of {view['total']}</h1>",
-        f'<p id="modalities">Modalities: {", ".join(view["case"]["modalities"]) or "none"}</p>',
+        f'<p id="modalities">Modalities: '
+        f"{html.escape(', '.join(view['case']['modalities']) or 'none')}</p>",
     ]
     media = view["media"]
     if "labs.json" in media:
         parts.append(_labs_html(media_root / key / "labs.json"))
     if "ecg.json" in media:
         parts.append(
-            '<div class="panel"><h3>12-lead ECG</h3><div id="ecg" style="height:900px"></div>'
-            '<script src="/static/plotly.min.js"></script><script>'
-            f'fetch("{base}/ecg.json").then(r=>r.json()).then(f=>Plotly.newPlot("ecg",f.data,'
-            "f.layout,{responsive:true}))</script></div>"
+            '<div class="panel"><h3>12-lead ECG</h3><div id="ecg" style="height:900px" '
+            f'data-figure="{base}/ecg.json"></div><script src="/static/plotly.min.js"></script>'
+            '<script src="/static/study.js"></script></div>'
         )
     echoes = [m for m in media if m.startswith("echo_")]
     if echoes:
         videos = "".join(
-            f'<figure style="display:inline-block"><video src="{base}/{m}" autoplay loop muted '
-            f'playsinline width="256"></video><figcaption>{m[5:-4]}</figcaption></figure>'
+            f'<figure style="display:inline-block"><video src="{base}/{html.escape(m)}" autoplay '
+            f'loop muted playsinline width="256"></video><figcaption>{html.escape(m[5:-4])}'
+            "</figcaption></figure>"
             for m in echoes
         )
         parts.append(f'<div class="panel"><h3>Echocardiogram</h3>{videos}</div>')
@@ -526,7 +735,7 @@ def _form_html(view: dict[str, Any]) -> str:
     q = view["questions"]
     useful = "".join(
         f"<p><label>Usefulness of {html.escape(text)} (1 = useless, 5 = very useful) "
-        f'<select name="usefulness_{p}" required><option value=""></option>'
+        f'<select name="usefulness_{html.escape(p)}" required><option value=""></option>'
         + "".join(f'<option value="{i}">{i}</option>' for i in range(1, 6))
         + "</select></label></p>"
         for p, text in q["usefulness"].items()
@@ -538,7 +747,8 @@ def _form_html(view: dict[str, Any]) -> str:
         else ""
     )
     return f"""<form method="post" action="/read" class="panel" id="answer">
-<input type="hidden" name="assignment_id" value="{view["assignment_id"]}">
+<input type="hidden" name="assignment_id" value="{int(view["assignment_id"])}">
+<input type="hidden" name="csrf_token" value="{html.escape(view["csrf_token"])}">
 <p><b>{html.escape(q["diagnosis"])}</b>
 <label><input type="radio" name="diagnosis" value="1" required> Yes</label>
 <label><input type="radio" name="diagnosis" value="0"> No</label></p>

@@ -6,9 +6,11 @@ returning, so an answer is durable as soon as :func:`submit_answer` returns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -16,13 +18,27 @@ from sqlalchemy import Integer, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from fuselens.app.storage.models import Answer, Arm, Assignment, AuditLog, Case, Reader, Study
+from fuselens.app.storage.models import (
+    Answer,
+    Arm,
+    Assignment,
+    AuditLog,
+    Case,
+    LoginSession,
+    Reader,
+    Study,
+)
 from fuselens.app.study.auth import hash_password, verify_password
 from fuselens.app.study.config import PANEL_NEEDS, StudyConfig
 
 CONFIDENCE_RANGE = (0, 100)
 USEFULNESS_RANGE = (1, 5)
 MAX_FREE_TEXT = 5000
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id cannot even be looked up
+IDLE_TIMEOUT = timedelta(minutes=30)
+SESSION_LIFETIME = timedelta(hours=12)
+TOUCH_EVERY = timedelta(minutes=1)  # how stale last_seen_at may get (spares a write per request)
+UNKNOWN_LOGIN = "(unknown username)"
 _DUMMY_HASH = hash_password("no such login")
 
 
@@ -184,16 +200,78 @@ def get_study(session: Session, study_id: int) -> Study:
     return study
 
 
-def authenticate(session: Session, study_id: int, username: str, password: str) -> Reader | None:
-    """The login whose password matches, or ``None`` (the attempt is audited either way)."""
+def authenticate(
+    session: Session,
+    study_id: int,
+    username: str,
+    password: str,
+    client: str = "",
+    verify: Callable[[str, str], bool] = verify_password,
+) -> Reader | None:
+    """The login whose password matches, or ``None`` (the attempt is audited either way).
+
+    A failed attempt is audited under the username only when it is a login's own: text that
+    matches no login may be a password typed into the wrong box, so it is not stored.
+    """
     reader = session.scalar(
         select(Reader).where(Reader.study_id == study_id, Reader.username == username)
     )
+    stored = reader.password_hash if reader else _DUMMY_HASH
+    session.commit()  # scrypt runs outside the transaction: SQLite's write lock is not held
     # an unknown username costs the same scrypt as a known one (no username probing by timing)
-    ok = verify_password(password, reader.password_hash if reader else _DUMMY_HASH) and bool(reader)
-    audit(session, username[:100], "login" if ok else "login_failed", study_id)
+    ok = verify(password, stored) and reader is not None
+    actor = reader.username if reader else UNKNOWN_LOGIN
+    audit(session, actor, "login" if ok else "login_failed", study_id, client=client)
     session.commit()
     return reader if ok else None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def open_login(session: Session, reader: Reader) -> tuple[str, LoginSession]:
+    """A new server-side login of ``reader``: the token for the cookie, and the stored row."""
+    token = secrets.token_urlsafe(32)
+    login = LoginSession(
+        reader_id=reader.id, token_hash=_token_hash(token), csrf_token=secrets.token_urlsafe(32)
+    )
+    session.add(login)
+    session.commit()
+    return token, login
+
+
+def current_login(session: Session, token: str) -> LoginSession | None:
+    """The open login of a cookie's ``token``; one idle for longer than :data:`IDLE_TIMEOUT`
+    or older than :data:`SESSION_LIFETIME` is ended here."""
+    login = session.scalar(
+        select(LoginSession)
+        .where(LoginSession.token_hash == _token_hash(token))
+        .options(joinedload(LoginSession.reader))
+    )
+    if login is None or login.ended_at is not None:
+        return None
+    now = datetime.now(UTC)
+    idle = now - utc(login.last_seen_at)
+    if idle > IDLE_TIMEOUT or now - utc(login.created_at) > SESSION_LIFETIME:
+        login.ended_at = now
+        audit(session, login.reader.username, "session_expired", login.reader.study_id)
+        session.commit()
+        return None
+    if idle > TOUCH_EVERY:
+        login.last_seen_at = now
+        session.commit()
+    return login
+
+
+def end_login(session: Session, token: str) -> None:
+    """Logout: the cookie's login ends on the server, whatever copy of the cookie exists."""
+    login = current_login(session, token)
+    if login is None:
+        return
+    login.ended_at = datetime.now(UTC)
+    audit(session, login.reader.username, "logout", login.reader.study_id)
+    session.commit()
 
 
 def _queue(reader: Reader) -> Select[tuple[Assignment]]:
@@ -222,6 +300,20 @@ def next_assignment(session: Session, reader: Reader) -> Assignment | None:
         audit(session, reader.username, "case_served", reader.study_id, assignment=assignment.id)
     session.commit()
     return assignment
+
+
+def served_case(session: Session, reader: Reader, case_key: str) -> Case | None:
+    """The case ``case_key`` if it has been served to ``reader`` (else ``None``)."""
+    return session.scalar(
+        select(Case)
+        .join(Assignment, Assignment.case_id == Case.id)
+        .where(
+            Assignment.reader_id == reader.id,
+            Assignment.started_at.is_not(None),
+            Case.case_key == case_key,
+        )
+        .limit(1)
+    )
 
 
 def queue_size(session: Session, reader: Reader) -> int:
@@ -254,6 +346,8 @@ def submit_answer(session: Session, reader: Reader, assignment_id: int, answer: 
 
     The time taken is measured here: from when the case was first served to now.
     """
+    if not 1 <= assignment_id <= MAX_ID:
+        raise NotFound("no such assignment in your queue")
     assignment = session.scalar(_queue(reader).where(Assignment.id == assignment_id))
     if assignment is None:
         session.rollback()
