@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from fuselens.app.csv_safety import CSV_LINE_END, csv_cell
 from fuselens.app.storage.models import ALL_OUTCOMES, ANSWER_OUTCOMES
 from fuselens.model_zoo.case import MODALITIES
 
@@ -122,8 +123,10 @@ def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
 
 
 def export_csv(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write the table (with its tags and notes) as UTF-8 CSV; returns the path."""
+    """Write the table (with its tags and notes) as UTF-8 CSV, text cells made safe for
+    spreadsheets (:func:`~fuselens.app.csv_safety.csv_cell`); returns the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False, columns=COLUMNS, encoding="utf-8")
+    safe = table[COLUMNS].map(csv_cell)
+    safe.to_csv(out, index=False, encoding="utf-8", lineterminator=CSV_LINE_END)
     return out

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from fuselens.app.csv_safety import CSV_LINE_END, csv_cell
 from fuselens.app.study.service import answer_rows, get_study
 
 BASE_COLUMNS = (
@@ -40,16 +41,17 @@ BASE_COLUMNS = (
 
 
 def csv_text(rows: Sequence[dict[str, Any]], panels: Sequence[str]) -> str:
-    """The export as CSV text: the base columns, one ``usefulness_<panel>`` each, free text."""
+    """The export as CSV text: the base columns, one ``usefulness_<panel>`` each, free text
+    (text cells made safe for spreadsheets, :func:`~fuselens.app.csv_safety.csv_cell`)."""
     out = io.StringIO()
     columns = [*BASE_COLUMNS, *(f"usefulness_{p}" for p in panels), "free_text"]
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator=CSV_LINE_END)
     writer.writeheader()
     for row in rows:
         flat = {k: row[k] for k in BASE_COLUMNS}
         flat.update({f"usefulness_{p}": row["usefulness"].get(p) for p in panels})
         flat["free_text"] = row["free_text"]
-        writer.writerow({k: "" if v is None else v for k, v in flat.items()})
+        writer.writerow({k: "" if v is None else csv_cell(v) for k, v in flat.items()})
     return out.getvalue()
 
 
@@ -90,7 +92,7 @@ def export_study(
     study = get_study(session, study_id)
     rows = answer_rows(session, study_id)
     panels = study.config["questions"]["usefulness"]
-    Path(out_csv).write_text(csv_text(rows, panels), encoding="utf-8")
+    Path(out_csv).write_text(csv_text(rows, panels), encoding="utf-8", newline="")
     if out_imrmc is not None:
         title = f"FuseLens reader study {study.id}: {study.name}"
         Path(out_imrmc).write_text(imrmc_text(rows, title), encoding="utf-8")
