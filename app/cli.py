@@ -184,8 +184,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import json
 
+    from fuselens.app.exports import IdentifierLeak, safe_case_id, write_explanation
     from fuselens.app.ingest import load_case
-    from fuselens.explain.html_report import write_html
     from fuselens.explain.pipeline import explain_case
 
     model = _model(args.model)
@@ -193,12 +193,18 @@ def _explain(args: argparse.Namespace) -> int:
     for r in reports:
         if not r.ok:
             print(f"  not read: {r.error}", file=sys.stderr)
+    if not args.allow_identifiers and (pseudonym := safe_case_id(case)) != case.case_id:
+        print(
+            f"  the folder's name identifies the patient: the case is {pseudonym}", file=sys.stderr
+        )
+        case.case_id = pseudonym
     try:
         bundle = explain_case(model, case, task=args.task, target=args.target, methods=args.method)
+        out, html = write_explanation(case, bundle, args.out, args.allow_identifiers)
+    except IdentifierLeak as exc:
+        raise SystemExit(f"fuselens explain: {exc} (--allow-identifiers writes them)") from exc
     except ValueError as exc:
         raise SystemExit(f"fuselens explain: {exc}") from exc
-    out = bundle.save(args.out)
-    html = write_html(bundle, case, out / "report.html")
     summary = {**bundle.summary(), "bundle": str(out), "html": str(html)}
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -467,6 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
         "also integrated_gradients, occlusion)",
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--allow-identifiers",
+        action="store_true",
+        help="write the outputs even when they hold the patient's DICOM identifiers "
+        "(default: refuse, and a folder named after the patient gets a pseudonym)",
+    )
     p.set_defaults(handler=_explain)
 
     p = sub.add_parser("bench", help="explanation speed vs a naive baseline on one case")

@@ -1,20 +1,24 @@
-"""Downloads of an explained case: the self-contained HTML report and the bundle as a zip.
+"""Downloads of an explained case: the self-contained HTML report and the bundle as a zip,
+and what ``fuselens explain`` writes (the bundle and the report in a folder).
 
 Exports are checked for identifying DICOM fields before they are offered: a file that
-contains one is deleted and the export refused.
+contains one is deleted and the export refused. ``fuselens explain`` names a case after its
+folder, so a folder named after the patient gets a pseudonym instead (:func:`safe_case_id`),
+and the same check runs before anything reaches the output folder.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from fuselens.explain.bundle import BUNDLE_JSON, ExplanationBundle
-from fuselens.explain.html_report import write_html
+from fuselens.explain.bundle import BUNDLE_JSON, BUNDLE_NPZ, ExplanationBundle
+from fuselens.explain.html_report import render_html, write_html
 from fuselens.model_zoo.case import Identifiers, PatientCase
 
 MIN_IDENTIFIER_CHARS = 4
@@ -59,6 +63,42 @@ def _check(path: Path, texts: Iterable[str], identifiers: Identifiers) -> None:
     if leaks:
         path.unlink(missing_ok=True)
         raise IdentifierLeak(f"{path.name} would contain {', '.join(leaks)}: not exported")
+
+
+def safe_case_id(case: PatientCase) -> str:
+    """The case's id, or a random ``case-<hex>`` pseudonym when it holds an identifying value
+    (a folder named after the patient ID)."""
+    if identifier_leaks([case.case_id], case.identifiers):
+        return f"case-{secrets.token_hex(4)}"
+    return case.case_id
+
+
+def write_explanation(
+    case: PatientCase,
+    bundle: ExplanationBundle,
+    out_dir: str | Path,
+    allow_identifiers: bool = False,
+) -> tuple[Path, Path]:
+    """``bundle.json``, ``arrays.npz`` and ``report.html`` in ``out_dir``: ``(folder, html)``.
+
+    Unless ``allow_identifiers``, :class:`IdentifierLeak` names the identifying fields the
+    files would contain, and nothing is written.
+    """
+    out = Path(out_dir)
+    texts = {"report.html": render_html(bundle, case)}
+    with tempfile.TemporaryDirectory(prefix="fuselens-explain-") as tmp:
+        saved = bundle.save(tmp)
+        texts[BUNDLE_JSON] = (saved / BUNDLE_JSON).read_text(encoding="utf-8")
+        leaks = {name: identifier_leaks([text], case.identifiers) for name, text in texts.items()}
+        found = [f"{name} would contain {', '.join(got)}" for name, got in leaks.items() if got]
+        if found and not allow_identifiers:
+            raise IdentifierLeak(f"{'; '.join(found)}: nothing written")
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (BUNDLE_JSON, BUNDLE_NPZ):
+            shutil.move(saved / name, out / name)
+    path = out / "report.html"
+    path.write_text(texts["report.html"], encoding="utf-8")
+    return out, path
 
 
 def export_html(case: PatientCase, bundle: ExplanationBundle, out_dir: str | Path) -> Path:
