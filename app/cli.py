@@ -178,7 +178,26 @@ def _serve(args: argparse.Namespace) -> int:
         cases_dir=args.cases,
         device=args.device,
         review_db=args.review_db,
+        users=args.users,
+        no_auth=args.no_auth,
     )
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    import getpass
+
+    from fuselens.app.login import users_line
+
+    password = getpass.getpass(f"password for {args.name}: ")
+    if password != getpass.getpass("again: "):
+        print("fuselens passwd: the passwords differ", file=sys.stderr)
+        return 2
+    try:
+        print(users_line(args.name, password))
+    except ValueError as exc:
+        print(f"fuselens passwd: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -458,7 +477,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--review-db", help="error-review database (default: FUSELENS_DB_URL or the data folder)"
     )
+    login = p.add_mutually_exclusive_group()
+    login.add_argument(
+        "--users", help="users file (lines NAME:HASH from `fuselens passwd NAME`); default: a token"
+    )
+    login.add_argument(
+        "--no-auth", action="store_true", help="no login (only with --host 127.0.0.1)"
+    )
     p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("passwd", help="a users-file line for `fuselens serve --users`")
+    p.add_argument("name")
+    p.set_defaults(handler=_passwd)
 
     p = sub.add_parser("explain", help="explanation bundle and offline HTML report of a case")
     p.add_argument("case_dir")

@@ -9,25 +9,25 @@ import hashlib
 import shutil
 import tempfile
 import time
-import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
 from fuselens.app.demo_cases import DemoCase, materialise
+from fuselens.app.explain_worker import ExplainWorker, Job, RequestKey
 from fuselens.app.ingest import FileReport, load_case
+from fuselens.app.ingest.archive import case_root, extract_zip
+from fuselens.app.ingest.errors import IngestError
 from fuselens.explain.bundle import ExplanationBundle
 from fuselens.explain.methods import DEFAULT_METHOD
 from fuselens.explain.pipeline import explain_stages
 from fuselens.model_zoo.case import PatientCase
 
-MAX_ZIP_BYTES = 2 * 1024**3
-MAX_ZIP_MEMBERS = 5000
 DEVICES = ("auto", "cpu", "cuda")
 STATUS_COLUMNS = ["File", "Read as", "Status", "Details"]
 DETAIL_KEYS = (
@@ -122,48 +122,23 @@ def open_demo(demo: DemoCase, cache_dir: str | Path | None = None) -> LoadedCase
     )
 
 
-def _safe_member(name: str) -> PurePosixPath | None:
-    """A zip member's relative path, or None when it is a folder or would escape the target."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if name.endswith("/") or path.is_absolute() or ".." in path.parts or not path.parts:
-        return None
-    if path.parts[0] == "__MACOSX" or path.name.startswith("."):
-        return None
-    return path
+def _copy_upload(path: Path, folder: Path) -> list[FileReport]:
+    """Unpack an uploaded zip, or copy an uploaded file, into ``folder``; the reports of
+    what was skipped or refused."""
+    if path.suffix.lower() != ".zip":
+        shutil.copyfile(path, folder / path.name)
+        return []
+    try:
+        return extract_zip(path, folder)
+    except IngestError as exc:
+        return [FileReport(path.name, exc.modality, False, str(exc))]
 
 
-def extract_zip(archive: Path, target: Path) -> list[str]:
-    """Extract ``archive`` into ``target`` safely; returns problems (skipped members)."""
-    problems: list[str] = []
-    with zipfile.ZipFile(archive) as zf:
-        infos = zf.infolist()
-        if len(infos) > MAX_ZIP_MEMBERS:
-            raise ValueError(f"{archive.name}: more than {MAX_ZIP_MEMBERS} files")
-        if sum(i.file_size for i in infos) > MAX_ZIP_BYTES:
-            raise ValueError(f"{archive.name}: more than {MAX_ZIP_BYTES // 1024**3} GiB unpacked")
-        for info in infos:
-            rel = _safe_member(info.filename)
-            if rel is None:
-                if not info.is_dir() and not PurePosixPath(info.filename).name.startswith("."):
-                    problems.append(f"{info.filename}: unsafe path in the zip: skipped")
-                continue
-            out = target.joinpath(*rel.parts)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, out.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
-    return problems
-
-
-def _single_subfolder(folder: Path) -> Path:
-    """A zip of a case folder holds one folder: read inside it."""
-    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
-    if len(entries) == 1 and entries[0].is_dir():
-        return _single_subfolder(entries[0])
-    return folder
-
-
-def open_uploads(paths: Sequence[str | Path], work_dir: str | Path | None = None) -> LoadedCase:
-    """Read uploaded files (any mix of single files and zips of a case folder) as one case.
+def open_uploads(
+    paths: Sequence[str | Path], work_dir: str | Path | None = None, delete: bool = False
+) -> LoadedCase:
+    """Read uploaded files (any mix of single files and zips of a case folder) as one case,
+    unpacked under ``work_dir`` (``delete``: the uploaded files are removed once copied).
 
     The case is named by a digest of the uploaded bytes, never by file or patient names.
     """
@@ -176,19 +151,10 @@ def open_uploads(paths: Sequence[str | Path], work_dir: str | Path | None = None
     folder.mkdir()
     zip_reports: list[FileReport] = []
     for path in files:
-        if path.suffix.lower() == ".zip":
-            try:
-                for problem in extract_zip(path, folder):
-                    zip_reports.append(FileReport(path.name, "unknown", False, problem))
-            except (zipfile.BadZipFile, ValueError, OSError) as exc:
-                zip_reports.append(
-                    FileReport(
-                        path.name, "unknown", False, f"{path.name}: not a readable zip: {exc}"
-                    )
-                )
-        else:
-            shutil.copyfile(path, folder / path.name)
-    case, reports = load_case(_single_subfolder(folder))
+        zip_reports.extend(_copy_upload(path, folder))
+        if delete:
+            path.unlink(missing_ok=True)
+    case, reports = load_case(case_root(folder))
     case.case_id = f"upload-{digest}"
     reports = zip_reports + reports
     return LoadedCase(case, reports, key=case.case_id, title="Uploaded case", folder=folder)
@@ -209,7 +175,15 @@ def describe_report(report: FileReport) -> str:
             value = " x ".join(str(v) for v in value)
         parts.append(template.format(value))
     parts.extend(f"warning: {w}" for w in report.warnings)
+    if report.unused:
+        parts.insert(0, report.unused)
     return "; ".join(parts)
+
+
+def _status(report: FileReport) -> str:
+    if not report.ok:
+        return "error"
+    return "read, NOT USED" if report.unused else "read"
 
 
 def status_table(reports: Sequence[FileReport]) -> pd.DataFrame:
@@ -218,7 +192,7 @@ def status_table(reports: Sequence[FileReport]) -> pd.DataFrame:
         [
             Path(r.path).name,
             r.modality.upper() if r.modality in ("ecg", "cxr") else r.modality,
-            "read" if r.ok else "error",
+            _status(r),
             describe_report(r),
         ]
         for r in reports
@@ -280,15 +254,51 @@ class Workstation:
         self.cases_dir = cases_dir
         self.media_dir = Path(media_dir or tempfile.mkdtemp(prefix="fuselens-media-"))
         self.media_dir.mkdir(parents=True, exist_ok=True)
+        self.upload_dir = Path(tempfile.mkdtemp(prefix="fuselens-uploads-"))  # never served
         self.cache = ExplanationCache()
+        self.worker = ExplainWorker()
+        self._on_screen: dict[str, str] = {}
+
+    def show(self, session: str, loaded: LoadedCase) -> None:
+        """``loaded`` is now on ``session``'s screen: its older explanation stops."""
+        self.worker.cancel_session(session)
+        self._on_screen[session] = loaded.key
+
+    def forget(self, session: str) -> None:
+        """The browser tab closed: stop its explanation and drop what it showed."""
+        self.worker.cancel_session(session)
+        self._on_screen.pop(session, None)
+
+    def on_screen(self, session: str, loaded: LoadedCase) -> bool:
+        """Whether ``loaded`` is the case ``session`` shows now."""
+        return self._on_screen.get(session) == loaded.key
+
+    def request_key(self, loaded: LoadedCase, task: str, target: str, method: str) -> RequestKey:
+        """What an explanation of ``loaded`` is computed for (the identity its panels show)."""
+        return RequestKey(loaded.key, task, target, method, self.model.name)
+
+    def submit(self, session: str, loaded: LoadedCase, task: str, target: str, method: str) -> Job:
+        """Queue the explanation on the worker thread; the session's older one is superseded."""
+        key = self.request_key(loaded, task, target, method)
+        return self.worker.submit(session, key, lambda: self.explain(loaded, task, target, method))
+
+    def is_shown(self, job: Job, loaded: LoadedCase) -> bool:
+        """Whether ``job``'s results may still be shown: newest request, case on screen."""
+        return self.worker.is_latest(job) and self.on_screen(job.session, loaded)
 
     def open_demo(self, key: str) -> LoadedCase:
         """Open the demo case ``key`` (written under ``cases_dir`` on first use)."""
         return open_demo(self.catalogue[key], self.cases_dir)
 
     def open_uploads(self, paths: list[str]) -> LoadedCase:
-        """Open uploaded files (copied under the media folder)."""
-        return open_uploads(paths, self.media_dir)
+        """Open uploaded files: moved into the private upload folder, which is never served."""
+        return open_uploads(paths, self.upload_dir, delete=True)
+
+    def close(self) -> None:
+        """Stop the worker; remove the media and upload folders."""
+        self.worker.close()
+        for folder in (self.media_dir, self.upload_dir):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def settings(
         self, echo_opacity: list[float], cxr_opacity: float, method: str = DEFAULT_METHOD

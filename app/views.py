@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from fuselens.app.explain_worker import RequestKey
 from fuselens.app.figures.attention import attention_heatmap_figure
 from fuselens.app.figures.contributions import (
     interaction_matrix_figure,
@@ -92,6 +93,15 @@ def prediction_card(bundle: ExplanationBundle) -> str:
         bundle.device,
         bundle.model_name,
         bundle.caveat,
+    )
+
+
+def identity_markdown(key: RequestKey, title: str) -> str:
+    """What every panel on screen was computed for: case, task, class, method and model."""
+    method = REGISTRY[key.method].label if key.method in REGISTRY else key.method
+    return (
+        f"Computed for **{title}** (`{key.case}`) · task **{task_label(key.task)}** · "
+        f"class **{key.target}** · maps **{method}** · model **{key.model}**"
     )
 
 
@@ -294,6 +304,7 @@ def opened_panels(case: PatientCase) -> dict[str, Any]:
     """Every panel right after a case is opened: lab text and radiograph as read, the rest
     empty (the ECG print and echo loops come with Grad-CAM++, a moment later)."""
     out: dict[str, Any] = {
+        "identity": "",
         "prediction": "",
         "prediction_context": f"Case holds: {present_modalities(case)}",
         "unavailable": "",

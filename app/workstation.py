@@ -10,9 +10,12 @@ computed from a test without a browser.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from fuselens.app import exports, image_views, report_views, views  # noqa: E402
+from fuselens.app import exports, image_views, login, report_views, views  # noqa: E402
 from fuselens.app.demo_cases import load_catalogue  # noqa: E402
 from fuselens.app.figures.text_highlight import HIGHLIGHT_CLASS, HIGHLIGHT_CSS  # noqa: E402
 from fuselens.app.review import ui as review_ui  # noqa: E402
@@ -46,7 +49,9 @@ CSS = (
 """
 )
 PICK_A_CASE = "Pick a demo case or open files."
+LOG = logging.getLogger("fuselens.workstation")
 CASE_TAB = "case"
+EXPLAIN_WAITERS = 16  # browser sessions waiting for their explanation at once
 SELECTED_COLOUR = "#ffd54f"
 
 
@@ -154,11 +159,13 @@ def declare_layout(ws: Workstation) -> Layout:
         gr.Markdown(
             f"⚠️ **{ws.model.model.caveat}**", elem_classes=["fl-caveat"], elem_id="fl-caveat"
         )
+        gr.Button("Log out", link="/logout", size="sm", scale=0, elem_id="fl-logout")
     controls = _case_controls(ws)
     p: dict[str, Any] = {}
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=280):
+            p["identity"] = gr.Markdown(elem_id="fl-identity")
             p["prediction"] = gr.Markdown(elem_id="fl-prediction")
             p["prediction_context"] = gr.Markdown(elem_id="fl-prediction-context")
             p["unavailable"] = gr.Markdown(elem_id="fl-unavailable")
@@ -270,8 +277,10 @@ def _slot_updates(ui: Layout, cur: Current) -> dict[Any, Any]:
     return out
 
 
-def _opened(ui: Layout, loaded: LoadedCase) -> dict[Any, Any]:
-    """Every update of a newly opened case: file table, story, echo slots, cleared panels."""
+def _opened(ws: Workstation, ui: Layout, loaded: LoadedCase, session: str) -> dict[Any, Any]:
+    """Every update of a newly opened case: file table, story, echo slots, cleared panels;
+    the session's explanation of the case it showed before stops."""
+    ws.show(session, loaded)
     cur = Current(loaded, None, image_views.echo_slots(loaded.case))
     story = f"**{loaded.title}**" + (f" — {loaded.story}" if loaded.story else "")
     out: dict[Any, Any] = {
@@ -288,21 +297,39 @@ def _opened(ui: Layout, loaded: LoadedCase) -> dict[Any, Any]:
 
 
 def _explanation_updates(
-    ws: Workstation, ui: Layout, cur: Current | None, task: str, target: str, settings: dict
+    ws: Workstation,
+    ui: Layout,
+    cur: Current | None,
+    task: str,
+    target: str,
+    settings: dict,
+    session: str,
 ) -> Iterator[dict[Any, Any]]:
-    """Each finished stage's panels as soon as it is done (a cached case all at once)."""
+    """Each finished stage's panels as soon as it is done (a cached case all at once), each
+    with the identity it was computed for; nothing once another case or request replaced it."""
     if cur is None:
         yield {ui.progress: PICK_A_CASE}
         return
+    if not ws.on_screen(session, cur.loaded):
+        return  # a request for a case this tab no longer shows
     if not cur.loaded.case.modalities():
         yield {ui.progress: "Nothing readable in this case: see the file table."}
         return
-    methods = [settings.get("method", DEFAULT_METHOD)]
-    yield {ui.progress: views.progress_markdown(None, "prediction", methods=methods)}
-    stage = "prediction"
+    method = settings.get("method", DEFAULT_METHOD)
+    methods = [method]
+    identity = views.identity_markdown(
+        ws.request_key(cur.loaded, task, target, method), cur.loaded.title
+    )
+    job = ws.submit(session, cur.loaded, task, target, method)
+    yield {
+        ui.progress: views.progress_markdown(None, "prediction", methods=methods),
+        ui.panels["identity"]: identity,
+    }
+    stage, stages = "prediction", stage_names(methods)
     try:
-        stages = stage_names(methods)
-        for stage, bundle, cached in ws.explain(cur.loaded, task, target, settings["method"]):
+        for stage, bundle, cached in job.results():
+            if not ws.is_shown(job, cur.loaded):
+                return
             cur.bundle = bundle
             if cached:
                 values = views.bundle_panels(cur.loaded.case, bundle, settings)
@@ -314,11 +341,17 @@ def _explanation_updates(
                 running = stages[nxt] if nxt < len(stages) else None
                 note = views.progress_markdown(bundle, running, methods=methods)
             yield {**_to_updates(ui, values), ui.progress: note, ui.current: cur}
+        finished = cur.bundle is not None and ws.is_finished(cur.loaded, cur.bundle)
+        if finished and ws.is_shown(job, cur.loaded):
+            done = views.progress_markdown(cur.bundle, finished=True, methods=methods)
+            yield {ui.progress: done}
     except Exception as exc:
-        yield {ui.progress: f"Explanation stopped after {stage}: {exc}"}
-        raise gr.Error(f"Explanation stopped after {stage}: {exc}") from exc
-    if cur.bundle is not None:
-        yield {ui.progress: views.progress_markdown(cur.bundle, finished=True, methods=methods)}
+        LOG.exception("explanation of %s stopped after %s", cur.loaded.key, stage)
+        message = f"Explanation stopped after {stage}: {type(exc).__name__}: {exc}"
+        yield {ui.progress: message}
+        raise gr.Error(message) from exc
+    finally:
+        job.cancel()
 
 
 def _wire_case_events(
@@ -329,42 +362,54 @@ def _wire_case_events(
     explain_inputs = [ui.current, ui.task, ui.target, ui.method, ui.cxr_opacity, *ui.echo_opacity]
     explain_outputs = [ui.current, ui.progress, *ui.panels.values()]
 
-    def open_demo_case(key: str | None) -> dict[Any, Any]:
-        return _opened(ui, ws.open_demo(key)) if key else {ui.progress: PICK_A_CASE}
+    def open_demo_case(key: str | None, request: gr.Request) -> dict[Any, Any]:
+        if not key:
+            return {ui.progress: PICK_A_CASE}
+        return _opened(ws, ui, ws.open_demo(key), request.session_hash)
 
-    def open_uploaded(files: list[str] | None) -> dict[Any, Any]:
+    def open_uploaded(files: list[str] | None, request: gr.Request) -> dict[Any, Any]:
         if not files:
             return {ui.progress: "Choose files to upload first."}
-        return _opened(ui, ws.open_uploads([str(f) for f in files]))
+        loaded = ws.open_uploads([str(f) for f in files])  # the uploads are moved, not kept
+        return {**_opened(ws, ui, loaded, request.session_hash), ui.uploads: None}
 
-    def run_explanations(cur, task: str, target: str, method: str, co: float, *eo: float):
+    def run_explanations(
+        request: gr.Request, cur, task: str, target: str, method: str, co: float, *eo: float
+    ):
         settings = ws.settings(list(eo), co, method)
-        yield from _explanation_updates(ws, ui, cur, task, target, settings)
+        session = request.session_hash
+        yield from _explanation_updates(ws, ui, cur, task, target, settings, session)
 
     def choose_task(task: str) -> dict[Any, Any]:
         answers = list(ws.model.model.tasks[task])
         return {ui.target: gr.update(choices=answers, value=answers[-1])}
 
-    # One explanation at a time across every session: Grad-CAM++ hooks the shared model.
+    # The computing runs one job at a time on the workstation's worker thread; these
+    # callbacks only wait for its results, so a newer request never queues behind an older.
     explain_args = dict(
         fn=run_explanations,
         inputs=explain_inputs,
         outputs=explain_outputs,
         show_progress="hidden",
         concurrency_id="explain",
-        concurrency_limit=1,
+        concurrency_limit=EXPLAIN_WAITERS,
     )
     running = [
         ui.demo_pick.change(open_demo_case, [ui.demo_pick], open_outputs).then(**explain_args),
-        ui.open_btn.click(open_uploaded, [ui.uploads], open_outputs).then(**explain_args),
+        ui.open_btn.click(open_uploaded, [ui.uploads], [*open_outputs, ui.uploads]).then(
+            **explain_args
+        ),
         ui.task.input(choose_task, [ui.task], [ui.target]).then(**explain_args),
         ui.target.input(**explain_args),
         ui.method.input(**explain_args),
     ]
     for opener in openers:  # another tab opens a case here, then shows the Case tab
 
-        def open_other(*values: Any, opener: review_ui.CaseOpener = opener) -> dict[Any, Any]:
-            return {**_opened(ui, opener.load(*values)), tabs: gr.Tabs(selected=CASE_TAB)}
+        def open_other(
+            request: gr.Request, *values: Any, opener: review_ui.CaseOpener = opener
+        ) -> dict[Any, Any]:
+            opened = _opened(ws, ui, opener.load(*values), request.session_hash)
+            return {**opened, tabs: gr.Tabs(selected=CASE_TAB)}
 
         opened = opener.trigger(open_other, opener.inputs, [*open_outputs, tabs])
         running.append(opened.success(**explain_args))
@@ -457,6 +502,11 @@ def build_app(ws: Workstation, review: Sessions | None = None) -> gr.Blocks:
     """The workstation: layout plus callbacks, wired to ``ws``; with ``review`` (a session
     factory of the review database) the Case view and an Error review tab."""
     with gr.Blocks(title="FuseLens workstation", analytics_enabled=False) as app:
+
+        def closed(request: gr.Request) -> None:
+            ws.forget(request.session_hash)
+
+        app.unload(closed)
         if review is None:
             wire_events(ws, declare_layout(ws))
             return app
@@ -468,6 +518,27 @@ def build_app(ws: Workstation, review: Sessions | None = None) -> gr.Blocks:
     return app
 
 
+def _login(host: str, users: str | None, no_auth: bool) -> tuple[Any, str]:
+    """Gradio's ``auth`` and the line telling the user how to log in."""
+    if no_auth:
+        if not login.is_loopback(host):
+            raise ValueError(f"--no-auth is allowed only on 127.0.0.1, not on {host}")
+        return None, "no login (--no-auth, this machine only)"
+    if users:
+        return login.users_check(login.read_users(users)), f"log in with an account of {users}"
+    token = login.new_token()
+    return login.token_check(token), f"log in as {login.TOKEN_USER!r} with the token {token}"
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the server the way Ctrl-C does, so every folder it made is removed."""
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 7860,
@@ -475,38 +546,49 @@ def serve(
     cases_dir: str | None = None,
     device: str = "auto",
     review_db: str | None = None,
+    users: str | None = None,
+    no_auth: bool = False,
 ) -> int:
-    """Load the model and the review database, build the app and serve it until interrupted."""
+    """Load the model and the review database, build the app and serve it until interrupted
+    (Ctrl-C or SIGTERM); its upload, media and Gradio cache folders go with it."""
     from fuselens.app.storage.db import open_database
 
     t0 = time.perf_counter()
     try:
+        auth, how = _login(host, users, no_auth)
         loaded = load_workstation_model(model, device)
     except (FileNotFoundError, ValueError) as exc:
         print(f"fuselens serve: {exc}", file=sys.stderr)
         return 2
+    cache = tempfile.mkdtemp(prefix="fuselens-gradio-")
+    os.environ["GRADIO_TEMP_DIR"] = cache
     ws = Workstation(loaded, load_catalogue(), cases_dir)
     print(f"FuseLens: {loaded.name} on {loaded.device} ({time.perf_counter() - t0:.1f} s)")
     engine, review = open_database(review_db)
+    _stop_on_sigterm()
     app = build_app(ws, review)
     app.queue(default_concurrency_limit=1)
-    app.launch(
-        server_name=host,
-        server_port=port,
-        css=CSS,
-        show_error=True,
-        footer_links=[],
-        allowed_paths=[str(ws.media_dir)],
-        prevent_thread_lock=True,
-    )
-    print(f"FuseLens: serving on http://{host}:{port} ({time.perf_counter() - t0:.1f} s)")
-    print(f"FuseLens: model warmed up on a demo case ({ws.warm_up():.1f} s)")
     try:
+        app.launch(
+            server_name=host,
+            server_port=port,
+            css=CSS,
+            show_error=True,
+            footer_links=[],
+            auth=auth,
+            allowed_paths=[str(ws.media_dir)],
+            blocked_paths=[str(ws.upload_dir)],
+            prevent_thread_lock=True,
+        )
+        print(f"FuseLens: serving on http://{host}:{port} ({time.perf_counter() - t0:.1f} s)")
+        print(f"FuseLens: {how}", flush=True)
+        print(f"FuseLens: model warmed up on a demo case ({ws.warm_up():.1f} s)", flush=True)
         app.block_thread()
     except KeyboardInterrupt:
         pass
     finally:
         app.close()
         engine.dispose()
-        shutil.rmtree(ws.media_dir, ignore_errors=True)
+        ws.close()
+        shutil.rmtree(cache, ignore_errors=True)
     return 0

@@ -46,12 +46,14 @@ def free_port() -> int:
 
 @contextmanager
 def serve_workstation(args: list[str], log_name: str, cwd: Path = ROOT) -> Iterator[dict[str, Any]]:
-    """``fuselens serve ARGS`` on a free port until it answers HTTP 200 and has warmed up;
+    """``fuselens serve ARGS`` on a free port (``--no-auth`` unless ARGS give ``--users``)
+    until it answers HTTP 200 and has warmed up;
     yields its ``url``, ``http_s`` (seconds to HTTP 200) and ``log``; the log is saved to
     ``test-artifacts/LOG_NAME`` when the server stops."""
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "fuselens.app.cli", "serve", "--port", str(port), *args]
+    login = [] if "--users" in args else ["--no-auth"]
+    cmd = [sys.executable, "-m", "fuselens.app.cli", "serve", "--port", str(port), *login, *args]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

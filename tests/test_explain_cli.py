@@ -56,11 +56,13 @@ def test_explain_writes_bundle_and_offline_html(cohort, tiny_model, tmp_path, ca
     args = ["explain", str(case_dir), "--out", str(out), "--model", str(tiny_model), "--json"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["case_id"] == case_dir.name and summary["caveat"] == DEMO_CAVEAT
+    # A synthetic case folder is named like its patient (PatientName SYNTH^P00000): pseudonym.
+    assert summary["case_id"].startswith("case-") and case_dir.name not in summary["case_id"]
+    assert summary["caveat"] == DEMO_CAVEAT
     assert summary["stages"][0] == "prediction" and DEFAULT_METHOD in summary["stages"]
     assert summary["unavailable"] == {}
     bundle = ExplanationBundle.load(out)
-    assert bundle.case_id == case_dir.name and bundle.stages == summary["stages"]
+    assert bundle.case_id == summary["case_id"] and bundle.stages == summary["stages"]
     assert list(bundle.maps) == [DEFAULT_METHOD]
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "<script" not in page and "data:image/png;base64," in page
@@ -73,7 +75,7 @@ def test_explain_runs_each_chosen_map_method(cohort, tiny_model, tmp_path, capsy
     methods = ["occlusion", "gradcam_pp"]
     assert main([*args, "--method", methods[0], "--method", methods[1], "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["stages"][:3] == ["prediction", *methods]
+    assert summary["stages"][:4] == ["prediction", "text_lines", *methods]
     bundle = ExplanationBundle.load(out)
     assert list(bundle.maps) == methods
     assert [bundle.maps[m].method for m in methods] == methods

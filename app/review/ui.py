@@ -279,12 +279,14 @@ def _wire_annotations(sessions: store.Sessions, rl: ReviewLayout) -> None:
 
     rl.table.select(select, [rl.run], [rl.selected, rl.case_md, rl.tags, rl.status])
 
-    def save(run_id, case_id, tags, note, actor, *filter_values) -> dict[Any, Any]:
+    def save(
+        request: gr.Request, run_id, case_id, tags, note, actor, *filter_values
+    ) -> dict[Any, Any]:
         if run_id is None or not case_id:
             raise gr.Error("Select a case in the table first.")
         try:
             change = store.save_annotation(
-                sessions, run_id, case_id, tags or [], note, (actor or DEFAULT_ACTOR).strip()
+                sessions, run_id, case_id, tags or [], note, acting_user(request, actor)
             )
         except (KeyError, ValueError) as exc:
             raise gr.Error(str(exc)) from exc
@@ -300,6 +302,14 @@ def _wire_annotations(sessions: store.Sessions, rl: ReviewLayout) -> None:
         [rl.run, rl.selected, rl.tags, rl.note, rl.actor, *rl.filters],
         [rl.status, rl.note, rl.case_md, rl.summary, rl.table],
     )
+
+
+def acting_user(request: gr.Request | None, typed: str | None) -> str:
+    """Who the audit log names: the logged-in user; the typed name only without a login."""
+    username = getattr(request, "username", None)
+    if username:
+        return str(username)
+    return (typed or DEFAULT_ACTOR).strip()
 
 
 def _wire_taxonomy(sessions: store.Sessions, rl: ReviewLayout) -> None:
@@ -325,10 +335,16 @@ def _wire_taxonomy(sessions: store.Sessions, rl: ReviewLayout) -> None:
             rl.tag_filter: gr.update(choices=tags, value=follow(wanted)),
         }
 
-    def add(name: str, actor: str, picked: list[str], wanted: list[str]) -> dict[Any, Any]:
+    def add(
+        request: gr.Request, name: str, actor: str, picked: list[str], wanted: list[str]
+    ) -> dict[Any, Any]:
+        actor = acting_user(request, actor)
         return edit(lambda: f"Added {store.add_tag(sessions, name, actor)!r}.", picked, wanted)
 
-    def rename(old: str | None, new: str, actor: str, picked, wanted) -> dict[Any, Any]:
+    def rename(
+        request: gr.Request, old: str | None, new: str, actor: str, picked, wanted
+    ) -> dict[Any, Any]:
+        actor = acting_user(request, actor)
         if not old:
             raise gr.Error("Choose the tag to rename.")
         return edit(
@@ -338,7 +354,8 @@ def _wire_taxonomy(sessions: store.Sessions, rl: ReviewLayout) -> None:
             (old, " ".join(str(new or "").split())),
         )
 
-    def remove(name: str | None, actor: str, picked, wanted) -> dict[Any, Any]:
+    def remove(request: gr.Request, name: str | None, actor: str, picked, wanted) -> dict[Any, Any]:
+        actor = acting_user(request, actor)
         if not name:
             raise gr.Error("Choose the tag to remove.")
         return edit(
@@ -367,6 +384,14 @@ def wire_review_events(sessions: store.Sessions, rl: ReviewLayout) -> CaseOpener
     _wire_table(sessions, rl)
     _wire_annotations(sessions, rl)
     _wire_taxonomy(sessions, rl)
+
+    def logged_in(request: gr.Request) -> Any:
+        """With a login, the audit log's name is the login's and cannot be typed over."""
+        if getattr(request, "username", None):
+            return gr.update(value=request.username, interactive=False)
+        return gr.update()
+
+    rl.tab.select(logged_in, None, [rl.actor])
 
     def load(run_id: int | None, case_id: str | None) -> LoadedCase:
         if run_id is None or not case_id:

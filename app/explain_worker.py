@@ -1,0 +1,120 @@
+"""One thread that runs every explanation of the workstation, newest request first per tab.
+
+The model (its Grad-CAM++ hooks, torch's thread pool) is shared by every browser session, so
+explanations run one at a time on a single long-lived thread, never on Gradio's changing
+pool threads. Each request carries its :class:`RequestKey` (case, task, class, method,
+model); a session's newer request supersedes its older one, which stops after its current
+stage instead of holding the queue, and whatever it still produces is dropped.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """What a result was computed for; a panel shows a result only for what is on screen."""
+
+    case: str
+    task: str
+    target: str
+    method: str
+    model: str
+
+
+class Job:
+    """One session's explanation request: its stages' results as they are produced."""
+
+    def __init__(self, session: str, key: RequestKey, run: Callable[[], Iterator[Any]]):
+        self.session = session
+        self.key = key
+        self.run = run
+        self.cancelled = threading.Event()
+        self._results: queue.Queue[Any] = queue.Queue()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self._results.put(_DONE)
+
+    def put(self, item: Any) -> None:
+        self._results.put(item)
+
+    def finish(self) -> None:
+        self._results.put(_DONE)
+
+    def results(self) -> Iterator[Any]:
+        """Each result as the worker produces it, until the job ends or is cancelled; an
+        error raised by the run is raised here."""
+        while not self.cancelled.is_set():
+            item = self._results.get()
+            if item is _DONE or self.cancelled.is_set():
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+class ExplainWorker:
+    """A daemon thread running :class:`Job` s in arrival order, skipping superseded ones."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._latest: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="fuselens-explain", daemon=True)
+        self._thread.start()
+
+    def submit(self, session: str, key: RequestKey, run: Callable[[], Iterator[Any]]) -> Job:
+        """Queue ``run`` for ``session``; the session's previous job is cancelled."""
+        job = Job(session, key, run)
+        with self._lock:
+            previous = self._latest.get(session)
+            self._latest[session] = job
+        if previous is not None:
+            previous.cancel()
+        self._jobs.put(job)
+        return job
+
+    def is_latest(self, job: Job) -> bool:
+        """Whether ``job`` is still its session's newest request (and not cancelled)."""
+        with self._lock:
+            return self._latest.get(job.session) is job and not job.cancelled.is_set()
+
+    def cancel_session(self, session: str) -> None:
+        """Cancel the session's job (a new case opened, or the tab closed)."""
+        with self._lock:
+            job = self._latest.pop(session, None)
+        if job is not None:
+            job.cancel()
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if not job.cancelled.is_set():
+                self._run(job)
+
+    @staticmethod
+    def _run(job: Job) -> None:
+        stages = job.run()
+        try:
+            for item in stages:
+                if job.cancelled.is_set():
+                    break
+                job.put(item)
+        except Exception as exc:  # handed to the session that asked, which shows it
+            job.put(exc)
+        finally:
+            close = getattr(stages, "close", None)
+            if close is not None:
+                close()
+            job.finish()

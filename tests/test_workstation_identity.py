@@ -1,0 +1,83 @@
+"""Never the wrong patient: a result is shown only for the case, task, class, method and model
+on screen now, and a newer request supersedes an older one (issue 17, finding 1)."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from app_support import tiny_workstation
+
+from fuselens.app import image_views
+from fuselens.app.session import Current, Workstation
+from fuselens.app.workstation import _explanation_updates, _opened, declare_layout
+from fuselens.explain.methods import DEFAULT_METHOD
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workstation:
+    w = tiny_workstation(0, tmp_path_factory.mktemp("cases"))
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def ui(ws):
+    with gr.Blocks():
+        return declare_layout(ws)
+
+
+def settings(ws):
+    return ws.settings([0.5] * image_views.ECHO_SLOTS, 0.5, DEFAULT_METHOD)
+
+
+def current(ws, ui, key: str, session: str) -> Current:
+    return _opened(ws, ui, ws.open_demo(key), session)[ui.current]
+
+
+def texts(updates: list[dict], component) -> list:
+    return [u[component] for u in updates if component in u]
+
+
+def test_switching_case_mid_explanation_drops_the_old_cases_results(ws, ui) -> None:
+    old = current(ws, ui, "hf-clear", "tab-1")
+    stream = _explanation_updates(ws, ui, old, "heart_failure", "yes", settings(ws), "tab-1")
+    first = next(stream)
+    assert "Clear heart failure" in first[ui.panels["identity"]]
+    new = current(ws, ui, "none-clear", "tab-1")  # the user picks another case
+    rest = list(stream)
+    assert rest == [], "no panel of the old case may arrive after the new case is open"
+    done = list(_explanation_updates(ws, ui, new, "heart_failure", "yes", settings(ws), "tab-1"))
+    prediction = texts(done, ui.panels["prediction"])
+    shown = [u[ui.current].loaded.key for u in done if ui.current in u]
+    assert prediction and shown and set(shown) == {new.loaded.key}
+    assert "Clearly no heart failure" in texts(done, ui.panels["identity"])[0]
+    assert "done" in texts(done, ui.progress)[-1]
+
+
+def test_a_queued_request_for_a_case_no_longer_shown_shows_nothing(ws, ui) -> None:
+    old = current(ws, ui, "ckd-confounder", "tab-2")
+    current(ws, ui, "none-clear", "tab-2")  # opened before the old request ran
+    stale = list(_explanation_updates(ws, ui, old, "heart_failure", "no", settings(ws), "tab-2"))
+    assert stale == []
+
+
+def test_a_newer_request_of_the_same_case_supersedes_the_older(ws, ui) -> None:
+    cur = current(ws, ui, "missing-modalities", "tab-3")
+    older = _explanation_updates(ws, ui, cur, "heart_failure", "yes", settings(ws), "tab-3")
+    next(older)
+    newer = _explanation_updates(ws, ui, cur, "heart_failure", "no", settings(ws), "tab-3")
+    first = next(newer)
+    assert "class **no**" in first[ui.panels["identity"]]
+    assert list(older) == []
+    assert "done" in texts(list(newer), ui.progress)[-1]
+
+
+def test_two_tabs_each_see_only_their_own_case(ws, ui) -> None:
+    a = current(ws, ui, "hf-clear", "tab-a")
+    b = current(ws, ui, "none-clear", "tab-b")
+    stream_a = _explanation_updates(ws, ui, a, "heart_failure", "yes", settings(ws), "tab-a")
+    stream_b = _explanation_updates(ws, ui, b, "heart_failure", "yes", settings(ws), "tab-b")
+    got_a, got_b = list(stream_a), list(stream_b)
+    assert all(u[ui.current].loaded.key == a.loaded.key for u in got_a if ui.current in u)
+    assert all(u[ui.current].loaded.key == b.loaded.key for u in got_b if ui.current in u)
+    assert "done" in texts(got_a, ui.progress)[-1] and "done" in texts(got_b, ui.progress)[-1]
