@@ -32,11 +32,12 @@ class RequestKey:
 class Job:
     """One session's explanation request: its stages' results as they are produced."""
 
-    def __init__(self, session: str, key: RequestKey, run: Callable[[], Iterator[Any]]):
+    def __init__(self, session: str, key: RequestKey | None, run: Callable[[], Iterator[Any]]):
         self.session = session
         self.key = key
         self.run = run
         self.cancelled = threading.Event()
+        self.claimed = False  # a reader of its results has taken it
         self._results: queue.Queue[Any] = queue.Queue()
 
     def cancel(self) -> None:
@@ -71,16 +72,32 @@ class ExplainWorker:
         self._thread = threading.Thread(target=self._loop, name="fuselens-explain", daemon=True)
         self._thread.start()
 
-    def submit(self, session: str, key: RequestKey, run: Callable[[], Iterator[Any]]) -> Job:
-        """Queue ``run`` for ``session``; the session's previous job is cancelled."""
+    def submit(
+        self,
+        session: str,
+        key: RequestKey | None,
+        run: Callable[[], Iterator[Any]],
+        reuse: bool = False,
+    ) -> Job:
+        """Queue ``run`` for ``session``; the session's previous job is cancelled, unless
+        ``reuse`` and it is the same request that no reader has claimed yet (queued ahead,
+        e.g. when the case opened): then that job is returned, now claimed."""
         job = Job(session, key, run)
         with self._lock:
             previous = self._latest.get(session)
+            if reuse and previous is not None and self._reusable(previous, key):
+                previous.claimed = True
+                return previous
+            job.claimed = reuse
             self._latest[session] = job
         if previous is not None:
             previous.cancel()
         self._jobs.put(job)
         return job
+
+    @staticmethod
+    def _reusable(job: Job, key: RequestKey | None) -> bool:
+        return job.key == key and not job.claimed and not job.cancelled.is_set()
 
     def is_latest(self, job: Job) -> bool:
         """Whether ``job`` is still its session's newest request (and not cancelled)."""

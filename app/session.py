@@ -30,6 +30,7 @@ from fuselens.model_zoo.case import PatientCase
 
 DEVICES = ("auto", "cpu", "cuda")
 STATUS_COLUMNS = ["File", "Read as", "Status", "Details"]
+WARM_UP_SESSION = "fuselens-warm-up"
 DETAIL_KEYS = (
     ("view", "view {}"),
     ("frames", "{} frames"),
@@ -278,9 +279,20 @@ class Workstation:
         return RequestKey(loaded.key, task, target, method, self.model.name)
 
     def submit(self, session: str, loaded: LoadedCase, task: str, target: str, method: str) -> Job:
-        """Queue the explanation on the worker thread; the session's older one is superseded."""
+        """Queue the explanation on the worker thread (or take the one the case's opening
+        already queued for the same request); the session's older one is superseded."""
         key = self.request_key(loaded, task, target, method)
-        return self.worker.submit(session, key, lambda: self.explain(loaded, task, target, method))
+        run = lambda: self.explain(loaded, task, target, method)  # noqa: E731
+        return self.worker.submit(session, key, run, reuse=True)
+
+    def prefetch(
+        self, session: str, loaded: LoadedCase, task: str, target: str, method: str
+    ) -> None:
+        """Start explaining a just-opened case while its panels travel to the browser; the
+        session's request for it then takes this job (:meth:`submit`)."""
+        if loaded.case.modalities():
+            key = self.request_key(loaded, task, target, method)
+            self.worker.submit(session, key, lambda: self.explain(loaded, task, target, method))
 
     def is_shown(self, job: Job, loaded: LoadedCase) -> bool:
         """Whether ``job``'s results may still be shown: newest request, case on screen."""
@@ -335,11 +347,18 @@ class Workstation:
         return bundle.case_id == loaded.case.case_id and self.cache.holds(bundle)
 
     def warm_up(self) -> float:
-        """Run the model once on the first demo case so the first real request is quick."""
+        """Explain the first synthetic demo case once on the worker thread (every stage; the
+        first text-encoder batches cost seconds), leaving the cache empty, so the first real
+        request is as quick as the rest."""
         t0 = time.perf_counter()
         synthetic = [d for d in self.catalogue.values() if d.seed is not None]
         if synthetic:
-            from fuselens.model_zoo.predict import predict_case
+            case = self.open_demo(synthetic[0].key).case
 
-            predict_case(self.model.model, self.open_demo(synthetic[0].key).case)
+            def run() -> Iterator[str]:
+                for stage, _ in explain_stages(self.model.model, case, model_name=self.model.name):
+                    yield stage
+
+            for _ in self.worker.submit(WARM_UP_SESSION, None, run).results():
+                pass
         return time.perf_counter() - t0

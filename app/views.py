@@ -284,9 +284,16 @@ def stage_panels(
         if stage == "text_shap":
             out["lab_text"] = lab_text_panel(case, bundle)
             out["lab_table"] = lab_table_panel(case, bundle)
+            if not _first_sentence_cites_labs(bundle):
+                return out  # word pieces change only lab evidence: nothing else to redraw
         out["report_sentences"] = report_sentences(bundle.report)
         out.update(sentence_evidence(case, bundle, 0 if bundle.report else None))
     return out
+
+
+def _first_sentence_cites_labs(bundle: ExplanationBundle) -> bool:
+    sentences = bundle.report.sentences if bundle.report is not None else []
+    return bool(sentences) and sentences[0].modality == "labs"
 
 
 def present_modalities(case: PatientCase) -> str:

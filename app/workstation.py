@@ -277,10 +277,19 @@ def _slot_updates(ui: Layout, cur: Current) -> dict[Any, Any]:
     return out
 
 
-def _opened(ws: Workstation, ui: Layout, loaded: LoadedCase, session: str) -> dict[Any, Any]:
+def _opened(
+    ws: Workstation,
+    ui: Layout,
+    loaded: LoadedCase,
+    session: str,
+    request: tuple[str, str, str] | None = None,
+) -> dict[Any, Any]:
     """Every update of a newly opened case: file table, story, echo slots, cleared panels;
-    the session's explanation of the case it showed before stops."""
+    the session's explanation of the case it showed before stops, and the explanation of
+    ``request`` (task, class, method) starts at once."""
     ws.show(session, loaded)
+    if request is not None:
+        ws.prefetch(session, loaded, *request)
     cur = Current(loaded, None, image_views.echo_slots(loaded.case))
     story = f"**{loaded.title}**" + (f" — {loaded.story}" if loaded.story else "")
     out: dict[Any, Any] = {
@@ -361,17 +370,18 @@ def _wire_case_events(
     open_outputs += list(ui.panels.values()) + ui.echo_col + ui.echo_title + ui.echo_scrub
     explain_inputs = [ui.current, ui.task, ui.target, ui.method, ui.cxr_opacity, *ui.echo_opacity]
     explain_outputs = [ui.current, ui.progress, *ui.panels.values()]
+    request = [ui.task, ui.target, ui.method]
 
-    def open_demo_case(key: str | None, request: gr.Request) -> dict[Any, Any]:
+    def open_demo_case(request: gr.Request, key: str | None, *explain: str) -> dict[Any, Any]:
         if not key:
             return {ui.progress: PICK_A_CASE}
-        return _opened(ws, ui, ws.open_demo(key), request.session_hash)
+        return _opened(ws, ui, ws.open_demo(key), request.session_hash, explain)
 
-    def open_uploaded(files: list[str] | None, request: gr.Request) -> dict[Any, Any]:
+    def open_uploaded(request: gr.Request, files: list[str] | None, *explain: str):
         if not files:
             return {ui.progress: "Choose files to upload first."}
         loaded = ws.open_uploads([str(f) for f in files])  # the uploads are moved, not kept
-        return {**_opened(ws, ui, loaded, request.session_hash), ui.uploads: None}
+        return {**_opened(ws, ui, loaded, request.session_hash, explain), ui.uploads: None}
 
     def run_explanations(
         request: gr.Request, cur, task: str, target: str, method: str, co: float, *eo: float
@@ -395,8 +405,10 @@ def _wire_case_events(
         concurrency_limit=EXPLAIN_WAITERS,
     )
     running = [
-        ui.demo_pick.change(open_demo_case, [ui.demo_pick], open_outputs).then(**explain_args),
-        ui.open_btn.click(open_uploaded, [ui.uploads], [*open_outputs, ui.uploads]).then(
+        ui.demo_pick.change(open_demo_case, [ui.demo_pick, *request], open_outputs).then(
+            **explain_args
+        ),
+        ui.open_btn.click(open_uploaded, [ui.uploads, *request], [*open_outputs, ui.uploads]).then(
             **explain_args
         ),
         ui.task.input(choose_task, [ui.task], [ui.target]).then(**explain_args),
@@ -465,6 +477,20 @@ def _wire_overlay_events(ws: Workstation, ui: Layout) -> None:
     ui.cxr_opacity.release(redraw_cxr, [ui.current, ui.cxr_opacity], [ui.panels["cxr"]])
 
 
+LOOPS_PLAY_WHEN_DONE = """(progress) => {
+  const done = String(progress || '').includes('done');
+  document.querySelectorAll('[id^=fl-echo-video] video').forEach((v) => {
+    if (done) { v.play().catch(() => {}); } else { v.pause(); }
+  });
+}"""
+
+
+def _wire_loop_pausing(ui: Layout) -> None:
+    """Echo loops pause while stages run and play once the case is done, so the page's
+    decoding does not take CPU from the explanation (benchmarks/browser_walk.py)."""
+    ui.progress.change(None, [ui.progress], None, js=LOOPS_PLAY_WHEN_DONE)
+
+
 def _wire_report_and_export(ws: Workstation, ui: Layout) -> None:
     def choose_sentence(cur: Current | None, index: int | None) -> dict[Any, Any]:
         if cur is None or cur.bundle is None:
@@ -495,6 +521,7 @@ def wire_events(
     into the Case view, which switch ``tabs`` to it)."""
     _wire_case_events(ws, ui, openers, tabs)
     _wire_overlay_events(ws, ui)
+    _wire_loop_pausing(ui)
     _wire_report_and_export(ws, ui)
 
 

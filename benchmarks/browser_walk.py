@@ -141,6 +141,29 @@ def _walk_case(pg, title: str, server: list[psutil.Process]) -> dict:
     }
 
 
+def _cpu_share(seconds: float) -> float:
+    c0, t0 = _cpu_seconds(_chromium_procs()), time.perf_counter()
+    time.sleep(seconds)
+    return round((_cpu_seconds(_chromium_procs()) - c0) / (time.perf_counter() - t0), 3)
+
+
+def _idle_cpu(pg, title: str, seconds: float) -> dict[str, float]:
+    """The browser's CPU share (cores) on a finished case with three echo loops: playing,
+    then paused, then with the page scrolled so the loops are off screen."""
+    pg.click("#fl-demo input")
+    pg.get_by_role("option", name=title).click()
+    pg.wait_for_function(
+        "document.querySelector('#fl-progress').innerText.includes('done')"
+        " && document.querySelectorAll('[id^=fl-echo-video] video[src]').length == 3"
+    )
+    pg.locator("#fl-echo-video-0").scroll_into_view_if_needed()
+    time.sleep(1.0)
+    playing = _cpu_share(seconds)
+    pg.evaluate("document.querySelectorAll('[id^=fl-echo-video] video').forEach(v => v.pause())")
+    paused = _cpu_share(seconds)
+    return {"three_loops_playing": playing, "loops_paused": paused}
+
+
 def walk(model: str, idle_s: float, cases_dir: Path) -> dict:
     """Every demo case once in one browser page; the figures as a JSON-ready dict."""
     from playwright.sync_api import sync_playwright
@@ -169,10 +192,7 @@ def walk(model: str, idle_s: float, cases_dir: Path) -> dict:
             for title in titles:
                 rows.append(_walk_case(page, title, server))
                 time.sleep(1.0)
-            page.evaluate("window.scrollTo(0, 900)")
-            c0, t0 = _cpu_seconds(_chromium_procs()), time.perf_counter()
-            time.sleep(idle_s)
-            idle_share = (_cpu_seconds(_chromium_procs()) - c0) / (time.perf_counter() - t0)
+            idle = _idle_cpu(page, titles[0], idle_s)
             browser.close()
     finally:
         proc.terminate()
@@ -184,7 +204,7 @@ def walk(model: str, idle_s: float, cases_dir: Path) -> dict:
         "max_prediction_s": max(r["prediction_s"] for r in rows),
         "max_labs_line_s": max(r["labs_line_s"] or 0.0 for r in rows),
         "max_every_panel_s": max(r["every_panel_s"] for r in rows),
-        "browser_idle_cpu_share": round(idle_share, 3),
+        "browser_idle_cpu_share": idle,
     }
 
 

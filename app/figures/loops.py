@@ -8,7 +8,9 @@ import imageio.v2 as iio2
 import imageio.v3 as iio
 import numpy as np
 
-MP4_FFMPEG_PARAMS = ["-movflags", "+faststart"]
+# ultrafast: a quarter of the CPU of the default preset for a 32-frame 256² loop (0.27 vs
+# 1.12 CPU-s for three loops), so encoding takes little from the explanation running beside it
+MP4_FFMPEG_PARAMS = ["-movflags", "+faststart", "-preset", "ultrafast"]
 
 
 def _check_rgb_frames(frames_rgb: np.ndarray) -> np.ndarray:
