@@ -169,6 +169,11 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import tempfile
+
+    # Gradio fixes its cache folder when imported: a private one, removed when serve ends.
+    cache = tempfile.mkdtemp(prefix="fuselens-gradio-")
+    os.environ["GRADIO_TEMP_DIR"] = cache
     from fuselens.app.workstation import serve
 
     return serve(
@@ -180,6 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
         review_db=args.review_db,
         users=args.users,
         no_auth=args.no_auth,
+        gradio_cache=cache,
     )
 
 

@@ -9,6 +9,7 @@ stage as soon as it is done and tests can check every panel without a browser.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from fuselens.app.figures.contributions import (
 from fuselens.app.figures.prediction import prediction_markdown
 from fuselens.app.figures.text_highlight import Segment, highlighted_tokens, lab_item_table
 from fuselens.app.image_views import ECHO_SLOTS, cxr_panel, ecg_panel, echo_panels, echo_slots
+from fuselens.app.ingest import FileReport
 from fuselens.app.report_views import report_sentences, sentence_evidence
 from fuselens.explain.bundle import ExplanationBundle
 from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY
@@ -294,6 +296,12 @@ def stage_panels(
 def _first_sentence_cites_labs(bundle: ExplanationBundle) -> bool:
     sentences = bundle.report.sentences if bundle.report is not None else []
     return bool(sentences) and sentences[0].modality == "labs"
+
+
+def unused_markdown(reports: Sequence[FileReport]) -> str:
+    """The files read but left out of the model, each with why (empty when none)."""
+    lines = [f"- ⚠️ **{Path(r.path).name}**: {r.unused}" for r in reports if r.ok and r.unused]
+    return "\n\n**Read but not used:**\n" + "\n".join(lines) if lines else ""
 
 
 def present_modalities(case: PatientCase) -> str:

@@ -295,7 +295,8 @@ def _opened(
     out: dict[Any, Any] = {
         ui.current: cur,
         ui.status: status_table(loaded.reports),
-        ui.story: f"{story}\n\nHolds: {views.present_modalities(loaded.case)}",
+        ui.story: f"{story}\n\nHolds: {views.present_modalities(loaded.case)}"
+        + views.unused_markdown(loaded.reports),
         ui.progress: "Case opened; explaining…",
         ui.html_file: None,
         ui.zip_file: None,
@@ -575,9 +576,11 @@ def serve(
     review_db: str | None = None,
     users: str | None = None,
     no_auth: bool = False,
+    gradio_cache: str | None = None,
 ) -> int:
     """Load the model and the review database, build the app and serve it until interrupted
-    (Ctrl-C or SIGTERM); its upload, media and Gradio cache folders go with it."""
+    (Ctrl-C or SIGTERM); its upload, media and Gradio cache (``gradio_cache``, else a new
+    one) folders go with it."""
     from fuselens.app.storage.db import open_database
 
     t0 = time.perf_counter()
@@ -586,8 +589,10 @@ def serve(
         loaded = load_workstation_model(model, device)
     except (FileNotFoundError, ValueError) as exc:
         print(f"fuselens serve: {exc}", file=sys.stderr)
+        if gradio_cache:
+            shutil.rmtree(gradio_cache, ignore_errors=True)
         return 2
-    cache = tempfile.mkdtemp(prefix="fuselens-gradio-")
+    cache = gradio_cache or tempfile.mkdtemp(prefix="fuselens-gradio-")
     os.environ["GRADIO_TEMP_DIR"] = cache
     ws = Workstation(loaded, load_catalogue(), cases_dir)
     print(f"FuseLens: {loaded.name} on {loaded.device} ({time.perf_counter() - t0:.1f} s)")

@@ -285,3 +285,58 @@ def test_choosing_another_map_method_redraws_the_maps(page):
     assert "Grad-CAM++" not in pg.inner_text("#fl-progress")
     pg.wait_for_function("document.querySelectorAll('#fl-ecg .scatterlayer .trace').length >= 14")
     assert pg.locator("#fl-ecg .heatmaplayer .hm").count() >= 4  # the occlusion map's shading
+
+
+def _case_of(title: str, tmp_path):
+    """The demo case behind ``title``, read on its own (the server's copy is the same)."""
+    from fuselens.app.demo_cases import load_catalogue
+    from fuselens.app.session import open_demo
+
+    demo = next(d for d in load_catalogue() if d.title == title)
+    return open_demo(demo, tmp_path).case
+
+
+def test_switching_case_five_times_while_explaining_shows_only_the_last(server, page, tmp_path):
+    """Issue 17, finding 1: every panel ends on the last case picked, never an older one."""
+    from fuselens.app import views
+    from fuselens.model_zoo.loading import load_explainable
+    from fuselens.model_zoo.predict import predict_case
+
+    pg = page
+    picks = [
+        HF_CASE,
+        "Clearly no heart failure",
+        "Kidney disease raising NT-proBNP, no heart failure",
+        "Missing ECG and chest X-ray",
+        HF_CASE,
+        "Heart failure the model misses",
+    ]
+    _open_case(pg, picks[0])
+    time.sleep(0.5)
+    pg.click("#fl-task input")  # change the task while the first case explains
+    model = load_explainable(server["model"], device="cpu")
+    second_task = list(model.tasks)[1]
+    pg.get_by_role("option", name=views.task_label(second_task)).click()
+    for title in picks[1:]:  # five switches, each while the previous case explains
+        time.sleep(0.4)
+        _open_case(pg, title)
+    last = picks[-1]
+    _wait_done(pg)
+    time.sleep(1.0)  # anything stale would arrive now
+    case = _case_of(last, tmp_path)
+    identity = pg.inner_text("#fl-identity")
+    assert last in identity and views.task_label(second_task) in identity
+    assert last in pg.inner_text("#fl-story")
+    assert _token_text(pg, "#fl-lab-text") == case.labs.textualise()
+    table = pg.inner_text("#fl-lab-table")
+    for item, value in views.lab_values(case).items():
+        if item not in ("History", "Medications"):
+            assert value.split(" (")[0] in table, item
+    result = predict_case(model, case)["tasks"][second_task]
+    answer = result["answer"]
+    card = pg.inner_text("#fl-prediction")
+    assert f"{result['probabilities'][answer]:.1%}" in card
+    truth = views.truth_answer(case.truth, second_task)
+    context = pg.inner_text("#fl-prediction-context").replace("*", "")
+    assert f"Planted truth (synthetic case): {truth}" in context
+    assert "done" in pg.inner_text("#fl-progress")

@@ -81,3 +81,23 @@ def test_two_tabs_each_see_only_their_own_case(ws, ui) -> None:
     assert all(u[ui.current].loaded.key == a.loaded.key for u in got_a if ui.current in u)
     assert all(u[ui.current].loaded.key == b.loaded.key for u in got_b if ui.current in u)
     assert "done" in texts(got_a, ui.progress)[-1] and "done" in texts(got_b, ui.progress)[-1]
+
+
+def test_a_loop_of_unknown_view_says_read_but_not_used_where_the_user_looks(ws, ui, tmp_path):
+    """Issue 17, finding 8: pydicom's A4C clip (no view in its tags) is flagged, with the fix."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    from fuselens.app.session import status_table
+
+    clip = tmp_path / "loop.dcm"
+    shutil.copyfile(get_testdata_file("examples_ybr_color.dcm"), clip)
+    loaded = ws.open_uploads([str(clip)])
+    assert not clip.exists(), "the upload is moved into the private folder, not kept"
+    assert ws.upload_dir in loaded.folder.parents
+    table = status_table(loaded.reports)
+    assert list(table["Status"]) == ["read, NOT USED"]
+    assert table["Details"][0].startswith("read but not used: view unknown")
+    story = _opened(ws, ui, loaded, "tab-u")[ui.story]
+    assert "Read but not used" in story and "loop.dcm" in story and "views.json" in story
