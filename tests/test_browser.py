@@ -274,7 +274,7 @@ def test_uploaded_files_get_a_status_line_each(page, tmp_path):
     assert "waveform_ecg.dcm" in status and "read" in status and "error" in status
     assert "Uploaded case" in pg.inner_text("#fl-story")
     pg.wait_for_function("document.querySelectorAll('#fl-ecg .scatterlayer .trace').length >= 14")
-    assert "lab text SHAP (not applicable)" in pg.inner_text("#fl-progress")
+    assert "lab text SHAP (word pieces) (not applicable)" in pg.inner_text("#fl-progress")
 
 
 def test_choosing_another_map_method_redraws_the_maps(page):

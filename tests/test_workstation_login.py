@@ -104,3 +104,13 @@ class _Factory:
         path = self.root / name
         path.mkdir()
         return path
+
+
+def test_review_actor_is_the_logged_in_user_not_what_was_typed() -> None:
+    from types import SimpleNamespace
+
+    from fuselens.app.review.ui import acting_user
+
+    assert acting_user(SimpleNamespace(username="dr_lee"), "Dr House") == "dr_lee"
+    assert acting_user(SimpleNamespace(username=None), " Dr House ") == "Dr House"
+    assert acting_user(None, "") == "reviewer"
