@@ -22,6 +22,7 @@ from fuselens.model_zoo.contract import (
     ModelAttention,
     block_shares,
 )
+from fuselens.model_zoo.encoders.text import LineStateMemo
 from fuselens.model_zoo.inputs import ModelInputs, case_to_arrays, collate
 from fuselens.model_zoo.model import CAM_ENCODERS, FusionModel, FusionOutput
 
@@ -89,6 +90,7 @@ class FusionExplainable(nn.Module):
         self.caveat = caveat
         self.answer_prevalence = answer_prevalence or {}
         self.report_headings = report_headings or {}
+        self._line_states = LineStateMemo()
 
     @property
     def tasks(self) -> dict[str, list[str]]:
@@ -126,6 +128,9 @@ class FusionExplainable(nn.Module):
     def encode(self, batch: Batch, modality: str) -> torch.Tensor:
         enc, t = self.net.encoders[modality], batch.tensors
         if modality == "labs":
+            if enc.line_attention and not torch.is_grad_enabled() and not enc.training:
+                memo = self._line_states
+                return enc.forward_line_wise(t["labs"], t["labs.mask"], t["labs.lines"], memo)
             return enc(t["labs"], t["labs.mask"], lines=t["labs.lines"])
         if modality in ("ecg", "echo"):
             part = "ecg.leads" if modality == "ecg" else "echo.views"

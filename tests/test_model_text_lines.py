@@ -51,3 +51,47 @@ def test_a_config_saved_before_line_attention_loads_without_it(tmp_path) -> None
     saved = tmp_path / "config.json"
     ModelConfig().save(saved)
     assert ModelConfig.load(saved).text_line_attention is True
+
+
+def _masked_batch(seed: int = 0, n: int = 12):
+    from test_model_support import tiny_explainable
+
+    model = tiny_explainable(seed).eval()
+    case = make_case(0, 1)
+    case.labs.history = "hypertension"
+    batch = model.prepare([case])
+    ids = batch.tensors["labs"].repeat(n, 1)
+    gen = torch.Generator().manual_seed(seed)
+    hide = torch.rand(ids.shape, generator=gen) < 0.3
+    hide[:, 0] = False
+    ids[hide] = model.tokenizer.mask_token_id
+    return model, batch.with_input("labs", ids)
+
+
+def test_line_wise_states_equal_the_whole_texts_states() -> None:
+    model, batch = _masked_batch()
+    enc, t = model.net.encoders["labs"], batch.tensors
+    with torch.no_grad():
+        whole = enc(t["labs"], t["labs.mask"], lines=t["labs.lines"])
+        line_wise = model.encode(batch, "labs")  # through the model's line-state memo
+        again = model.encode(batch, "labs")  # every line from the memo now
+    assert len(model._line_states) > 0
+    torch.testing.assert_close(line_wise, whole, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(again, line_wise, atol=0.0, rtol=0.0)
+
+
+def test_the_line_memo_forgets_states_once_a_weight_changes() -> None:
+    import copy
+
+    model, batch = _masked_batch()
+    with torch.no_grad():
+        before = model.encode(batch, "labs")
+        twin = copy.deepcopy(model)
+        assert len(twin._line_states) == 0  # a copy may be given other weights
+        for p in model.net.encoders["labs"].bert.parameters():
+            p.mul_(1.5)
+        after = model.encode(batch, "labs")
+        enc, t = model.net.encoders["labs"], batch.tensors
+        whole = enc(t["labs"], t["labs.mask"], lines=t["labs.lines"])
+    assert not torch.allclose(before, after, atol=1e-2)
+    torch.testing.assert_close(after, whole, atol=1e-3, rtol=1e-3)  # float32 round-off

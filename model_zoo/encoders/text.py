@@ -8,12 +8,14 @@ mask from each token's line; ``[CLS]``/``[SEP]`` form a block of their own), so 
 states depend on that line alone: each item is read on its own, the way a laboratory report
 lists independent results, and only the attention pool combines the lines. A flag word such
 as "(high)" is then bound to its item, and hiding one line leaves the others' states as they
-were.
+were. :class:`LineStateMemo` uses that: masked texts (text SHAP) run BERT only on the lines
+they have not seen.
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from transformers.utils import logging as hf_logging
 
 from fuselens.model_zoo.layers import MaskedAttentionPool
 
+LINE_BATCH = 256  # lines per BERT call when computing line-wise states
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -157,3 +160,101 @@ class TextEncoder(nn.Module):
             frozen = self.frozen_states(input_ids, attention_mask, lines)
         h = self.trainable_states(frozen.float(), attention_mask, lines)
         return self.pool(self.proj(h), attention_mask.bool())
+
+    @torch.no_grad()
+    def forward_line_wise(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        lines: torch.Tensor,
+        memo: LineStateMemo,
+    ) -> torch.Tensor:
+        """:meth:`forward` for inputs that differ only inside some lines (masked texts): with
+        line attention a line's states depend only on its own tokens and positions, so each
+        distinct line is run through BERT once and remembered in ``memo``."""
+        if not self.line_attention:
+            raise ValueError("line-wise states need line attention")
+        hidden = memo.states(self, input_ids, attention_mask, lines)
+        return self.pool(self.proj(hidden), attention_mask.bool())
+
+    def line_block_states(
+        self, ids: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """BERT states of padded blocks ``(N, T)`` of one line each, at their own positions."""
+        h = self.bert.embeddings(
+            input_ids=ids, token_type_ids=torch.zeros_like(ids), position_ids=positions
+        )
+        mask = self._mask(h, valid.long(), None)
+        for layer in self.bert.encoder.layer:
+            h = layer(h, mask)
+        return h
+
+
+class LineStateMemo:
+    """BERT states per distinct lab line (its positions and word pieces), least recently
+    used dropped beyond ``capacity`` lines."""
+
+    def __init__(self, capacity: int = 2048):
+        self.capacity = capacity
+        self._states: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self._weights: tuple[int, ...] = ()
+
+    def __deepcopy__(self, memo: dict) -> LineStateMemo:
+        return LineStateMemo(self.capacity)  # a copied model may get other weights
+
+    def _check_weights(self, encoder: TextEncoder) -> None:
+        """Forget every state once any BERT weight changed in place (training, loading)."""
+        weights = (id(encoder), *(p._version for p in encoder.bert.parameters()))
+        if weights != self._weights:
+            self._states.clear()
+            self._weights = weights
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def states(
+        self,
+        encoder: TextEncoder,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        lines: torch.Tensor,
+    ) -> torch.Tensor:
+        """``(B, L, hidden)`` states after every BERT layer, computed line by line."""
+        self._check_weights(encoder)
+        b, length = input_ids.shape
+        out = torch.zeros(b, length, encoder.hidden_size, device=input_ids.device)
+        blocks: list[tuple[int, torch.Tensor, bytes]] = []
+        for row in range(b):
+            valid = attention_mask[row].bool()
+            for line in torch.unique(lines[row][valid]).tolist():
+                pos = torch.nonzero(valid & (lines[row] == line)).flatten()
+                key = pos.cpu().numpy().tobytes() + input_ids[row, pos].cpu().numpy().tobytes()
+                blocks.append((row, pos, key))
+        missing = {key: pos for row, pos, key in blocks if key not in self._states}
+        if missing:
+            self._compute(encoder, input_ids, blocks, missing)
+        for row, pos, key in blocks:
+            self._states.move_to_end(key)
+            out[row, pos] = self._states[key]
+        while len(self._states) > self.capacity:
+            self._states.popitem(last=False)
+        return out
+
+    def _compute(self, encoder, input_ids, blocks, missing: dict[bytes, torch.Tensor]) -> None:
+        rows = {key: row for row, _, key in blocks}
+        keys = list(missing)
+        width = max(len(missing[k]) for k in keys)
+        device = input_ids.device
+        ids = torch.zeros(len(keys), width, dtype=torch.long, device=device)
+        positions = torch.zeros_like(ids)
+        valid = torch.zeros(len(keys), width, dtype=torch.bool, device=device)
+        for i, key in enumerate(keys):
+            pos = missing[key]
+            ids[i, : len(pos)] = input_ids[rows[key], pos]
+            positions[i, : len(pos)] = pos
+            valid[i, : len(pos)] = True
+        for start in range(0, len(keys), LINE_BATCH):
+            part = slice(start, start + LINE_BATCH)
+            states = encoder.line_block_states(ids[part], positions[part], valid[part])
+            for i, key in enumerate(keys[part]):
+                self._states[key] = states[i, : len(missing[key])].float()
