@@ -38,6 +38,8 @@ class Job:
         self.run = run
         self.cancelled = threading.Event()
         self.claimed = False  # a reader of its results has taken it
+        self.first: Any = None  # its first result, readable without taking it from the queue
+        self.first_ready = threading.Event()
         self._results: queue.Queue[Any] = queue.Queue()
 
     def cancel(self) -> None:
@@ -45,6 +47,9 @@ class Job:
         self._results.put(_DONE)
 
     def put(self, item: Any) -> None:
+        if not self.first_ready.is_set() and not isinstance(item, BaseException):
+            self.first = item
+            self.first_ready.set()
         self._results.put(item)
 
     def finish(self) -> None:
@@ -98,6 +103,11 @@ class ExplainWorker:
     @staticmethod
     def _reusable(job: Job, key: RequestKey | None) -> bool:
         return job.key == key and not job.claimed and not job.cancelled.is_set()
+
+    def latest(self, session: str) -> Job | None:
+        """The session's newest job."""
+        with self._lock:
+            return self._latest.get(session)
 
     def is_latest(self, job: Job) -> bool:
         """Whether ``job`` is still its session's newest request (and not cancelled)."""

@@ -294,6 +294,16 @@ class Workstation:
             key = self.request_key(loaded, task, target, method)
             self.worker.submit(session, key, lambda: self.explain(loaded, task, target, method))
 
+    def first_result(
+        self, session: str, loaded: LoadedCase, wait_s: float
+    ) -> tuple[str, ExplanationBundle, bool] | None:
+        """The first stage of the session's explanation of ``loaded`` when it is ready within
+        ``wait_s`` (the prediction, or a cached bundle), left for the explanation's reader."""
+        job = self.worker.latest(session)
+        if job is None or job.key is None or job.key.case != loaded.key:
+            return None
+        return job.first if job.first_ready.wait(wait_s) else None
+
     def is_shown(self, job: Job, loaded: LoadedCase) -> bool:
         """Whether ``job``'s results may still be shown: newest request, case on screen."""
         return self.worker.is_latest(job) and self.on_screen(job.session, loaded)

@@ -51,6 +51,7 @@ CSS = (
 PICK_A_CASE = "Pick a demo case or open files."
 LOG = logging.getLogger("fuselens.workstation")
 CASE_TAB = "case"
+FIRST_RESULT_WAIT_S = 1.0  # how long opening a case waits for its prediction
 EXPLAIN_WAITERS = 16  # browser sessions waiting for their explanation at once
 SELECTED_COLOUR = "#ffd54f"
 
@@ -303,6 +304,11 @@ def _opened(
     }
     out.update(_slot_updates(ui, cur))
     out.update(_to_updates(ui, views.opened_panels(loaded.case)))
+    first = ws.first_result(session, loaded, FIRST_RESULT_WAIT_S) if request else None
+    if first is not None and first[0] in ("prediction", "cached"):  # one round trip sooner
+        key = ws.request_key(loaded, *request)
+        out[ui.panels["identity"]] = views.identity_markdown(key, loaded.title)
+        out.update(_to_updates(ui, views.stage_panels("prediction", loaded.case, first[1])))
     return out
 
 

@@ -195,6 +195,7 @@ def walk(model: str, idle_s: float, cases_dir: Path) -> dict:
             page.set_default_timeout(120_000)
             page.goto(url)
             page.wait_for_selector("#fl-demo input")
+            time.sleep(3.0)  # the page as a user finds it: loaded (Gradio's stream never idles)
             rows = []
             for title in titles:
                 rows.append(_walk_case(page, title, server))
