@@ -278,12 +278,16 @@ class Workstation:
         """What an explanation of ``loaded`` is computed for (the identity its panels show)."""
         return RequestKey(loaded.key, task, target, method, self.model.name)
 
+    def _queue(
+        self, session: str, loaded: LoadedCase, request: tuple[str, str, str], reuse: bool
+    ) -> Job:
+        key = self.request_key(loaded, *request)
+        return self.worker.submit(session, key, lambda: self.explain(loaded, *request), reuse)
+
     def submit(self, session: str, loaded: LoadedCase, task: str, target: str, method: str) -> Job:
         """Queue the explanation on the worker thread (or take the one the case's opening
         already queued for the same request); the session's older one is superseded."""
-        key = self.request_key(loaded, task, target, method)
-        run = lambda: self.explain(loaded, task, target, method)  # noqa: E731
-        return self.worker.submit(session, key, run, reuse=True)
+        return self._queue(session, loaded, (task, target, method), reuse=True)
 
     def prefetch(
         self, session: str, loaded: LoadedCase, task: str, target: str, method: str
@@ -291,8 +295,7 @@ class Workstation:
         """Start explaining a just-opened case while its panels travel to the browser; the
         session's request for it then takes this job (:meth:`submit`)."""
         if loaded.case.modalities():
-            key = self.request_key(loaded, task, target, method)
-            self.worker.submit(session, key, lambda: self.explain(loaded, task, target, method))
+            self._queue(session, loaded, (task, target, method), reuse=False)
 
     def first_result(
         self, session: str, loaded: LoadedCase, wait_s: float

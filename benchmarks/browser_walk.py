@@ -2,8 +2,9 @@
 
     python benchmarks/browser_walk.py [--model demo] [--out benchmarks/results/browser_walk.json]
 
-Starts ``fuselens serve --no-auth`` on a free local port, drives Debian's chromium with
-Playwright, and for each demo case measures, from the click that picks it:
+Starts ``fuselens serve --no-auth`` on a free local port and drives Debian's chromium with
+Playwright (both through the browser tests' helpers, ``tests/browser_support.py``), and for
+each demo case measures, from the click that picks it:
 
 - ``prediction_s``: the prediction card shows the case's probability;
 - ``labs_line_s``: the lab text is highlighted (line level or finer); cases without labs: null;
@@ -21,54 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT / "tests"))
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, serve_workstation  # noqa: E402
+
 LAB_HIGHLIGHTED = "document.querySelectorAll('#fl-lab-text .token.highlighted').length > 0"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(
-    model: str, cases: Path, extra: list[str]
-) -> tuple[subprocess.Popen, str, list[str]]:
-    port = _free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "fuselens.app.cli", "serve", "--port", str(port)]
-    cmd += ["--model", model, "--cases", str(cases), "--device", "cpu", *extra]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    log: list[str] = []
-    threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
-    deadline = time.perf_counter() + 180
-    while not any("warmed up" in line for line in log):
-        if proc.poll() is not None or time.perf_counter() > deadline:
-            raise RuntimeError("fuselens serve did not start:\n" + "".join(log))
-        time.sleep(0.2)
-    return proc, f"http://127.0.0.1:{port}/", log
 
 
 def _cpu_seconds(procs: list[psutil.Process]) -> float:
@@ -179,21 +143,15 @@ def walk(model: str, idle_s: float, cases_dir: Path) -> dict:
     from fuselens.app.demo_cases import load_catalogue
 
     titles = [d.title for d in load_catalogue()]
-    help_text = subprocess.run(
-        [sys.executable, "-m", "fuselens.app.cli", "serve", "--help"],
-        capture_output=True,
-        text=True,
-    ).stdout
-    proc, url, log = _start_server(
-        model, cases_dir, ["--no-auth"] if "--no-auth" in help_text else []
-    )
-    try:
-        server = _tree(proc.pid)
+    ARTIFACTS.mkdir(exist_ok=True)
+    args = ["--model", model, "--cases", str(cases_dir), "--device", "cpu"]
+    with serve_workstation(args, "browser_walk.log") as served:
+        server = _tree(served["pid"])
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_context(viewport={"width": 1920, "height": 1080}).new_page()
             page.set_default_timeout(120_000)
-            page.goto(url)
+            page.goto(served["url"])
             page.wait_for_selector("#fl-demo input")
             time.sleep(3.0)  # the page as a user finds it: loaded (Gradio's stream never idles)
             rows = []
@@ -202,9 +160,6 @@ def walk(model: str, idle_s: float, cases_dir: Path) -> dict:
                 time.sleep(1.0)
             idle = _idle_cpu(page, titles[0], idle_s)
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     return {
         "model": model,
         "cpu_count": os.cpu_count(),

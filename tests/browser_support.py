@@ -48,7 +48,7 @@ def free_port() -> int:
 def serve_workstation(args: list[str], log_name: str, cwd: Path = ROOT) -> Iterator[dict[str, Any]]:
     """``fuselens serve ARGS`` on a free port (``--no-auth`` unless ARGS give ``--users``)
     until it answers HTTP 200 and has warmed up;
-    yields its ``url``, ``http_s`` (seconds to HTTP 200) and ``log``; the log is saved to
+    yields its ``url``, ``http_s`` (seconds to HTTP 200), ``log`` and ``pid``; the log is saved to
     ``test-artifacts/LOG_NAME`` when the server stops."""
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
@@ -82,7 +82,7 @@ def serve_workstation(args: list[str], log_name: str, cwd: Path = ROOT) -> Itera
     while time.perf_counter() < deadline and not any("warmed up" in x for x in log):
         time.sleep(0.2)
     try:
-        yield {"url": url, "http_s": http_s, "log": log}
+        yield {"url": url, "http_s": http_s, "log": log, "pid": proc.pid}
     finally:
         proc.terminate()
         try:
