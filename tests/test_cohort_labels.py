@@ -185,6 +185,7 @@ def test_review_of_a_yes_no_task_stores_every_case_with_its_outcome(cohort_dir, 
 def test_cli_review_of_a_task_with_several_answers(cohort_dir, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     args = ["review", "--cohort", str(cohort_dir), "--model", "test_cohort_labels:make_model"]
+    args.append("--no-explain")
     assert main([*args, "--task", "exposure", "--db", url, "--run-name", "exp"]) == 0
     out, err = capsys.readouterr()
     assert "task exposure" in out and "3 new, 0 already stored, 3/3 cases stored" in out
@@ -252,6 +253,7 @@ def test_an_answer_not_among_the_models_is_refused_naming_the_file(tmp_path, mod
         cohort.check_labels(model.tasks, "exposure")
     db = f"sqlite:///{tmp_path / 'x.db'}"
     args = ["review", "--cohort", str(tmp_path), "--model", "test_cohort_labels:make_model"]
+    args.append("--no-explain")
     assert main([*args, "--db", db]) == 2
     assert "'maybe' is not one of the model's answers" in capsys.readouterr().err
 

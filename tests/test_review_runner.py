@@ -108,7 +108,7 @@ def test_a_run_name_reused_for_another_model_is_refused(reviewed, cohort, model)
 def test_cli_review_threshold_limit_and_resume(reviewed, cohort, model, tmp_path, capsys):
     path = save_model(model.net, tmp_path / "m")
     args = ["review", "--cohort", str(cohort), "--model", str(path), "--db", reviewed["url"]]
-    args += ["--run-name", "strict", "--threshold", "0.99"]
+    args += ["--run-name", "strict", "--threshold", "0.99", "--no-explain"]
     assert main([*args, "--limit", "1"]) == 0
     assert "1 new, 0 already stored, 1/6 cases stored; incomplete" in capsys.readouterr().out
     assert main([*args, "--limit", "1"]) == 0

@@ -10,6 +10,7 @@ Cases unlabelled for the task are left out of the run.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from fuselens.app.cohort import Cohort, LabelledCohort, open_cohort
 from fuselens.app.review import store
 from fuselens.app.review.cohort import CaseResult, score
+from fuselens.app.review.workers import ExplainPlan
 
 if TYPE_CHECKING:
     from fuselens.model_zoo.case import PatientCase
@@ -40,6 +42,11 @@ class RunSummary:
     failed: dict[str, str] = field(default_factory=dict)
     task: str = ""
     unlabelled: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    cached: int = 0  # explained cases found in the bundle store
+    bundles_written: int = 0
+    retried: list[str] = field(default_factory=list)  # cases rerun after their worker died
+    workers: list[dict[str, Any]] = field(default_factory=list)  # each worker's pid, peak MB
 
     @property
     def complete(self) -> bool:
@@ -55,7 +62,8 @@ def _labels_file(cohort: Cohort) -> str | None:
     return str(cohort.source.resolve()) if isinstance(cohort, LabelledCohort) else None
 
 
-def _load(cohort: Cohort, case_id: str) -> PatientCase:
+def load_case_of(cohort: Cohort, case_id: str) -> PatientCase:
+    """The cohort's case ``case_id``; ``ValueError`` when unreadable or empty."""
     from fuselens.app.ingest.errors import IngestError
 
     try:
@@ -80,19 +88,34 @@ def _predictions(
         return list(zip(cases, predict_cases(model, cases, batch_size=len(cases)), strict=True))
     except Exception as exc:  # noqa: BLE001 - a user's model: find the case(s) it fails on
         if len(cases) == 1:
-            failed[cases[0].case_id] = _model_error(exc)
+            failed[cases[0].case_id] = model_error(exc)
             return []
     out = []
     for case in cases:
         try:
             out.append((case, predict_case(model, case)))
         except Exception as exc:  # noqa: BLE001
-            failed[case.case_id] = _model_error(exc)
+            failed[case.case_id] = model_error(exc)
     return out
 
 
-def _model_error(exc: Exception) -> str:
+def model_error(exc: Exception) -> str:
+    """How a failure of the user's model on a case is reported."""
     return f"the model failed on it: {type(exc).__name__}: {exc}"
+
+
+@dataclass
+class Explained:
+    """How a review explains its cases: on Ray workers, into a bundle store."""
+
+    store_dir: str | Path
+    plan: ExplainPlan = field(default_factory=ExplainPlan)
+    workers: int = 1
+    address: str | None = None
+    model_spec: str | Path | None = None  # what each worker loads (default: the model itself)
+    device: str | None = None
+    max_attempts: int = 3
+    on_output: Callable[[dict[str, Any]], None] | None = None
 
 
 def run_review(
@@ -107,21 +130,25 @@ def run_review(
     progress: bool = True,
     on_stored: Callable[[CaseResult], None] | None = None,
     batch_size: int = 8,
+    explained: Explained | None = None,
 ) -> RunSummary:
     """Review every labelled case not yet stored for this run (at most ``limit`` new ones);
-    ``task`` defaults to the model's first."""
+    ``task`` defaults to the model's first. With ``explained``, every case also gets its
+    explanation bundle (computed on Ray workers, or found in the store), and a case stored
+    without one is explained now."""
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
     cohort = cohort if isinstance(cohort, Cohort) else open_cohort(cohort)
     task = task or next(iter(model.tasks))
     cohort.check_labels(model.tasks, task)
-    answers = list(model.tasks[task])
     labelled = cohort.labelled(task)
     name = run_name or default_run_name(cohort.root, model_name)
     run_id = store.open_run(
         sessions, name, cohort.root, model_name, task, threshold, labels_file=_labels_file(cohort)
     )
-    done = store.stored_case_keys(sessions, run_id)
+    if explained is not None:
+        store.set_explanations(sessions, run_id, explained.store_dir, explained.plan.methods)
+    done = store.stored_case_keys(sessions, run_id, explained=explained is not None)
     todo = [c for c in labelled if c not in done]
     summary = RunSummary(run_id, name, len(labelled), len(labelled) - len(todo), task=task)
     summary.unlabelled = [c for c in cohort.case_ids if cohort.label(c, task) is None]
@@ -134,35 +161,110 @@ def run_review(
         initial=summary.stored_before,
         disable=not progress,
     )
-    for start in range(0, len(todo), max(batch_size, 1)):
-        cases = []
-        for case_id in todo[start : start + max(batch_size, 1)]:
-            try:
-                cases.append(_load(cohort, case_id))
-            except (OSError, ValueError) as exc:
-                summary.failed[case_id] = str(exc)
-                bar.update(1)
-        for case, pred in _predictions(model, cases, summary.failed):
-            bar.update(1)
-            if not pred["modalities_used"]:
-                summary.failed[case.case_id] = (
-                    f"{case.case_id}: none of the modalities the model reads "
-                    f"({', '.join(model.modalities)})"
-                )
-                continue
-            label = cohort.label(case.case_id, task)
-            result = score(
-                case.case_id, answers, label, pred["tasks"][task], case.modalities(), threshold
-            )
-            if store.add_result(sessions, run_id, result, cohort.folder(case.case_id)):
-                summary.added += 1
-                if on_stored is not None:
-                    on_stored(result)
+    t0 = time.perf_counter()
+    review = _Review(sessions, cohort, model, task, threshold, run_id, summary, bar, on_stored)
+    if explained is None:
+        review.predict(todo, batch_size)
+    else:
+        review.explain(todo, model_name, explained)
     bar.close()
-    stored = store.stored_case_keys(sessions, run_id)
+    summary.seconds = time.perf_counter() - t0
+    stored = store.stored_case_keys(sessions, run_id, explained=explained is not None)
     summary.stored_after = sum(c in stored for c in labelled)
     store.set_status(sessions, run_id, "complete" if summary.complete else "running")
     return summary
+
+
+@dataclass
+class _Review:
+    """One invocation's state: where results go and what it has done."""
+
+    sessions: store.Sessions
+    cohort: Cohort
+    model: ExplainableModel
+    task: str
+    threshold: float
+    run_id: int
+    summary: RunSummary
+    bar: Any
+    on_stored: Callable[[CaseResult], None] | None
+
+    def record(self, case_id: str, prediction: dict[str, Any], used: list[str],
+               modalities: list[str], bundle_key: str | None = None) -> None:  # fmt: skip
+        """Score one case's prediction and store it (a case no modality of reached fails)."""
+        if not used:
+            self.summary.failed[case_id] = (
+                f"{case_id}: none of the modalities the model reads "
+                f"({', '.join(self.model.modalities)})"
+            )
+            return
+        label = self.cohort.label(case_id, self.task)
+        answers = list(self.model.tasks[self.task])
+        result = score(case_id, answers, label, prediction, modalities, self.threshold)
+        folder = self.cohort.folder(case_id)
+        if store.add_result(self.sessions, self.run_id, result, folder, bundle_key):
+            self.summary.added += 1
+            if self.on_stored is not None:
+                self.on_stored(result)
+
+    def predict(self, todo: list[str], batch_size: int) -> None:
+        """Predictions only, in batches on this process's model."""
+        for start in range(0, len(todo), max(batch_size, 1)):
+            cases = []
+            for case_id in todo[start : start + max(batch_size, 1)]:
+                try:
+                    cases.append(load_case_of(self.cohort, case_id))
+                except (OSError, ValueError) as exc:
+                    self.summary.failed[case_id] = str(exc)
+                    self.bar.update(1)
+            for case, pred in _predictions(self.model, cases, self.summary.failed):
+                self.bar.update(1)
+                self.record(
+                    case.case_id, pred["tasks"][self.task], pred["modalities_used"],
+                    case.modalities(),
+                )  # fmt: skip
+
+    def explain(self, todo: list[str], model_name: str, explained: Explained) -> None:
+        """Every case explained on Ray workers; each new entry stored once, here."""
+        from fuselens.app.review.workers import explain_on_pool, start_pool
+        from fuselens.explain.bundle_store import BundleStore
+
+        bundles = BundleStore(explained.store_dir)
+        if not todo:
+            return
+        args = (
+            explained.model_spec or self.model,
+            explained.device,
+            str(self.cohort.root),
+            _labels_file(self.cohort),
+            self.task,
+            explained.plan,
+            str(bundles.root.resolve()),
+            model_name,
+        )
+        workers = max(1, min(explained.workers, len(todo)))
+        pool = start_pool(
+            workers, explained.address, explained.device, args, explained.max_attempts
+        )
+        try:
+            for out in explain_on_pool(pool, todo, explained.max_attempts, explained.on_output):
+                self.bar.update(1)
+                case_id = out["case_id"]
+                if "error" in out:
+                    self.summary.failed[case_id] = out["error"]
+                    continue
+                if out["cached"]:
+                    self.summary.cached += 1
+                elif bundles.put_files(out["key"], out["files"]):
+                    self.summary.bundles_written += 1
+                self.record(
+                    case_id, out["prediction"][self.task], out["modalities"],
+                    out["case_modalities"], out["key"],
+                )  # fmt: skip
+            self.summary.workers = pool.info()
+            self.summary.retried = list(pool.retried)
+        finally:
+            pool.close()
 
 
 def model_label(spec: str | Path) -> str:
@@ -187,10 +289,12 @@ def review_cohort(
     task: str | None = None,
     progress: bool = True,
     device: str | None = None,
+    explained: Explained | None = None,
 ) -> RunSummary:
     """Open the cohort (``labels``: a labels.csv), load the model (``demo``, a checkpoint
     folder, ``MODULE:FACTORY``, or a contract model) and the database (migrated), then
-    :func:`run_review`."""
+    :func:`run_review` (``explained``: with every case's explanation, the workers loading
+    the same model spec on ``device``)."""
     from fuselens.app.storage.db import open_database
     from fuselens.model_zoo.loading import load_explainable
 
@@ -202,10 +306,14 @@ def review_cohort(
         model_name, loaded = str(model.name), model
     task = task or next(iter(loaded.tasks))
     opened.check_labels(loaded.tasks, task)
+    if explained is not None and isinstance(model, str | Path):
+        explained.model_spec = explained.model_spec or str(model)
+        explained.device = explained.device or device
     engine, sessions = open_database(db_url)
     try:
         return run_review(
-            sessions, opened, loaded, model_name, run_name, task, threshold, limit, progress
-        )
+            sessions, opened, loaded, model_name, run_name, task, threshold, limit, progress,
+            explained=explained,
+        )  # fmt: skip
     finally:
         engine.dispose()

@@ -38,6 +38,8 @@ class RunInfo:
     n_results: int
     task: str = "heart_failure"
     labels_file: str | None = None
+    bundle_store: str | None = None
+    methods: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -92,14 +94,41 @@ def open_run(
         return run.id
 
 
-def stored_case_keys(sessions: Sessions, run_id: int) -> set[str]:
-    """The cases of ``run_id`` that already have a result."""
+def stored_case_keys(sessions: Sessions, run_id: int, explained: bool = False) -> set[str]:
+    """The cases of ``run_id`` that already have a result (``explained``: and a bundle)."""
+    query = select(ResultRow.case_key).where(ResultRow.run_id == run_id)
+    if explained:
+        query = query.where(ResultRow.bundle_key.is_not(None))
     with sessions() as s:
-        return set(s.scalars(select(ResultRow.case_key).where(ResultRow.run_id == run_id)))
+        return set(s.scalars(query))
 
 
-def add_result(sessions: Sessions, run_id: int, result: CaseResult, folder: Path) -> bool:
-    """Store one case's result (committed); False when the case was stored already."""
+def set_explanations(sessions: Sessions, run_id: int, store_dir: str | Path, methods) -> None:
+    """Record where the run's bundles are and which map methods they hold."""
+    with sessions.begin() as s:
+        run = s.get_one(ReviewRun, run_id)
+        run.bundle_store = str(Path(store_dir).resolve())
+        run.methods = list(methods)
+
+
+def bundle_keys(sessions: Sessions, run_id: int) -> dict[str, str]:
+    """case -> bundle key of every explained result of the run."""
+    query = select(ResultRow.case_key, ResultRow.bundle_key).where(
+        ResultRow.run_id == run_id, ResultRow.bundle_key.is_not(None)
+    )
+    with sessions() as s:
+        return dict(s.execute(query).tuples().all())
+
+
+def add_result(
+    sessions: Sessions,
+    run_id: int,
+    result: CaseResult,
+    folder: Path,
+    bundle_key: str | None = None,
+) -> bool:
+    """Store one case's result (committed); False when the case was stored already (a
+    stored result without a bundle gets ``bundle_key``)."""
     row = ResultRow(
         run_id=run_id,
         case_key=result.case_id,
@@ -111,11 +140,21 @@ def add_result(sessions: Sessions, run_id: int, result: CaseResult, folder: Path
         modalities=list(result.modalities),
         truth_answer=result.truth_answer,
         predicted_answer=result.predicted_answer,
+        bundle_key=bundle_key,
     )
     try:
         with sessions.begin() as s:
             s.add(row)
     except IntegrityError:
+        if bundle_key is not None:
+            with sessions.begin() as s:
+                stored = s.scalar(
+                    select(ResultRow).where(
+                        ResultRow.run_id == run_id, ResultRow.case_key == result.case_id
+                    )
+                )
+                if stored is not None and stored.bundle_key is None:
+                    stored.bundle_key = bundle_key
         return False
     return True
 
@@ -148,6 +187,8 @@ def list_runs(sessions: Sessions) -> list[RunInfo]:
                 n,
                 r.task,
                 r.labels_file,
+                r.bundle_store,
+                tuple(r.methods or ()),
             )
             for r, n in s.execute(query)
         ]
@@ -170,6 +211,7 @@ def _row(r: ResultRow) -> dict[str, Any]:
         ),
         "outcome": r.outcome,
         "modalities": list(r.modalities),
+        "bundle_key": r.bundle_key,
         "tags": sorted(ct.tag.name for ct in r.tags),
         "notes": [n.text for n in sorted(r.notes, key=lambda n: (n.created_at, n.id))],
     }

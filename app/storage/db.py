@@ -33,6 +33,15 @@ def data_dir() -> Path:
     return folder
 
 
+def bundle_dir() -> Path:
+    """Where explanation bundles are stored: ``FUSELENS_BUNDLE_DIR``, else ``bundles`` in the
+    data folder (created private)."""
+    env = os.environ.get("FUSELENS_BUNDLE_DIR")
+    folder = Path(env).expanduser() if env else data_dir() / "bundles"
+    private_dir(folder)
+    return folder
+
+
 def private_dir(folder: Path) -> None:
     """Create ``folder`` and any missing parents as 0700 (an existing folder is left as is)."""
     missing = [p for p in (folder, *folder.parents) if not p.exists()]

@@ -191,6 +191,8 @@ class ReviewRun(Base):
     status: Mapped[str] = mapped_column(String(20), default="running")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    bundle_store: Mapped[str | None] = mapped_column(String(1000))  # None: no explanations
+    methods: Mapped[list[Any] | None] = mapped_column(JSON)
 
     results: Mapped[list[CaseResult]] = relationship(
         back_populates="run", cascade="all, delete-orphan"
@@ -219,6 +221,7 @@ class CaseResult(Base):
     predicted_answer: Mapped[str | None] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(10))
     modalities: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    bundle_key: Mapped[str | None] = mapped_column(String(64))  # None: no explanation stored
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     run: Mapped[ReviewRun] = relationship(back_populates="results")

@@ -1,0 +1,91 @@
+"""Spectral relevance analysis (SpRAy; Lapuschkin et al. 2019, "Unmasking Clever Hans
+predictors and assessing what machines really learn"): cluster a cohort's heat maps to find
+the strategies a model uses, one modality at a time.
+
+Each map (already on a common geometry, :mod:`fuselens.explain.cohort_maps`) is scaled to
+sum to 1, so a cluster gathers cases whose relevance falls in the same places whatever its
+strength. The maps are linked in a symmetric k-nearest-neighbour graph; the number of
+clusters is where the normalised graph Laplacian's eigenvalues jump most (the eigengap), and
+spectral clustering on that graph (scikit-learn) assigns the cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse.csgraph import laplacian
+from sklearn.cluster import SpectralClustering
+from sklearn.neighbors import kneighbors_graph
+
+MAX_CLUSTERS = 8
+NEIGHBOURS = 10
+
+
+@dataclass
+class Clustering:
+    """Cluster labels (0..k-1, the largest cluster first), the graph's eigenvalues and a 2-D
+    spectral embedding (for a scatter)."""
+
+    labels: np.ndarray  # (N,) int
+    k: int
+    eigenvalues: np.ndarray  # smallest MAX_CLUSTERS + 1 of the normalised Laplacian
+    embedding: np.ndarray  # (N, 2)
+
+    def sizes(self) -> list[int]:
+        return np.bincount(self.labels, minlength=self.k).tolist()
+
+
+def relevance_distribution(maps: np.ndarray) -> np.ndarray:
+    """(N, ...) non-negative maps -> (N, D) rows summing to 1 (an all-zero map: uniform)."""
+    flat = np.clip(np.asarray(maps, dtype=np.float64).reshape(len(maps), -1), 0.0, None)
+    sums = flat.sum(axis=1, keepdims=True)
+    uniform = np.full_like(flat, 1.0 / flat.shape[1])
+    return np.where(sums > 0, flat / np.where(sums > 0, sums, 1.0), uniform)
+
+
+def affinity(x: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:
+    """A symmetric 0/1 k-nearest-neighbour graph of the rows of ``x`` (dense)."""
+    k = max(1, min(neighbours, len(x) - 1))
+    graph = kneighbors_graph(x, k, mode="connectivity", include_self=False).toarray()
+    return np.maximum(graph, graph.T)
+
+
+def eigengap(graph: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> tuple[int, np.ndarray]:
+    """The number of clusters (2..max_clusters) after which the normalised Laplacian's
+    eigenvalues jump most, and those eigenvalues."""
+    lap = laplacian(graph, normed=True)
+    n = min(max_clusters + 1, len(graph))
+    values = np.sort(np.linalg.eigvalsh(lap))[:n]
+    gaps = np.diff(values)
+    if len(gaps) < 2:
+        return 1, values
+    return int(np.argmax(gaps[1:]) + 2), values
+
+
+def _embedding(graph: np.ndarray) -> np.ndarray:
+    lap = laplacian(graph, normed=True)
+    values, vectors = np.linalg.eigh(lap)
+    return vectors[:, 1:3] if vectors.shape[1] >= 3 else np.zeros((len(graph), 2))
+
+
+def spray(
+    maps: np.ndarray, k: int | None = None, seed: int = 0, neighbours: int = NEIGHBOURS
+) -> Clustering:
+    """Cluster ``maps`` (N, ...): ``k`` clusters, or as many as the eigengap says."""
+    n = len(maps)
+    if n < 3:
+        return Clustering(np.zeros(n, dtype=int), 1, np.zeros(0), np.zeros((n, 2)))
+    graph = affinity(relevance_distribution(maps), neighbours)
+    chosen, values = eigengap(graph)
+    k = int(k or chosen)
+    if k <= 1:
+        labels = np.zeros(n, dtype=int)
+    else:
+        labels = SpectralClustering(
+            n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="cluster_qr"
+        ).fit_predict(graph)
+    order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
+    relabel = np.empty(k, dtype=int)
+    relabel[order] = np.arange(k)
+    return Clustering(relabel[labels], k, values, _embedding(graph))
