@@ -259,6 +259,7 @@ class Workstation:
         self.cache = ExplanationCache()
         self.worker = ExplainWorker()
         self._on_screen: dict[str, str] = {}
+        self._model_digest: str | None = None
 
     def show(self, session: str, loaded: LoadedCase) -> None:
         """``loaded`` is now on ``session``'s screen: its older explanation stops."""
@@ -342,8 +343,9 @@ class Workstation:
     ) -> Iterator[tuple[str, ExplanationBundle, bool]]:
         """``(stage, bundle, from_cache)``: the cached bundle at once, or each stage as done."""
         key = (loaded.key, task, target, method)
-        cached = self.cache.get(key)
+        cached = self.cache.get(key) or self.stored_bundle(loaded, task, target, method)
         if cached is not None:
+            self.cache.put(key, cached)
             yield "cached", cached, True
             return
         bundle = None
@@ -354,6 +356,29 @@ class Workstation:
             yield stage, bundle, False
         if bundle is not None:
             self.cache.put(key, bundle)
+
+    def model_digest(self) -> str:
+        """The model's weights digest (computed once): half of a bundle-store key."""
+        if self._model_digest is None:
+            from fuselens.explain.bundle_store import model_digest
+
+            self._model_digest = model_digest(self.model.model)
+        return self._model_digest
+
+    def stored_bundle(
+        self, loaded: LoadedCase, task: str, target: str, method: str
+    ) -> ExplanationBundle | None:
+        """The explanation a review run stored for this very content, model and request
+        (``loaded.extras["bundle_store"]``, set when the case was opened from the run)."""
+        folder = loaded.extras.get("bundle_store")
+        if not folder or not Path(folder).is_dir():
+            return None
+        from fuselens.app.review.workers import ExplainPlan
+        from fuselens.explain.bundle_store import BundleStore, bundle_key
+
+        settings = ExplainPlan((method,)).settings()
+        key = bundle_key(loaded.case, self.model_digest(), task, target, (method,), settings)
+        return BundleStore(folder).get(key, case_id=loaded.case.case_id)
 
     def is_finished(self, loaded: LoadedCase, bundle: ExplanationBundle) -> bool:
         """Whether ``bundle`` is the finished (cached) explanation of ``loaded``."""

@@ -87,6 +87,7 @@ class Filters:
     tags: Sequence[str] = ()  # at least one of these tags
     sort_by: str = "confidence"
     descending: bool = True
+    cases: frozenset[str] | None = None  # only these cases (a cluster of the cohort view)
 
     def __post_init__(self) -> None:
         bad = set(self.outcomes) - set(ALL_OUTCOMES)
@@ -116,6 +117,8 @@ def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
         keep &= mods.map(lambda m: not set(filters.missing).issubset(m))
     if filters.tags:
         keep &= table["tags"].map(lambda s: bool(_split(s, SEPARATOR) & set(filters.tags)))
+    if filters.cases is not None:
+        keep &= table["case_id"].isin(filters.cases)
     out = table[keep]
     by = [filters.sort_by] + (["case_id"] if filters.sort_by != "case_id" else [])
     asc = [not filters.descending] + [True] * (len(by) - 1)

@@ -72,6 +72,13 @@ class ReviewLayout:
     tax_rename: Any
     tax_remove: Any
     tax_status: Any
+    cluster: Any
+    patterns_md: Any
+    pattern_modality: Any
+    outcome_maps: Any
+    cluster_maps: Any
+    embedding: Any
+    shapley: Any
 
     @property
     def filters(self) -> list[Any]:
@@ -84,6 +91,7 @@ class ReviewLayout:
             self.tag_filter,
             self.sort_by,
             self.descending,
+            self.cluster,
         ]
 
 
@@ -173,6 +181,7 @@ def _declare(sessions: store.Sessions, tab: Any) -> ReviewLayout:
     with gr.Row(equal_height=False):
         confusion = gr.Plot(label="Confusion matrix", elem_id="fl-review-confusion")
         calibration = gr.Plot(label="Calibration", elem_id="fl-review-calibration")
+    patterns = _pattern_controls()
     return ReviewLayout(
         tab=tab,
         run=run,
@@ -187,12 +196,44 @@ def _declare(sessions: store.Sessions, tab: Any) -> ReviewLayout:
         csv=csv,
         **filters,
         **notes,
+        **patterns,
     )
 
 
-def _filters(*values: Any) -> views.Filters:
+def _pattern_controls() -> dict[str, Any]:
+    """The cohort view: explanation patterns across the run's stored bundles."""
+    out: dict[str, Any] = {}
+    with gr.Accordion("Explanation patterns across the cohort", open=True):
+        out["patterns_md"] = gr.Markdown(elem_id="fl-review-patterns-md")
+        with gr.Row(equal_height=False):
+            out["pattern_modality"] = gr.Radio(
+                [("ECG", "ecg"), ("Echo", "echo"), ("Chest X-ray", "cxr")],
+                value="cxr",
+                label="Heat maps of",
+                elem_id="fl-review-pattern-modality",
+            )
+            out["cluster"] = gr.Dropdown(
+                [("All cases", "")],
+                value="",
+                label="Show in the table only the cases of",
+                elem_id="fl-review-cluster",
+            )
+        out["outcome_maps"] = gr.Plot(label="Mean map by outcome", elem_id="fl-review-outcome-maps")
+        out["cluster_maps"] = gr.Plot(label="Strategies (SpRAy)", elem_id="fl-review-cluster-maps")
+        with gr.Row(equal_height=False):
+            out["embedding"] = gr.Plot(label="Spectral embedding", elem_id="fl-review-embedding")
+            out["shapley"] = gr.Plot(label="Shapley by outcome", elem_id="fl-review-shapley")
+    return out
+
+
+def _filters(sessions: store.Sessions, run_id: int, *values: Any) -> views.Filters:
+    """The filter controls' values (the cluster last) as :class:`Filters`."""
+    *controls, cluster = values
     try:
-        return views.make_filters(*values)
+        filters = views.make_filters(*controls)
+        if cluster:
+            filters.cases = views.cluster_cases(views.patterns_of(sessions, run_id), cluster)
+        return filters
     except ValueError as exc:
         raise gr.Error(str(exc)) from exc
 
@@ -203,7 +244,7 @@ def _show_table(
     """The summary line and the filtered table of the run."""
     if run_id is None:
         return {rl.summary: views.NO_RUN, rl.table: None}
-    table, shown = views.tables(sessions, run_id, _filters(*filter_values))
+    table, shown = views.tables(sessions, run_id, _filters(sessions, run_id, *filter_values))
     return {rl.summary: views.summary_markdown(table, shown), rl.table: for_display(shown)}
 
 
@@ -219,9 +260,25 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
             figures = views.cohort_figures(views.run_table(sessions, run_id), task)
         return {**out, rl.confusion: figures[0], rl.calibration: figures[1]}
 
+    def show_patterns(run_id: int | None, modality: str) -> dict[Any, Any]:
+        plots = [rl.outcome_maps, rl.cluster_maps, rl.embedding, rl.shapley]
+        if run_id is None:
+            return {rl.patterns_md: views.NO_RUN, **dict.fromkeys(plots)}
+        patterns = views.patterns_of(sessions, run_id)
+        figures = views.pattern_figures(patterns, modality)
+        return {
+            rl.patterns_md: views.patterns_markdown(patterns),
+            **dict(zip(plots, figures, strict=True)),
+        }
+
     def show_run(run_id: int | None, *filter_values: Any) -> dict[Any, Any]:
-        out = show_overview(run_id, *filter_values)
+        *controls, _ = filter_values
+        out = show_overview(run_id, *controls, "")
         out.update({rl.selected: None, rl.case_md: views.case_markdown(None), rl.tags: []})
+        choices = [("All cases", "")]
+        if run_id is not None:
+            choices = views.cluster_choices(views.patterns_of(sessions, run_id))
+        out[rl.cluster] = gr.update(choices=choices, value="")
         return out
 
     def refresh_runs(run_id: int | None) -> Any:
@@ -232,8 +289,14 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
     inputs = [rl.run, *rl.filters]
     table_out = [rl.summary, rl.table]
     run_out = [*table_out, rl.confusion, rl.calibration, rl.selected, rl.case_md, rl.tags]
-    rl.run.change(show_run, inputs, run_out)
-    rl.refresh.click(refresh_runs, [rl.run], [rl.run]).then(show_run, inputs, run_out)
+    run_out.append(rl.cluster)
+    pattern_out = [rl.patterns_md, rl.outcome_maps, rl.cluster_maps, rl.embedding, rl.shapley]
+    pattern_in = [rl.run, rl.pattern_modality]
+    rl.run.change(show_run, inputs, run_out).then(show_patterns, pattern_in, pattern_out)
+    rl.refresh.click(refresh_runs, [rl.run], [rl.run]).then(show_run, inputs, run_out).then(
+        show_patterns, pattern_in, pattern_out
+    )
+    rl.pattern_modality.change(show_patterns, pattern_in, pattern_out)
 
     def refresh_choices(run_id: int | None, picked: list[str], wanted: list[str]) -> tuple:
         """New runs and taxonomy edits made elsewhere (another reviewer, the CLI)."""
@@ -251,7 +314,7 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
         refresh_choices,
         [rl.run, rl.tags, rl.tag_filter],
         [rl.run, rl.tags, rl.tag_filter, rl.tax_pick],
-    ).then(show_overview, inputs, overview_out)
+    ).then(show_overview, inputs, overview_out).then(show_patterns, pattern_in, pattern_out)
     for control in rl.filters:
         event = control.release if isinstance(control, gr.Slider) else control.change
         event(show_table, inputs, table_out, show_progress="hidden")
@@ -259,7 +322,7 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
     def export(run_id: int | None, *filter_values: Any) -> str:
         if run_id is None:
             raise gr.Error(views.NO_RUN)
-        _, shown = views.tables(sessions, run_id, _filters(*filter_values))
+        _, shown = views.tables(sessions, run_id, _filters(sessions, run_id, *filter_values))
         return str(views.export_path(shown, run_id))
 
     rl.export.click(export, inputs, [rl.csv])

@@ -18,6 +18,7 @@ from fuselens.app.review.figures import (
     confusion_figure,
 )
 from fuselens.app.review.metrics import answer_confusion, calibration, confusion_counts
+from fuselens.app.review.patterns import CohortPatterns, cohort_patterns
 from fuselens.app.review.table import Filters, cohort_table, export_csv, filter_table
 from fuselens.app.storage.models import ANSWER_OUTCOMES, OUTCOMES
 
@@ -169,8 +170,15 @@ def open_result(sessions: store.Sessions, run_id: int, case_id: str) -> LoadedCa
     )
     if row["tags"]:
         story += f"; tags: {', '.join(row['tags'])}"
+    extras = {"bundle_store": run.bundle_store} if row.get("bundle_key") else {}
     return LoadedCase(
-        case, reports, key=case.case_id, title=f"Cohort case {case_id}", story=story, folder=folder
+        case,
+        reports,
+        key=case.case_id,
+        title=f"Cohort case {case_id}",
+        story=story,
+        folder=folder,
+        extras=extras,
     )
 
 
@@ -184,3 +192,74 @@ def annotation_status(change: dict[str, Any]) -> str:
     if change["note"]:
         parts.append("note added")
     return f"Saved {change['case']}: " + ("; ".join(parts) if parts else "no change")
+
+
+PATTERNS_CACHE: dict[tuple[int, int], Any] = {}
+NO_PATTERNS = (
+    "No explanations stored for this run: `fuselens review` explains every case unless "
+    "given `--no-explain`."
+)
+
+
+def patterns_of(sessions: store.Sessions, run_id: int) -> CohortPatterns:
+    """The run's :class:`CohortPatterns`, computed once per number of explained results."""
+    n = len(store.bundle_keys(sessions, run_id))
+    key = (run_id, n)
+    if key not in PATTERNS_CACHE:
+        for old in [k for k in PATTERNS_CACHE if k[0] == run_id]:
+            del PATTERNS_CACHE[old]
+        PATTERNS_CACHE[key] = cohort_patterns(sessions, run_id)
+    return PATTERNS_CACHE[key]
+
+
+def cluster_choices(patterns: CohortPatterns) -> list[tuple[str, str]]:
+    """The cluster filter's (label, value) pairs: every case, then each modality's clusters."""
+    out = [("All cases", "")]
+    for m, p in patterns.modalities.items():
+        for c in p.clusters:
+            mix = ", ".join(f"{o} {n}" for o, n in c.outcomes.items() if n)
+            out.append((f"{m} cluster {c.index}: {len(c.cases)} cases ({mix})", f"{m}:{c.index}"))
+    return out
+
+
+def cluster_cases(patterns: CohortPatterns, choice: str | None) -> frozenset[str] | None:
+    """The cases of the cluster ``"<modality>:<index>"`` (``None``: no cluster chosen)."""
+    if not choice:
+        return None
+    modality, _, index = choice.partition(":")
+    p = patterns.modalities.get(modality)
+    if p is None or not index.isdigit() or int(index) >= len(p.clusters):
+        raise ValueError(f"no cluster {choice!r} in this run")
+    return frozenset(p.clusters[int(index)].cases)
+
+
+def patterns_markdown(patterns: CohortPatterns) -> str:
+    """One line on what the pattern figures are made of."""
+    if not patterns.modalities and not patterns.shapley:
+        return NO_PATTERNS
+    missing = f"; {len(patterns.missing)} without one" if patterns.missing else ""
+    ks = ", ".join(f"{m} {p.clustering.k}" for m, p in patterns.modalities.items())
+    return (
+        f"Explanations of **{patterns.n_cases}** cases{missing}. Heat maps on a common "
+        f"geometry, each scaled to sum to 1; strategies found by spectral relevance analysis "
+        f"(SpRAy; clusters per modality: {ks}). Pick a cluster to see its cases in the table."
+    )
+
+
+def pattern_figures(
+    patterns: CohortPatterns, modality: str
+) -> tuple[go.Figure | None, go.Figure | None, go.Figure | None, go.Figure | None]:
+    """Mean maps by outcome, mean maps by cluster, the embedding (of ``modality``) and the
+    Shapley box plots (``None`` where the run has nothing to draw)."""
+    from fuselens.app.review import pattern_figures as pf
+
+    p = patterns.modalities.get(modality)
+    shap = pf.shapley_figure(patterns) if patterns.shapley else None
+    if p is None:
+        return None, None, None, shap
+    return (
+        pf.outcome_maps_figure(p),
+        pf.cluster_maps_figure(p),
+        pf.embedding_figure(p, patterns.outcomes),
+        shap,
+    )
