@@ -27,9 +27,21 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     from fuselens.model_zoo.synth.cohort import default_workers, write_cohort
+    from fuselens.model_zoo.synth.cues import parse_cue
 
+    cues: dict[str, float] = {}
+    for spec in args.cue:
+        try:
+            modality, strength = parse_cue(spec)
+        except ValueError as exc:
+            raise SystemExit(f"fuselens synth: --cue {spec}: {exc}") from exc
+        if modality in cues:
+            raise SystemExit(f"fuselens synth: --cue {modality} given twice")
+        cues[modality] = strength
     workers = args.workers if args.workers > 0 else default_workers()
-    write_cohort(args.out, n=args.n, seed=args.seed, progress=not args.quiet, workers=workers)
+    write_cohort(
+        args.out, n=args.n, seed=args.seed, progress=not args.quiet, workers=workers, cues=cues
+    )
     return 0
 
 
@@ -62,8 +74,12 @@ def _train(args: argparse.Namespace) -> int:
 
     from fuselens.model_zoo.training import TrainingConfig, train_model
 
-    cfg = TrainingConfig(epochs=args.epochs, seed=args.seed)
-    cases = _load_cohort(args.cohort, grid=cfg.model)
+    cfg = TrainingConfig(epochs=args.epochs, seed=args.seed, threads=args.threads)
+    if args.report_epochs is not None:
+        cfg.report_epochs = args.report_epochs
+    if args.no_evidence_supervision:
+        cfg.evidence_weight = 0.0
+    cases = _load_cohort(args.cohort, grid=cfg.model if cfg.evidence_weight else None)
     order = np.random.default_rng(args.seed).permutation(len(cases))
     n_val = int(round(args.val_fraction * len(cases)))
     val = [cases[i] for i in sorted(order[:n_val])]
@@ -446,6 +462,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers", type=int, default=0, help="parallel processes (0: one per CPU, up to 8)"
     )
+    p.add_argument(
+        "--cue",
+        action="append",
+        default=[],
+        metavar="MODALITY[:STRENGTH]",
+        help="plant a spurious cue that follows the label in cxr, ecg or echo (repeatable); "
+        "STRENGTH in [0.5, 1], default 0.9: P(cue | heart failure), 1 - STRENGTH otherwise",
+    )
     p.set_defaults(handler=_synth)
 
     p = sub.add_parser("train", help="train the fusion model on a synthetic cohort")
@@ -454,6 +478,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument(
+        "--no-evidence-supervision",
+        action="store_true",
+        help="train without the planted evidence masks (evidence weight 0)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--report-epochs",
+        type=int,
+        default=None,
+        help="epochs of the report decoder stage (default: the training default, 10)",
+    )
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("predict", help="probability and answer per task for one case folder")

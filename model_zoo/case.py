@@ -266,6 +266,9 @@ class GroundTruth:
     masks: dict[str, Any] = field(default_factory=dict)
     grid_masks: dict[str, Any] = field(default_factory=dict)
     """The masks on the model's input grid (``model_zoo.evidence_targets``), for training."""
+    cues: dict[str, bool] = field(default_factory=dict)
+    """Spurious cues asked for when the cohort was written: modality -> planted here
+    (``model_zoo.synth.cues``); empty for a cohort without cues."""
 
 
 @dataclass

@@ -340,7 +340,9 @@ def _train(
     )
     train = _cohort(train_cases, model, out / "cache_train.pt", "train", progress)
     val = _cohort(val_cases, model, out / "cache_val.pt", "val", progress) if val_cases else None
-    evidence = [training_evidence(c, model.config) for c in train_cases]
+    evidence = (
+        [training_evidence(c, model.config) for c in train_cases] if cfg.evidence_weight else None
+    )
     t_prep = time.perf_counter() - t_start
 
     opt = _optimizer(model, cfg)

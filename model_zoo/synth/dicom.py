@@ -247,23 +247,38 @@ def draw_style(rng: np.random.Generator) -> RadiographStyle:
     )
 
 
-def stored_radiograph(image: np.ndarray, style: RadiographStyle) -> tuple[np.ndarray, float, float]:
-    """Stored uint16 pixels (inverted for MONOCHROME1) and a window centre and width."""
+def _stored(image: np.ndarray, style: RadiographStyle) -> np.ndarray:
     top = 2**style.bits_stored - 1
     values = np.round(np.clip(image, 0.0, 1.0) * top).astype(np.uint16)
     if style.photometric == "MONOCHROME1":
         values = (top - values).astype(np.uint16)
-    lo, hi = np.percentile(values, [0.5, 99.5])
+    return values
+
+
+def stored_radiograph(
+    image: np.ndarray, style: RadiographStyle, window_of: np.ndarray | None = None
+) -> tuple[np.ndarray, float, float]:
+    """Stored uint16 pixels (inverted for MONOCHROME1) and a window centre and width, the
+    window from ``window_of`` (the film before burnt-in text) when given."""
+    values = _stored(image, style)
+    lo, hi = np.percentile(values if window_of is None else _stored(window_of, style), [0.5, 99.5])
     return values, float(round((lo + hi) / 2)), float(round(max(hi - lo, 1.0)))
 
 
 def write_cxr(
-    path: Path, meta: PatientMeta, image: np.ndarray, style: RadiographStyle, spacing_mm: float
+    path: Path,
+    meta: PatientMeta,
+    image: np.ndarray,
+    style: RadiographStyle,
+    spacing_mm: float,
+    unannotated: np.ndarray | None = None,
 ) -> None:
-    """A frontal (PA) chest radiograph as CR or DX (for presentation)."""
+    """A frontal (PA) chest radiograph as CR or DX (for presentation). ``image`` may carry
+    burnt-in text; ``unannotated`` is then the film without it, the window's source (as a
+    detector windows the exposure before text is burnt in)."""
     sop = CR_SOP_CLASS if style.modality == "CR" else DX_PRESENTATION_SOP_CLASS
     ds = _base(meta, sop, style.modality, "cxr", "113000")
-    pixels, center, width = stored_radiograph(image, style)
+    pixels, center, width = stored_radiograph(image, style, unannotated)
     ds.StudyDescription = "Chest X-ray PA"
     ds.SeriesDescription = "PA"
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
@@ -290,7 +305,7 @@ def write_cxr(
         ds.PixelIntensityRelationship = "LOG"
         ds.PixelIntensityRelationshipSign = 1 if style.photometric == "MONOCHROME1" else -1
         ds.PresentationLUTShape = "INVERSE" if style.photometric == "MONOCHROME1" else "IDENTITY"
-        ds.BurnedInAnnotation = "NO"
+        ds.BurnedInAnnotation = "NO" if unannotated is None else "YES"
         ds.DetectorType = "SCINTILLATOR"
         ds.ImageLaterality = "U"
         ds.AnatomicRegionSequence = Sequence([_code("51185008", "SCT", "Thorax")])

@@ -140,7 +140,7 @@ def _render_dipole(
     return out
 
 
-def _limb_and_chest(base: np.ndarray) -> np.ndarray:
+def limb_and_chest(base: np.ndarray) -> np.ndarray:
     """From (8, N) rows I, II, V1..V6 to the 12 standard leads."""
     i, ii = base[0], base[1]
     return np.stack([i, ii, ii - i, -(i + ii) / 2, i - ii / 2, ii - i / 2, *base[2:]])
@@ -250,7 +250,7 @@ def simulate_ecg(latent: Latent, rng: np.random.Generator) -> tuple[np.ndarray, 
         t_only = DOWER @ _render_dipole(shape, r_times, gains, {"T"})
         base8 += _lateral_st_t(latent, shape, r_times, t_only, rng)
     base8 += _electrode_noise(rng)
-    signal = _limb_and_chest(base8).astype(np.float32)
+    signal = limb_and_chest(base8).astype(np.float32)
 
     mask = np.zeros((len(STANDARD_LEADS), N_SAMPLES), dtype=bool)
     if "lbbb" in findings:

@@ -19,7 +19,9 @@ def load_truth(case_dir: str | Path) -> GroundTruth:
     ``masks`` holds ``"labs"`` (evidence item names), ``"ecg"`` (bool (12, samples), leads
     I, II, III, aVR, aVL, aVF, V1..V6 at the file's 500 Hz), ``"echo"`` (view -> bool
     (frames, H, W)) and ``"cxr"`` (bool (H, W) in stored image geometry), each only for the
-    modalities present.
+    modalities present. A planted spurious cue's region (``synth.cues``) comes as
+    ``"cue_ecg"``, ``"cue_echo"`` (view -> mask) or ``"cue_cxr"`` in the same geometry, only
+    where the case has that cue; evidence supervision does not read these keys.
     """
     folder = Path(case_dir)
     meta = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
@@ -28,8 +30,10 @@ def load_truth(case_dir: str | Path) -> GroundTruth:
         masks["labs"] = list(meta["lab_evidence"])
     with np.load(folder / "evidence.npz", allow_pickle=False) as npz:
         for key in npz.files:
-            if key.startswith("echo_"):
-                masks.setdefault("echo", {})[key.removeprefix("echo_")] = npz[key].astype(bool)
+            group = next((g for g in ("echo", "cue_echo") if key.startswith(f"{g}_")), None)
+            if group is not None:
+                view = key.removeprefix(f"{group}_")
+                masks.setdefault(group, {})[view] = npz[key].astype(bool)
             else:
                 masks[key] = npz[key].astype(bool)
     return GroundTruth(
@@ -37,6 +41,7 @@ def load_truth(case_dir: str | Path) -> GroundTruth:
         findings={m: list(fs) for m, fs in meta["findings"].items()},
         report=meta["report"],
         masks=masks,
+        cues={m: bool(v) for m, v in meta.get("cues", {}).items()},
     )
 
 
