@@ -1,0 +1,123 @@
+"""``fuselens review`` with explanations on Ray: every case explained and stored once, a
+rerun served from the bundle store, a killed worker's cases rerun, the cohort patterns, and
+a reviewed case opened in the Case view from its stored bundle."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from test_model_support import tiny_config
+
+from fuselens.app.cli import main
+from fuselens.app.review import store, views
+from fuselens.app.review.patterns import cohort_patterns
+from fuselens.app.review.runner import Explained, review_cohort
+from fuselens.app.session import LoadedModel, Workstation
+from fuselens.app.storage.db import open_database
+from fuselens.app.storage.models import CaseResult as ResultRow
+from fuselens.explain.pipeline import explain_case
+from fuselens.model_zoo.model import FusionModel
+from fuselens.model_zoo.registry import save_model
+from fuselens.model_zoo.synth.cohort import write_cohort
+
+pytestmark = pytest.mark.slow
+N = 6
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    import torch
+
+    root = tmp_path_factory.mktemp("explained")
+    write_cohort(root / "cohort", n=N, seed=3, progress=False, workers=1)
+    torch.manual_seed(0)
+    model = save_model(FusionModel(tiny_config()).eval(), root / "model")
+    return {"root": root, "cohort": root / "cohort", "model": model,
+            "url": f"sqlite:///{root / 'review.db'}"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_run(setup):
+    bundles = setup["root"] / "bundles"
+    killed: list[int] = []
+
+    def kill_first_worker(out: dict) -> None:
+        if not killed:
+            killed.append(out["pid"])
+            os.kill(out["pid"], signal.SIGKILL)
+
+    explained = Explained(bundles, workers=2, on_output=kill_first_worker)
+    summary = review_cohort(
+        setup["cohort"], setup["model"], setup["url"], "run a", progress=False,
+        explained=explained,
+    )  # fmt: skip
+    return summary, bundles, killed
+
+
+def test_a_killed_worker_leaves_every_case_stored_once(setup, first_run):
+    summary, bundles, killed = first_run
+    assert summary.complete and summary.failed == {}
+    assert (summary.added, summary.bundles_written, summary.cached) == (N, N, 0)
+    assert killed and killed[0] not in {w["pid"] for w in summary.workers}
+    engine, sessions = open_database(setup["url"])
+    try:
+        with sessions() as s:
+            n_rows = s.scalar(select(func.count()).select_from(ResultRow))
+        keys = store.bundle_keys(sessions, summary.run_id)
+    finally:
+        engine.dispose()
+    assert n_rows == N and len(keys) == N and len(set(keys.values())) == N
+    entries = [p for p in bundles.glob("*/*") if not p.name.startswith(".")]
+    assert sorted(p.name for p in entries) == sorted(keys.values())
+    assert not list(bundles.glob("*/.*"))  # no half-written entry left
+
+
+def test_a_rerun_under_another_name_is_served_from_the_store(setup, first_run, capsys):
+    _, bundles, _ = first_run
+    args = ["review", "--cohort", str(setup["cohort"]), "--model", str(setup["model"])]
+    args += ["--db", setup["url"], "--run-name", "run b", "--store", str(bundles)]
+    assert main([*args, "--workers", "1", "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert f"0 bundles written, {N} found in {bundles}" in out
+    assert f"review run 2: {N} explained cases" in out and "strategies (SpRAy" in out
+
+
+def test_patterns_and_a_reviewed_case_opened_from_its_bundle(setup, first_run):
+    summary, bundles, _ = first_run
+    engine, sessions = open_database(setup["url"])
+    try:
+        patterns = cohort_patterns(sessions, summary.run_id)
+        rows = {r["case_id"]: r for r in store.run_rows(sessions, summary.run_id)}
+        loaded = views.open_result(sessions, summary.run_id, "P00002")
+    finally:
+        engine.dispose()
+    assert patterns.n_cases == N and not patterns.missing
+    for m in ("ecg", "echo", "cxr"):
+        p = patterns.modalities.get(m)
+        if p is None:
+            continue
+        assert sum(len(c.cases) for c in p.clusters) == len(p.cases)
+        for o, mean in p.outcome_means.items():
+            assert mean.sum() == pytest.approx(1.0, abs=1e-5), (m, o)
+    outcomes = {o for by in patterns.shapley.values() for o, v in by.items() if v}
+    assert outcomes == {r["outcome"] for r in rows.values()}
+
+    from fuselens.model_zoo.loading import load_explainable
+
+    model = load_explainable(setup["model"], "cpu")
+    ws = Workstation(LoadedModel(model, "tiny", "cpu"), [])
+    try:
+        stages = list(ws.explain(loaded, "heart_failure", "yes"))
+    finally:
+        ws.close()
+    assert [(s, cached) for s, _, cached in stages] == [("cached", True)]
+    got = stages[0][1]
+    direct = explain_case(model, loaded.case, "heart_failure", "yes")
+    assert got.case_id == loaded.case.case_id
+    assert got.probability == pytest.approx(direct.probability, abs=1e-6)
+    # 8-bit storage (<= 1/510) plus a worker's one torch thread against this process's pool
+    assert np.abs(got.shown_maps().cxr - direct.shown_maps().cxr).max() <= 0.01
