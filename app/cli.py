@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fuselens.model_zoo.config import ModelConfig
@@ -354,10 +356,45 @@ def _bench_xai(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explained(args: argparse.Namespace) -> Any:
+    """The review's explanation settings (``None`` with ``--no-explain``)."""
+    from fuselens.app.review.runner import Explained
+    from fuselens.app.review.workers import ExplainPlan
+    from fuselens.app.storage.db import bundle_dir
+    from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY
+
+    if args.no_explain:
+        return None
+    methods = tuple(m.strip() for m in (args.methods or DEFAULT_METHOD).split(",") if m.strip())
+    unknown = [m for m in methods if m not in REGISTRY]
+    if unknown or not methods:
+        raise ValueError(f"--methods: unknown {unknown}; registered: {', '.join(REGISTRY)}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be 1 or more, got {args.workers}")
+    store = Path(args.store).expanduser() if args.store else bundle_dir()
+    device = None if args.device == "auto" else args.device
+    return Explained(store, ExplainPlan(methods), args.workers, args.address, device=device)
+
+
+def _print_patterns(args: argparse.Namespace, run_id: int) -> None:
+    from fuselens.app.review.patterns import cohort_patterns
+    from fuselens.app.storage.db import open_database
+
+    engine, sessions = open_database(args.db)
+    try:
+        patterns = cohort_patterns(sessions, run_id)
+    finally:
+        engine.dispose()
+    print(patterns.text())
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(patterns.to_json(), indent=2) + "\n")
+
+
 def _review(args: argparse.Namespace) -> int:
     from fuselens.app.review.runner import review_cohort
 
     try:
+        explained = _explained(args)
         summary = review_cohort(
             args.cohort,
             args.model,
@@ -367,6 +404,8 @@ def _review(args: argparse.Namespace) -> int:
             args.limit,
             labels=args.labels,
             task=args.task,
+            device=None if args.device == "auto" else args.device,
+            explained=explained,
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"fuselens review: {exc}", file=sys.stderr)
@@ -386,6 +425,21 @@ def _review(args: argparse.Namespace) -> int:
         f"{summary.stored_before} already stored, {summary.stored_after}/{summary.total} cases"
         f" stored; {state}"
     )
+    if explained is not None and (summary.added or summary.cached):
+        rate = (summary.added + len(summary.failed)) / max(summary.seconds, 1e-9) * 3600
+        peaks = ", ".join(f"{w['peak_rss_mb']:.0f}" for w in summary.workers)
+        print(
+            f"explained on {explained.workers} worker(s) in {summary.seconds:.1f} s "
+            f"({rate:.0f} cases/h): {summary.bundles_written} bundles written, "
+            f"{summary.cached} found in {explained.store_dir}; peak MB per worker: {peaks}"
+            + (
+                f"; {len(summary.retried)} case(s) rerun after a worker died"
+                if summary.retried
+                else ""
+            )
+        )
+    if args.summary:
+        _print_patterns(args, summary.run_id)
     return 0 if not summary.failed else 1
 
 
@@ -595,6 +649,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="P(yes) from which a yes/no task is called 'yes' (other tasks: the top answer)",
     )
     p.add_argument("--limit", type=int, help="review at most N new cases this time")
+    p.add_argument(
+        "--no-explain", action="store_true", help="predictions only, no explanation bundles"
+    )
+    p.add_argument(
+        "--methods", help="map methods of every bundle, comma-separated (default: Grad-CAM++)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Ray workers (default: one per CPU)",
+    )
+    p.add_argument("--address", help="an existing Ray cluster (default: a local one)")
+    p.add_argument(
+        "--store", help="bundle store folder (default: FUSELENS_BUNDLE_DIR or the data folder)"
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--summary", action="store_true", help="print the cohort's explanation patterns")
+    p.add_argument("--summary-json", help="also write the patterns' digest here")
     p.set_defaults(handler=_review)
 
     study = sub.add_parser("study", help="reader studies: create, serve, export")
