@@ -173,3 +173,47 @@ def test_filter_tag_export_and_open_in_case_view(page, review_db, tmp_path):
     pg.wait_for_function("document.querySelectorAll('#fl-ecg .scatterlayer .trace').length >= 14")
     pg.wait_for_function("document.querySelectorAll('#fl-shapley .barlayer .point').length == 4")
     pg.screenshot(path=str(ARTIFACTS / "review-opened-case.png"), full_page=True)
+
+
+def test_cohort_view_shows_patterns_and_a_cluster_filters_the_table(page, review_db):
+    from fuselens.app.review.patterns import cohort_patterns
+    from fuselens.app.storage.db import open_database
+
+    db, _ = review_db
+    engine, sessions = open_database(f"sqlite:///{db}")
+    try:
+        patterns = cohort_patterns(sessions, 1)
+    finally:
+        engine.dispose()
+    pg = page
+    pg.get_by_role("tab", name="Error review").click()
+    if pg.locator("#fl-review-outcomes").get_by_label("FN").is_checked():
+        pg.locator("#fl-review-outcomes").get_by_label("FN").uncheck()
+    _wait_rows(pg, 5)
+    pg.wait_for_function(
+        "document.querySelector('#fl-review-patterns-md').innerText"
+        ".includes('Explanations of 5 cases')"
+    )
+    pg.wait_for_selector("#fl-review-outcome-maps .heatmaplayer")
+    pg.wait_for_selector("#fl-review-cluster-maps .heatmaplayer")
+    pg.wait_for_selector("#fl-review-shapley .boxlayer")
+    titles = pg.inner_text("#fl-review-cluster-maps")
+    cxr = patterns.modalities["cxr"]
+    for c in cxr.clusters:
+        assert f"cluster {c.index}: {len(c.cases)}" in titles
+    assert "FN (n 4)" in pg.inner_text("#fl-review-outcome-maps")
+    pg.locator("#fl-review-pattern-modality").get_by_label("ECG").check()
+    pg.wait_for_function(
+        "document.querySelector('#fl-review-outcome-maps').innerText.includes('ECG: mean')"
+    )
+    pg.screenshot(path=str(ARTIFACTS / "review-cohort-view.png"), full_page=True)
+
+    cluster = cxr.clusters[-1]
+    mix = ", ".join(f"{o} {n}" for o, n in cluster.outcomes.items() if n)
+    label = f"cxr cluster {cluster.index}: {len(cluster.cases)} cases ({mix})"
+    pg.click("#fl-review-cluster input")
+    pg.get_by_role("option", name=label).click()
+    assert sorted(_wait_rows(pg, len(cluster.cases))) == sorted(cluster.cases)
+    pg.click("#fl-review-cluster input")
+    pg.get_by_role("option", name="All cases").click()
+    _wait_rows(pg, 5)

@@ -1,0 +1,156 @@
+"""The shortcut benchmark: does the cohort view expose a model that learnt a spurious cue?
+
+For each cue (cxr: a burnt-in "PORTABLE" tag; ecg: pacing spikes; echo: a marker outside
+the sector; see ``fuselens synth --cue``), a model trained on a cohort where the cue follows
+the label (without evidence supervision) and a model trained the same way on the same
+cohort without cues review a held-out cohort with the cue at the same strength. The cue's
+modality's Grad-CAM++ maps go through spectral relevance analysis (the Error review's
+cohort view), and for each model we report:
+
+- ``cue_cluster_share``: the share of the cue cases in the cluster holding most of them
+  (goal >= 0.9 for the shortcut model), and that cluster's purity (its share of cue cases);
+- ``cue_mass`` against ``cue_area``: the share of the cluster's mean relevance inside the
+  cue's region (the cue mask pooled on the common geometry) against the region's share of
+  the area;
+- the held-out AUC on the cue cohort and on the same-seed cohort without the cue.
+
+    python benchmarks/shortcut.py --data /work/data/shortcut \
+        --out benchmarks/results/shortcut.json
+
+``DATA`` holds ``model_<cue>/model`` and ``model_clean/model`` (``fuselens train
+--no-evidence-supervision``), ``heldout_<cue>`` (``fuselens synth --cue <cue>:0.9``) and
+``heldout_clean`` (the same seed without cues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from fuselens.app.review import store
+from fuselens.app.review.patterns import cohort_patterns
+from fuselens.app.review.runner import Explained, review_cohort
+from fuselens.app.storage.db import open_database
+from fuselens.explain.cohort_maps import cxr_grid, ecg_grid, echo_grid
+from fuselens.model_zoo.case import STANDARD_LEADS
+
+CUES = ("cxr", "ecg", "echo")
+
+
+def cue_truth(cohort: Path, cue: str) -> dict[str, bool]:
+    """case -> whether the cue was planted (truth.json ``cues``)."""
+    out = {}
+    for truth in sorted(cohort.glob("*/truth.json")):
+        out[truth.parent.name] = bool(json.loads(truth.read_text())["cues"][cue])
+    return out
+
+
+def cue_region(cohort: Path, cue: str, case_id: str) -> np.ndarray:
+    """The cue's mask of one case on the common geometry (the share of each cell covered)."""
+    with np.load(cohort / case_id / "evidence.npz") as npz:
+        if cue == "cxr":
+            return cxr_grid(npz["cue_cxr"].astype(np.float32))
+        if cue == "ecg":
+            return ecg_grid(npz["cue_ecg"].astype(np.float32), list(STANDARD_LEADS))
+        views = {k: npz[k].astype(np.float32) for k in npz.files if k.startswith("cue_echo_")}
+        return echo_grid(views)
+
+
+def review(cohort: Path, model: Path, work: Path, name: str, workers: int) -> tuple[dict, int]:
+    """Review ``cohort`` with explanations; (rows by case, run id) from its database."""
+    url = f"sqlite:///{work / (name + '.db')}"
+    explained = Explained(work / "bundles", workers=workers)
+    summary = review_cohort(cohort, model, url, name, progress=False, explained=explained)
+    if summary.failed:
+        raise SystemExit(f"{name}: {len(summary.failed)} cases failed: {summary.failed}")
+    return {"url": url, "seconds": round(summary.seconds, 1)}, summary.run_id
+
+
+def analyse(cohort: Path, cue: str, url: str, run_id: int) -> dict:
+    """The cue cluster's share, purity and relevance mass on the cue region."""
+    engine, sessions = open_database(url)
+    try:
+        patterns = cohort_patterns(sessions, run_id)
+        rows = store.run_rows(sessions, run_id)
+    finally:
+        engine.dispose()
+    planted = cue_truth(cohort, cue)
+    p = patterns.modalities[cue]
+    cue_cases = {c for c in p.cases if planted[c]}
+    best = max(p.clusters, key=lambda c: len(cue_cases & set(c.cases)))
+    region = np.mean([cue_region(cohort, cue, c) for c in sorted(cue_cases)], axis=0)
+    area = float(region.mean())
+    mass = float((best.mean_map * region).sum())
+    all_mass = [
+        float((c.mean_map * region).sum()) for c in p.clusters
+    ]  # every cluster, for the clean model's "no such cluster"
+    truth = np.array([r["truth"] for r in rows])
+    prob = np.array([r["probability"] for r in rows])
+    return {
+        "clusters_k": p.clustering.k,
+        "cluster_sizes": [len(c.cases) for c in p.clusters],
+        "cue_cases": len(cue_cases),
+        "cue_cluster": best.index,
+        "cue_cluster_share": round(len(cue_cases & set(best.cases)) / max(len(cue_cases), 1), 3),
+        "cue_cluster_purity": round(len(cue_cases & set(best.cases)) / len(best.cases), 3),
+        "cue_mass": round(mass, 4),
+        "cue_area": round(area, 4),
+        "cue_mass_over_area": round(mass / area, 2) if area else None,
+        "max_cluster_cue_mass": round(max(all_mass), 4),
+        "auc": round(float(roc_auc_score(truth, prob)), 4),
+    }
+
+
+def auc_of(cohort: Path, model: Path, work: Path, name: str) -> float:
+    url = f"sqlite:///{work / (name + '.db')}"
+    summary = review_cohort(cohort, model, url, name, progress=False)
+    engine, sessions = open_database(url)
+    try:
+        rows = store.run_rows(sessions, summary.run_id)
+    finally:
+        engine.dispose()
+    truth = np.array([r["truth"] for r in rows])
+    return round(float(roc_auc_score(truth, [r["probability"] for r in rows])), 4)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="/work/data/shortcut")
+    ap.add_argument("--cues", default=",".join(CUES))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="benchmarks/results/shortcut.json")
+    ap.add_argument(
+        "--work", help="keep the runs' databases and bundles here (default: a temp dir)"
+    )
+    args = ap.parse_args()
+    data = Path(args.data)
+    work = Path(args.work or tempfile.mkdtemp(prefix="fuselens-shortcut-"))
+    work.mkdir(parents=True, exist_ok=True)
+    out: dict = {"method": "gradcam_pp (Grad-CAM++), class 'yes'", "analysis": "SpRAy", "cues": {}}
+    clean_model = data / "model_clean" / "model"
+    for cue in args.cues.split(","):
+        cohort = data / f"heldout_{cue}"
+        result = {}
+        for label, model in (("shortcut_model", data / f"model_{cue}" / "model"),
+                             ("clean_model", clean_model)):  # fmt: skip
+            info, run_id = review(cohort, model, work, f"{cue}-{label}", args.workers)
+            result[label] = {
+                **analyse(cohort, cue, info["url"], run_id),
+                "review_s": info["seconds"],
+            }
+            result[label]["auc_without_cue"] = auc_of(
+                data / "heldout_clean", model, work, f"{cue}-{label}-nocue"
+            )
+            print(cue, label, result[label], flush=True)
+        out["cues"][cue] = result
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
