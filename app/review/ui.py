@@ -260,14 +260,18 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
             figures = views.cohort_figures(views.run_table(sessions, run_id), task)
         return {**out, rl.confusion: figures[0], rl.calibration: figures[1]}
 
-    def show_patterns(run_id: int | None, modality: str) -> dict[Any, Any]:
+    def show_patterns(run_id: int | None, modality: str, cluster: str | None) -> dict[Any, Any]:
         plots = [rl.outcome_maps, rl.cluster_maps, rl.embedding, rl.shapley]
         if run_id is None:
-            return {rl.patterns_md: views.NO_RUN, **dict.fromkeys(plots)}
+            empty = gr.update(choices=[("All cases", "")], value="")
+            return {rl.patterns_md: views.NO_RUN, rl.cluster: empty, **dict.fromkeys(plots)}
         patterns = views.patterns_of(sessions, run_id)
         figures = views.pattern_figures(patterns, modality)
+        choices = views.cluster_choices(patterns)
+        value = cluster if cluster in {v for _, v in choices} else ""
         return {
             rl.patterns_md: views.patterns_markdown(patterns),
+            rl.cluster: gr.update(choices=choices, value=value),
             **dict(zip(plots, figures, strict=True)),
         }
 
@@ -275,10 +279,7 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
         *controls, _ = filter_values
         out = show_overview(run_id, *controls, "")
         out.update({rl.selected: None, rl.case_md: views.case_markdown(None), rl.tags: []})
-        choices = [("All cases", "")]
-        if run_id is not None:
-            choices = views.cluster_choices(views.patterns_of(sessions, run_id))
-        out[rl.cluster] = gr.update(choices=choices, value="")
+        out[rl.cluster] = gr.update(value="")
         return out
 
     def refresh_runs(run_id: int | None) -> Any:
@@ -291,7 +292,8 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
     run_out = [*table_out, rl.confusion, rl.calibration, rl.selected, rl.case_md, rl.tags]
     run_out.append(rl.cluster)
     pattern_out = [rl.patterns_md, rl.outcome_maps, rl.cluster_maps, rl.embedding, rl.shapley]
-    pattern_in = [rl.run, rl.pattern_modality]
+    pattern_out.append(rl.cluster)
+    pattern_in = [rl.run, rl.pattern_modality, rl.cluster]
     rl.run.change(show_run, inputs, run_out).then(show_patterns, pattern_in, pattern_out)
     rl.refresh.click(refresh_runs, [rl.run], [rl.run]).then(show_run, inputs, run_out).then(
         show_patterns, pattern_in, pattern_out
