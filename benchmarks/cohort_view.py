@@ -1,0 +1,65 @@
+"""Screenshots of the Error review's cohort view of a run, and the click-to-panels time of
+opening one of its cases in the Case view (served from the bundle store).
+
+    python benchmarks/cohort_view.py --db sqlite:///RUN.db --model DIR \
+        --modality cxr --out test-artifacts/cohort-view-cxr.png
+
+The workstation is started with ``--review-db`` (no login, loopback), chromium opens the
+tab (its newest run), picks the modality, and saves a full-page screenshot; then the first case
+of the largest cluster is opened in the Case view and the seconds until every panel is drawn
+are printed (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from browser_support import serve_workstation, workstation_page  # noqa: E402
+
+NAMES = {"ecg": "ECG", "echo": "Echo", "cxr": "Chest X-ray"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--modality", choices=sorted(NAMES), default="cxr")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    cases = Path(args.out).resolve().parent / "cohort-view-cases"
+    serve = ["--model", args.model, "--cases", str(cases), "--device", "cpu"]
+    serve += ["--review-db", args.db]
+    with (
+        serve_workstation(serve, "cohort-view.log") as server,
+        workstation_page(server["url"]) as pg,
+    ):
+        pg.get_by_role("tab", name="Error review").click()
+        pg.wait_for_selector("#fl-review-cluster-maps .heatmaplayer", timeout=300_000)
+        pg.locator("#fl-review-pattern-modality").get_by_label(NAMES[args.modality]).check()
+        pg.wait_for_function(
+            "document.querySelector('#fl-review-outcome-maps').innerText"
+            f".includes('{NAMES[args.modality]}: mean')"
+        )
+        pg.wait_for_timeout(1000)
+        pg.screenshot(path=args.out, full_page=True)
+        pg.click("#fl-review-table [data-testid='cell-0-0']")
+        pg.wait_for_function("document.querySelector('#fl-review-case').innerText.includes('·')")
+        t0 = time.perf_counter()
+        pg.click("#fl-review-open")
+        pg.wait_for_function("document.querySelector('#fl-progress').innerText.includes('done')")
+        pg.wait_for_selector("#fl-shapley .barlayer .point")
+        every_panel = time.perf_counter() - t0
+        opened = str(Path(args.out).with_name(Path(args.out).stem + "-opened.png"))
+        pg.screenshot(path=opened, full_page=True)
+    print(json.dumps({"screenshot": args.out, "opened": opened, "open_to_every_panel_s":
+                      round(every_panel, 2)}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
