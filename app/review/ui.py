@@ -270,7 +270,9 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
         choices = views.cluster_choices(patterns)
         value = cluster if cluster in {v for _, v in choices} else ""
         return {
-            rl.patterns_md: views.patterns_markdown(patterns),
+            rl.patterns_md: views.patterns_markdown(patterns)
+            + "\n\n"
+            + views.clusters_markdown(patterns, modality),
             rl.cluster: gr.update(choices=choices, value=value),
             **dict(zip(plots, figures, strict=True)),
         }

@@ -246,6 +246,18 @@ def patterns_markdown(patterns: CohortPatterns) -> str:
     )
 
 
+def clusters_markdown(patterns: CohortPatterns, modality: str) -> str:
+    """A table of ``modality``'s clusters: size, outcome mix and the cases nearest its mean."""
+    p = patterns.modalities.get(modality)
+    if p is None:
+        return f"No {modality} maps in this run."
+    lines = ["| cluster | cases | outcomes | nearest its mean map |", "| --- | --- | --- | --- |"]
+    for c in p.clusters:
+        mix = ", ".join(f"{o} {n}" for o, n in c.outcomes.items() if n)
+        lines.append(f"| {c.index} | {len(c.cases)} | {mix} | {', '.join(c.examples)} |")
+    return "\n".join(lines)
+
+
 def pattern_figures(
     patterns: CohortPatterns, modality: str
 ) -> tuple[go.Figure | None, go.Figure | None, go.Figure | None, go.Figure | None]:
