@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,15 @@ def auc_of(cohort: Path, model: Path, work: Path, name: str) -> float:
     return round(float(roc_auc_score(truth, [r["probability"] for r in rows])), 4)
 
 
+def wait_for(*paths: Path, timeout_s: float = 3 * 3600) -> None:
+    """Block until every path exists (models and cohorts still being made)."""
+    deadline = time.monotonic() + timeout_s
+    while not all(p.exists() for p in paths):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"missing: {[str(p) for p in paths if not p.exists()]}")
+        time.sleep(10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="/work/data/shortcut")
@@ -132,22 +142,25 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="fuselens-shortcut-"))
     work.mkdir(parents=True, exist_ok=True)
     out: dict = {"method": "gradcam_pp (Grad-CAM++), class 'yes'", "analysis": "SpRAy", "cues": {}}
-    clean_model = data / "model_clean" / "model"
-    for cue in args.cues.split(","):
+    cues = args.cues.split(",")
+    # every shortcut model first, then the clean one: each run waits for its model and cohort
+    runs = [(cue, "shortcut_model", data / f"model_{cue}" / "model") for cue in cues]
+    runs += [(cue, "clean_model", data / "model_clean" / "model") for cue in cues]
+    for cue, label, model in runs:
         cohort = data / f"heldout_{cue}"
-        result = {}
-        for label, model in (("shortcut_model", data / f"model_{cue}" / "model"),
-                             ("clean_model", clean_model)):  # fmt: skip
-            info, run_id = review(cohort, model, work, f"{cue}-{label}", args.workers)
-            result[label] = {
-                **analyse(cohort, cue, info["url"], run_id),
-                "review_s": info["seconds"],
-            }
-            result[label]["auc_without_cue"] = auc_of(
-                data / "heldout_clean", model, work, f"{cue}-{label}-nocue"
-            )
-            print(cue, label, result[label], flush=True)
-        out["cues"][cue] = result
+        wait_for(
+            model.parent / "metrics.json",
+            cohort / "manifest.json",
+            data / "heldout_clean" / "manifest.json",
+        )
+        info, run_id = review(cohort, model, work, f"{cue}-{label}", args.workers)
+        result = {**analyse(cohort, cue, info["url"], run_id), "review_s": info["seconds"]}
+        result["auc_without_cue"] = auc_of(
+            data / "heldout_clean", model, work, f"{cue}-{label}-nocue"
+        )
+        result["db"] = info["url"]
+        out["cues"].setdefault(cue, {})[label] = result
+        print(cue, label, result, flush=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
