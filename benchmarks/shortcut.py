@@ -41,6 +41,7 @@ from fuselens.explain.cohort_maps import cxr_grid, ecg_grid, echo_grid
 from fuselens.model_zoo.case import STANDARD_LEADS
 
 CUES = ("cxr", "ecg", "echo")
+PURE = 0.9  # a cluster at least this share of cue cases counts as a cue cluster
 
 
 def cue_truth(cohort: Path, cue: str) -> dict[str, bool]:
@@ -63,7 +64,8 @@ def cue_region(cohort: Path, cue: str, case_id: str) -> np.ndarray:
 
 
 def review(cohort: Path, model: Path, work: Path, name: str, workers: int) -> tuple[dict, int]:
-    """Review ``cohort`` with explanations; (rows by case, run id) from its database."""
+    """Review ``cohort`` with explanations (a stored run resumes: nothing left, nothing done);
+    its database URL, seconds and run id."""
     url = f"sqlite:///{work / (name + '.db')}"
     explained = Explained(work / "bundles", workers=workers)
     summary = review_cohort(cohort, model, url, name, progress=False, explained=explained)
@@ -92,7 +94,19 @@ def analyse(cohort: Path, cue: str, url: str, run_id: int) -> dict:
     ]  # every cluster, for the clean model's "no such cluster"
     truth = np.array([r["truth"] for r in rows])
     prob = np.array([r["probability"] for r in rows])
+    clusters = [
+        {"cluster": c.index, "size": len(c.cases), "cue_cases": len(cue_cases & set(c.cases)),
+         "purity": round(len(cue_cases & set(c.cases)) / len(c.cases), 3),
+         "cue_mass": round(m, 4)}
+        for c, m in zip(p.clusters, all_mass, strict=True)
+    ]  # fmt: skip
+    dominated = [c for c in clusters if c["purity"] >= PURE]
     return {
+        "clusters": clusters,
+        "cue_share_in_cue_clusters": round(
+            sum(c["cue_cases"] for c in dominated) / max(len(cue_cases), 1), 3
+        ),
+        "cue_clusters": len(dominated),
         "clusters_k": p.clustering.k,
         "cluster_sizes": [len(c.cases) for c in p.clusters],
         "cue_cases": len(cue_cases),
