@@ -92,7 +92,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import json
 
     from fuselens.app.ingest import load_case
     from fuselens.model_zoo.loading import load_explainable
@@ -155,7 +154,6 @@ def _eval_labelled(args: argparse.Namespace) -> dict:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
 
     from fuselens.model_zoo.loading import is_factory_spec
 
@@ -164,8 +162,6 @@ def _eval(args: argparse.Namespace) -> int:
 
         result = _eval_labelled(args)
         if args.out:
-            from pathlib import Path
-
             Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2) if args.json else format_labelled(result))
         return 0
@@ -179,8 +175,6 @@ def _eval(args: argparse.Namespace) -> int:
     add_text_states(data, model)
     result = evaluate_model(model, data, n_boot=args.bootstrap)
     if args.out:
-        from pathlib import Path
-
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_tables(result))
     return 0
@@ -225,7 +219,6 @@ def _passwd(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    import json
 
     from fuselens.app.exports import IdentifierLeak, safe_case_id, write_explanation
     from fuselens.app.ingest import load_case
@@ -274,7 +267,6 @@ def _model(spec: str, device: str | None = None):
 def _bench_case(case_dir: str | None):
     """The case to time: a case folder, or the 'hf-clear' demo patient rendered afresh."""
     import tempfile
-    from pathlib import Path
 
     from fuselens.app.ingest import load_case
     from fuselens.model_zoo.synth.cohort import write_case
@@ -287,7 +279,6 @@ def _bench_case(case_dir: str | None):
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import json
 
     from fuselens.explain.bench import speed_benchmark
 
@@ -310,7 +301,6 @@ def _bench(args: argparse.Namespace) -> int:
 def _evaluation_order(cohort, case_ids: list[str]) -> list[str]:
     """Synthetic heart-failure cases with a single evidence modality first (the Shapley test
     needs them), then the rest, each in id order; a labelled cohort keeps its order."""
-    import json
 
     def single(case_id: str) -> bool:
         path = cohort.folder(case_id) / "truth.json"
@@ -324,7 +314,6 @@ def _evaluation_order(cohort, case_ids: list[str]) -> list[str]:
 
 
 def _bench_xai(args: argparse.Namespace) -> int:
-    import json
 
     from fuselens.app.cohort import open_cohort
     from fuselens.explain.bench_xai import bench_xai, format_table
@@ -349,8 +338,6 @@ def _bench_xai(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"fuselens bench-xai: {exc}") from exc
     if args.out:
-        from pathlib import Path
-
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from fuselens.app.review.runner import Explained, review_cohort
+from fuselens.explain.bundle_store import BundleStore
 
 
 def one_run(cohort: str, workers: int, store: Path, db: Path, name: str, limit: int | None) -> dict:
@@ -39,7 +40,7 @@ def one_run(cohort: str, workers: int, store: Path, db: Path, name: str, limit: 
     n = len(stamps)  # cases this invocation handled (explained, found in the store or failed)
     steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) * 3600 if len(stamps) > 1 else 0.0
     entries = [p for p in store.glob("*/*") if not p.name.startswith(".")]
-    size = sum(f.stat().st_size for p in entries for f in p.iterdir())
+    size = BundleStore(store).size_bytes(p.name for p in entries)
     return {
         "workers": workers,
         "cases": n,

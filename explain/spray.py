@@ -51,22 +51,23 @@ def affinity(x: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:
     return np.maximum(graph, graph.T)
 
 
-def eigengap(graph: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> tuple[int, np.ndarray]:
-    """The number of clusters (2..max_clusters) after which the normalised Laplacian's
-    eigenvalues jump most, and those eigenvalues."""
-    lap = laplacian(graph, normed=True)
-    n = min(max_clusters + 1, len(graph))
-    values = np.sort(np.linalg.eigvalsh(lap))[:n]
+def _spectrum(graph: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of the graph's normalised Laplacian."""
+    return np.linalg.eigh(laplacian(graph, normed=True))
+
+
+def _gap(values: np.ndarray, max_clusters: int) -> tuple[int, np.ndarray]:
+    values = values[: min(max_clusters + 1, len(values))]
     gaps = np.diff(values)
     if len(gaps) < 2:
         return 1, values
     return int(np.argmax(gaps[1:]) + 2), values
 
 
-def _embedding(graph: np.ndarray) -> np.ndarray:
-    lap = laplacian(graph, normed=True)
-    values, vectors = np.linalg.eigh(lap)
-    return vectors[:, 1:3] if vectors.shape[1] >= 3 else np.zeros((len(graph), 2))
+def eigengap(graph: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> tuple[int, np.ndarray]:
+    """The number of clusters (2..max_clusters) after which the normalised Laplacian's
+    eigenvalues jump most, and those eigenvalues."""
+    return _gap(_spectrum(graph)[0], max_clusters)
 
 
 def spray(
@@ -77,7 +78,8 @@ def spray(
     if n < 3:
         return Clustering(np.zeros(n, dtype=int), 1, np.zeros(0), np.zeros((n, 2)))
     graph = affinity(relevance_distribution(maps), neighbours)
-    chosen, values = eigengap(graph)
+    spectrum, vectors = _spectrum(graph)
+    chosen, values = _gap(spectrum, MAX_CLUSTERS)
     k = int(k or chosen)
     if k <= 1:
         labels = np.zeros(n, dtype=int)
@@ -88,4 +90,5 @@ def spray(
     order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
     relabel = np.empty(k, dtype=int)
     relabel[order] = np.arange(k)
-    return Clustering(relabel[labels], k, values, _embedding(graph))
+    embedding = vectors[:, 1:3] if vectors.shape[1] >= 3 else np.zeros((n, 2))
+    return Clustering(relabel[labels], k, values, embedding)

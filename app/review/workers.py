@@ -125,7 +125,6 @@ class Pool:
 
     actors: list[Any]
     started_ray: bool
-    restarts: int = 0
     retried: list[str] = field(default_factory=list)
 
     def info(self) -> list[dict[str, Any]]:
