@@ -65,11 +65,24 @@ def _table_case_ids(pg) -> list[str]:
 
 
 def _wait_rows(pg, n: int) -> list[str]:
-    """The case ids of the table once it shows ``n`` rows."""
-    pg.wait_for_function(
-        f"document.querySelectorAll(\"#fl-review-table [role=gridcell][data-col='0']\").length"
-        f" == {n}"
-    )
+    """The case ids of the table once the summary says ``n`` rows and the table shows them."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        pg.wait_for_function(
+            f"document.querySelector('#fl-review-summary').innerText.startsWith('Showing {n} of')"
+        )
+        pg.locator("#fl-review-table").scroll_into_view_if_needed()
+        pg.wait_for_function(
+            "document.querySelectorAll(\"#fl-review-table [role=gridcell][data-col='0']\")"
+            f".length == {n}",
+            timeout=30_000,
+        )
+    except PlaywrightTimeout as exc:
+        summary = pg.inner_text("#fl-review-summary")
+        raise AssertionError(
+            f"wanted {n} rows; summary {summary!r}, ids {_table_case_ids(pg)}"
+        ) from exc
     return _table_case_ids(pg)
 
 
@@ -187,6 +200,10 @@ def test_cohort_view_shows_patterns_and_a_cluster_filters_the_table(page, review
         engine.dispose()
     pg = page
     pg.get_by_role("tab", name="Error review").click()
+    pg.wait_for_function(  # the tab's refresh chain has run to its end
+        "document.querySelector('#fl-review-patterns-md').innerText"
+        ".includes('Explanations of 5 cases')"
+    )
     if pg.locator("#fl-review-outcomes").get_by_label("FN").is_checked():
         pg.locator("#fl-review-outcomes").get_by_label("FN").uncheck()
     _wait_rows(pg, 5)

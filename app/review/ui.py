@@ -26,6 +26,9 @@ from fuselens.model_zoo.case import MODALITIES  # noqa: E402
 from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT  # noqa: E402
 
 DEFAULT_ACTOR = "reviewer"
+# Every event that writes the case table runs in one queue, one at a time, so the table
+# always ends on the newest request's filters (a slow older request cannot land last).
+IN_ORDER: dict[str, Any] = {"concurrency_id": "review-table", "concurrency_limit": 1}
 
 
 @dataclass
@@ -296,10 +299,12 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
     pattern_out = [rl.patterns_md, rl.outcome_maps, rl.cluster_maps, rl.embedding, rl.shapley]
     pattern_out.append(rl.cluster)
     pattern_in = [rl.run, rl.pattern_modality, rl.cluster]
-    rl.run.change(show_run, inputs, run_out).then(show_patterns, pattern_in, pattern_out)
-    rl.refresh.click(refresh_runs, [rl.run], [rl.run]).then(show_run, inputs, run_out).then(
+    rl.run.change(show_run, inputs, run_out, **IN_ORDER).then(
         show_patterns, pattern_in, pattern_out
     )
+    rl.refresh.click(refresh_runs, [rl.run], [rl.run]).then(
+        show_run, inputs, run_out, **IN_ORDER
+    ).then(show_patterns, pattern_in, pattern_out)
     rl.pattern_modality.change(show_patterns, pattern_in, pattern_out)
 
     def refresh_choices(run_id: int | None, picked: list[str], wanted: list[str]) -> tuple:
@@ -318,10 +323,12 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
         refresh_choices,
         [rl.run, rl.tags, rl.tag_filter],
         [rl.run, rl.tags, rl.tag_filter, rl.tax_pick],
-    ).then(show_overview, inputs, overview_out).then(show_patterns, pattern_in, pattern_out)
+    ).then(show_overview, inputs, overview_out, **IN_ORDER).then(
+        show_patterns, pattern_in, pattern_out
+    )
     for control in rl.filters:
         event = control.release if isinstance(control, gr.Slider) else control.change
-        event(show_table, inputs, table_out, show_progress="hidden")
+        event(show_table, inputs, table_out, show_progress="hidden", **IN_ORDER)
 
     def export(run_id: int | None, *filter_values: Any) -> str:
         if run_id is None:
@@ -368,6 +375,7 @@ def _wire_annotations(sessions: store.Sessions, rl: ReviewLayout) -> None:
         save,
         [rl.run, rl.selected, rl.tags, rl.note, rl.actor, *rl.filters],
         [rl.status, rl.note, rl.case_md, rl.summary, rl.table],
+        **IN_ORDER,
     )
 
 
@@ -443,6 +451,7 @@ def _wire_taxonomy(sessions: store.Sessions, rl: ReviewLayout) -> None:
             lambda run_id, *f: _show_table(sessions, rl, run_id, *f),
             inputs,
             [rl.summary, rl.table],
+            **IN_ORDER,
         )
 
 
