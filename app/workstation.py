@@ -28,6 +28,7 @@ import gradio as gr  # noqa: E402
 from fuselens.app import exports, image_views, login, report_views, views  # noqa: E402
 from fuselens.app.demo_cases import load_catalogue  # noqa: E402
 from fuselens.app.figures.text_highlight import HIGHLIGHT_CLASS, HIGHLIGHT_CSS  # noqa: E402
+from fuselens.app.page_warm_up import warm_up_js  # noqa: E402
 from fuselens.app.review import ui as review_ui  # noqa: E402
 from fuselens.app.review.store import Sessions  # noqa: E402
 from fuselens.app.session import (  # noqa: E402
@@ -492,10 +493,18 @@ LOOPS_PLAY_WHEN_DONE = """(progress) => {
 }"""
 
 
+LOOPS_PAUSE = """() => {
+  document.querySelectorAll('[id^=fl-echo-video] video').forEach((v) => v.pause());
+}"""
+
+
 def _wire_loop_pausing(ui: Layout) -> None:
     """Echo loops pause while stages run and play once the case is done, so the page's
-    decoding does not take CPU from the explanation (benchmarks/browser_walk.py)."""
+    decoding does not take CPU from the explanation (benchmarks/browser_walk.py); picking
+    or opening another case pauses them at once, before the server answers."""
     ui.progress.change(None, [ui.progress], None, js=LOOPS_PLAY_WHEN_DONE)
+    ui.demo_pick.change(None, None, None, js=LOOPS_PAUSE)
+    ui.open_btn.click(None, None, None, js=LOOPS_PAUSE)
 
 
 def _wire_report_and_export(ws: Workstation, ui: Layout) -> None:
@@ -611,6 +620,7 @@ def serve(
             server_name=host,
             server_port=port,
             css=CSS,
+            js=warm_up_js(),
             show_error=True,
             footer_links=[],
             auth=auth,
