@@ -385,18 +385,28 @@ class Workstation:
         return bundle.case_id == loaded.case.case_id and self.cache.holds(bundle)
 
     def warm_up(self) -> float:
-        """Explain the first synthetic demo case once on the worker thread (every stage; the
-        first text-encoder batches cost seconds), leaving the cache empty, so the first real
-        request is as quick as the rest."""
+        """Explain the first synthetic demo case once on the worker thread and build its
+        panels (every stage; the first text-encoder batches, the first figure and the first
+        loop encoding cost seconds), leaving the cache and the media folder empty, so the
+        first real request is as quick as the rest."""
+        from fuselens.app.views import stage_panels
+
         t0 = time.perf_counter()
         synthetic = [d for d in self.catalogue.values() if d.seed is not None]
         if synthetic:
             case = self.open_demo(synthetic[0].key).case
+            media = Path(tempfile.mkdtemp(prefix="warm-up-", dir=self.media_dir))
+            settings = {"media_dir": media}
 
             def run() -> Iterator[str]:
-                for stage, _ in explain_stages(self.model.model, case, model_name=self.model.name):
+                stages = explain_stages(self.model.model, case, model_name=self.model.name)
+                for stage, bundle in stages:
+                    stage_panels(stage, case, bundle, settings)
                     yield stage
 
-            for _ in self.worker.submit(WARM_UP_SESSION, None, run).results():
-                pass
+            try:
+                for _ in self.worker.submit(WARM_UP_SESSION, None, run).results():
+                    pass
+            finally:
+                shutil.rmtree(media, ignore_errors=True)
         return time.perf_counter() - t0

@@ -413,12 +413,15 @@ def _wire_case_events(
         concurrency_limit=EXPLAIN_WAITERS,
     )
     running = [
-        ui.demo_pick.change(open_demo_case, [ui.demo_pick, *request], open_outputs).then(
-            **explain_args
-        ),
-        ui.open_btn.click(open_uploaded, [ui.uploads, *request], [*open_outputs, ui.uploads]).then(
-            **explain_args
-        ),
+        ui.demo_pick.change(
+            open_demo_case, [ui.demo_pick, *request], open_outputs, show_progress="minimal"
+        ).then(**explain_args),
+        ui.open_btn.click(
+            open_uploaded,
+            [ui.uploads, *request],
+            [*open_outputs, ui.uploads],
+            show_progress="minimal",
+        ).then(**explain_args),
         ui.task.input(choose_task, [ui.task], [ui.target]).then(**explain_args),
         ui.target.input(**explain_args),
         ui.method.input(**explain_args),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 import pytest
 from app_support import tiny_workstation
@@ -9,6 +11,7 @@ from app_support import tiny_workstation
 from fuselens.app import image_views
 from fuselens.app.cli import build_parser
 from fuselens.app.demo_cases import load_catalogue
+from fuselens.app.page_warm_up import plotly_chunk, warm_up_js
 from fuselens.app.session import Workstation
 from fuselens.app.workstation import build_app, header_markdown
 from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY
@@ -88,5 +91,14 @@ def test_serve_options_and_defaults():
         build_parser().parse_args(["serve", "--device", "tpu"])
 
 
-def test_warm_up_runs_the_model_on_a_demo_case(ws):
+def test_warm_up_runs_the_model_on_a_demo_case_and_leaves_nothing_behind(ws):
     assert ws.warm_up() > 0
+    assert len(ws.cache) == 0
+    assert not any(ws.media_dir.iterdir())  # its loops were encoded in a folder it removed
+
+
+def test_page_warm_up_imports_the_plotly_chunk_gradio_ships(tmp_path):
+    chunk = plotly_chunk()
+    assert chunk is not None and chunk.startswith("PlotlyPlot-") and chunk.endswith(".js")
+    assert json.dumps(chunk) in warm_up_js()
+    assert warm_up_js(tmp_path) is None  # a Gradio build without it: no script

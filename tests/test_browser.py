@@ -101,6 +101,12 @@ def test_serve_answers_http_200(server):
         assert response.status == 200, server["log"]
 
 
+def test_the_page_loads_plotly_before_a_case_is_picked(page):
+    loaded = "performance.getEntriesByType('resource').some(e => e.name.includes('/PlotlyPlot-'))"
+    page.wait_for_function(f"{loaded} && window.Plotly !== undefined")
+    assert page.evaluate("document.querySelectorAll('.js-plotly-plot').length") == 0  # removed
+
+
 def test_demo_case_fills_every_panel(server, page):
     pg = page
     t0 = _open_case(pg, HF_CASE)
