@@ -269,6 +269,8 @@ class GroundTruth:
     cues: dict[str, bool] = field(default_factory=dict)
     """Spurious cues asked for when the cohort was written: modality -> planted here
     (``model_zoo.synth.cues``); empty for a cohort without cues."""
+    measurements: dict[str, float] = field(default_factory=dict)
+    """The planted quantities (``heart_rate``, ``qrs_ms``, ``ef``, ``ctr``, lab values)."""
 
 
 @dataclass

@@ -42,6 +42,7 @@ def load_truth(case_dir: str | Path) -> GroundTruth:
         report=meta["report"],
         masks=masks,
         cues={m: bool(v) for m, v in meta.get("cues", {}).items()},
+        measurements={k: float(v) for k, v in meta.get("measurements", {}).items()},
     )
 
 

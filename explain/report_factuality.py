@@ -1,0 +1,102 @@
+"""How true a cohort's reports are of their patients: stated numbers against the case and
+its planted truth, and stated findings against the model's own answers.
+
+Every figure is read back from the report *text* (not from the checker's own record), so
+it measures what a reader is told: each lab value the text gives after the lab's name, the
+heart rate ("N/min") and QRS ("QRS N ms") of the ECG line, any ejection fraction ("N%") of
+the echo line and cardiothoracic ratio of the X-ray line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from fuselens.explain.report_facts import check_report
+from fuselens.model_zoo.case import PatientCase
+from fuselens.model_zoo.report import split_words
+
+LAB_TOLERANCE = 0.02  # relative: "equal to the case"
+HR_TOLERANCE = 5.0
+QRS_TOLERANCE = 20.0
+EF_TOLERANCE = 10.0
+CTR_TOLERANCE = 0.05
+_NUM = r"(\d[\d,]*(?:\.\d+)?)"
+
+
+def _lines(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.lower().splitlines():
+        head, _, rest = line.partition(":")
+        out[head.strip()] = rest
+    return out
+
+
+def _number(s: str) -> float:
+    return float(s.replace(",", ""))
+
+
+def stated_values(text: str, case: PatientCase) -> dict[str, list[tuple[float, float]]]:
+    """``quantity -> [(stated, truth)]`` read from the report text."""
+    lines = _lines(text)
+    truth = case.truth.measurements if case.truth is not None else {}
+    out: dict[str, list[tuple[float, float]]] = {"lab": [], "heart_rate": [], "qrs_ms": []}
+    out.update({"ef": [], "ctr": []})
+    labs = lines.get("labs", "")
+    for item in case.labs.items if case.labs is not None else []:
+        for clause in re.split(r";|\.(?=\s|$)", labs):
+            m = re.search(re.escape(item.name.lower()) + r"\D*?" + _NUM, clause)
+            if m:
+                out["lab"].append((_number(m.group(1)), item.value))
+    ecg, echo, cxr = lines.get("ecg", ""), lines.get("echo", ""), lines.get("chest x-ray", "")
+    for key, pattern, line in (
+        ("heart_rate", _NUM + r"/min", ecg),
+        ("qrs_ms", r"qrs " + _NUM + r" ms", ecg),
+        ("ef", _NUM + r"%", echo),
+        ("ctr", r"ratio " + _NUM, cxr),
+    ):
+        for m in re.finditer(pattern, line):
+            out[key].append((_number(m.group(1)), float(truth.get(key, np.nan))))
+    return out
+
+
+def _share(pairs: list[tuple[float, float]], tol: float, relative: bool = False) -> dict:
+    if not pairs:
+        return {"stated": 0, "within": None, "median_error": None}
+    err = np.array([abs(a - b) / (abs(b) if relative else 1.0) for a, b in pairs])
+    ok = err <= tol
+    return {
+        "stated": len(pairs),
+        "within": round(float(np.mean(ok)), 4),
+        "median_error": round(float(np.nanmedian([abs(a - b) for a, b in pairs])), 3),
+    }
+
+
+def factuality(
+    texts: list[str],
+    cases: list[PatientCase],
+    answers: list[dict[str, float]],
+    measured: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Per quantity: how many reports state it and the share within tolerance of the case
+    (labs: the input, ±2%) or its truth (HR ±5/min, QRS ±20 ms, EF ±10, CTR ±0.05); and
+    the share of reports with a finding that contradicts the model's own answer."""
+    pooled: dict[str, list[tuple[float, float]]] = {}
+    contradicted = 0
+    for text, case, ans, meas in zip(texts, cases, answers, measured, strict=True):
+        for key, pairs in stated_values(text, case).items():
+            pooled.setdefault(key, []).extend(pairs)
+        labs = case.labs.items if case.labs is not None else []
+        again = check_report(split_words(text), labs, ans, meas, case.modalities())
+        contradicted += any(c["kind"] == "withheld" and "finding" in c for c in again.checks)
+    return {
+        "n": len(texts),
+        "lab_values_equal_to_input": _share(pooled.get("lab", []), LAB_TOLERANCE, True),
+        "heart_rate": _share(pooled.get("heart_rate", []), HR_TOLERANCE),
+        "qrs_ms": _share(pooled.get("qrs_ms", []), QRS_TOLERANCE),
+        "ef": _share(pooled.get("ef", []), EF_TOLERANCE),
+        "ctr": _share(pooled.get("ctr", []), CTR_TOLERANCE),
+        "reports_contradicting_the_model": round(contradicted / max(1, len(texts)), 4),
+    }
