@@ -47,9 +47,24 @@ def labs_evidence(
     return {"items": out, "source": source}
 
 
+# Words of the lab text's template ("<name> of the patient is <value>") and function words:
+# they carry no evidence of their own, so they are never offered as the top evidence.
+EMPTY_WORDS = frozenset(
+    "of the patient is a an and or in on at to with for by was were be are no not".split()
+)
+
+
+def meaningful(token: str) -> bool:
+    """Whether a word piece can stand as evidence: it has a letter or digit and is not a
+    template or function word."""
+    word = token.removeprefix("##").lower()
+    return any(c.isalnum() for c in word) and word not in EMPTY_WORDS
+
+
 def top_tokens(tokens: list[str], values: np.ndarray, k: int = 5) -> list[dict[str, Any]]:
-    """The ``k`` word pieces pushing most towards the answer."""
-    top = [int(i) for i in np.argsort(-np.asarray(values))[:k] if values[i] > 0]
+    """The ``k`` meaningful word pieces pushing most towards the answer."""
+    order = [int(i) for i in np.argsort(-np.asarray(values)) if values[i] > 0]
+    top = [i for i in order if meaningful(tokens[i])][:k]
     return [{"token": tokens[i], "attribution": float(values[i])} for i in top]
 
 

@@ -98,12 +98,13 @@ def test_lengths_and_values_are_checked() -> None:
 def test_lab_item_table_sorted_by_magnitude_with_direction() -> None:
     table = lab_item_table(
         ["Sodium", "NT-proBNP", "Creatinine", "Potassium"],
-        [-0.12, 0.40, 0.05, 0.0],
+        [-0.12, 0.40, 0.05, 0.00002],
         ["131 mmol/L", "12500 pg/mL", "2.1 mg/dL", "4.1 mmol/L"],
     )
     assert list(table.columns) == ["Lab item", "Value", "Contribution", "Direction"]
     assert list(table["Lab item"]) == ["NT-proBNP", "Sodium", "Creatinine", "Potassium"]
-    assert list(table["Direction"]) == ["raises", "lowers", "raises", "none"]
+    assert list(table["Direction"]) == ["raises", "lowers", "raises", "none"]  # shown as 0
+    assert table.loc[3, "Contribution"] == 0.0
     assert table.loc[0, "Value"] == "12500 pg/mL"
     with pytest.raises(ValueError, match="2 items"):
         lab_item_table(["a", "b"], [1.0], ["1"])

@@ -142,3 +142,13 @@ def test_factuality_reads_the_text_back():
     assert out["lab_values_equal_to_input"] == {"stated": 4, "within": 0.75, "median_error": 0.0}
     assert out["ef"]["stated"] == 1  # only the decoded one states an EF
     assert out["reports_contradicting_the_model"] == 0.5  # the decoded one says "reduced"
+
+
+def test_top_evidence_tokens_skip_punctuation_and_template_words():
+    import numpy as np
+
+    from fuselens.explain.evidence import top_tokens
+
+    tokens = [".", "of", "the", "patient", "is", "nt", "##pro", "##bn", ")", "sodium"]
+    values = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.95, -0.1])
+    assert [t["token"] for t in top_tokens(tokens, values)] == ["nt", "##pro", "##bn"]

@@ -29,8 +29,13 @@ NO_SPACE_AFTER = frozenset("([{/-")
 
 Segment = tuple[str, float | None]
 HIGHLIGHT_CLASS = "fl-tokens"
+CONTRIBUTION_DIGITS = 4  # log-odds as the lab table shows them
 HIGHLIGHT_CSS = (
     f".{HIGHLIGHT_CLASS} .textfield {{display: block !important; line-height: 1.9;}}\n"
+    # Gradio breaks its text anywhere ("redu ced"): break at spaces, long words only if
+    # they cannot fit.
+    f".{HIGHLIGHT_CLASS} .textfield {{word-break: normal !important; "
+    f"overflow-wrap: break-word;}}\n"
     f".{HIGHLIGHT_CLASS} .token-container {{display: inline;}}\n"
     f".{HIGHLIGHT_CLASS} .token.highlighted "
     f"{{margin: 0 !important; padding: 0 !important;}}\n"
@@ -182,12 +187,13 @@ def highlighted_tokens(
 def lab_item_table(
     items: Sequence[str], scores: Sequence[float], values: Sequence[str]
 ) -> pd.DataFrame:
-    """Lab items with their value and contribution, largest |contribution| first."""
+    """Lab items with their value and contribution (rounded to ``CONTRIBUTION_DIGITS``),
+    largest |contribution| first; a contribution shown as 0 has no direction."""
     if not len(items) == len(scores) == len(values):
         raise ValueError(f"{len(items)} items, {len(scores)} scores, {len(values)} values")
-    contrib = [float(s) for s in scores]
-    if not all(math.isfinite(s) for s in contrib):
+    if not all(math.isfinite(float(s)) for s in scores):
         raise ValueError("lab item contributions must be finite")
+    contrib = [round(float(s), CONTRIBUTION_DIGITS) + 0.0 for s in scores]
     direction = ["raises" if s > 0 else "lowers" if s < 0 else "none" for s in contrib]
     table = pd.DataFrame(
         {
