@@ -24,8 +24,6 @@ from fuselens.model_zoo.contract import (
     answer_log_odds,
 )
 
-PREDICTED = "<predicted>"  # as a target: the answer the model gives the case
-
 
 @dataclass
 class CaseContext:
@@ -51,14 +49,13 @@ class CaseContext:
         cached: bool = True,
     ) -> CaseContext:
         """Prepare the case and (with cached features) encode every present modality once.
-        ``task`` defaults to the model's first, ``target`` to the task's last answer;
-        ``target=PREDICTED`` explains the answer the model gives this case."""
+        ``task`` defaults to the model's first, ``target`` to the task's last answer."""
         task = task if task is not None else next(iter(model.tasks))
         if task not in model.tasks:
             raise ValueError(f"unknown task {task!r}; the model has {', '.join(model.tasks)}")
         answers = list(model.tasks[task])
         target = target if target is not None else answers[-1]
-        if target not in answers and target != PREDICTED:
+        if target not in answers:
             raise ValueError(f"{task} answers are {answers}, not {target!r}")
         if isinstance(model, torch.nn.Module):
             model.eval()
@@ -74,8 +71,6 @@ class CaseContext:
             logits = model.fuse(features, batch)
         else:
             logits = model.predict(batch)
-        if target == PREDICTED:
-            target = answers[int(logits[task][0].float().argmax())]
         return cls(model, case, batch, features, logits, task, target, cached)
 
     @property
