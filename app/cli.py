@@ -166,14 +166,16 @@ def _eval(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2) if args.json else format_labelled(result))
         return 0
 
+    from fuselens.explain.report_factuality import fact_check
     from fuselens.model_zoo.dataset import add_text_states, build_cohort_data
     from fuselens.model_zoo.evaluation import evaluate_model, format_tables
     from fuselens.model_zoo.registry import load_model
 
     model, config = load_model(args.model)
-    data = build_cohort_data(_load_cohort(args.cohort), config, model.task_names)
+    cases = _load_cohort(args.cohort)
+    data = build_cohort_data(cases, config, model.task_names)
     add_text_states(data, model)
-    result = evaluate_model(model, data, n_boot=args.bootstrap)
+    result = evaluate_model(model, data, n_boot=args.bootstrap, check=fact_check(model, cases))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_tables(result))

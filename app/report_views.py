@@ -38,6 +38,29 @@ def report_sentences(report: GroundedReport | None) -> list[str]:
     return [f"{i + 1}. {s.text}" for i, s in enumerate(report.sentences)]
 
 
+def report_checks_markdown(report: GroundedReport | None) -> str:
+    """Where each stated number comes from, and every statement the checks withheld or the
+    report left out against the model's own answers."""
+    if report is None:
+        return ""
+    lines = []
+    for n in report.numbers:
+        unit = f" {n['unit']}" if n.get("unit") else ""
+        origin = "copied from the case's labs" if n["source"] == "input" else n["source"]
+        lines.append(f"- {n['quantity']} {fmt_value(float(n['value']))}{unit}: {origin}")
+    out = "**Numbers in the report**\n" + "\n".join(lines) if lines else ""
+    checks = [c for c in report.checks if c["kind"] == "withheld"]
+    missing = [c for c in report.checks if c["kind"] == "not stated"]
+    if checks:
+        out += "\n\n**Withheld from the report** (false of the case or against the model)\n"
+        out += "\n".join(f'- ⚠️ "{c["text"]}": {c["why"]}' for c in checks)
+    if missing:
+        out += "\n\n**Not in the report**\n" + "\n".join(f"- {c['why']}" for c in missing)
+    if not report.checks:
+        out += "\n\nEvery finding the report states agrees with the model's own answers."
+    return out.strip()
+
+
 def report_highlight(report: GroundedReport | None, index: int | None) -> list[Segment]:
     """The report text with the chosen sentence marked."""
     if report is None:

@@ -24,6 +24,7 @@ from fuselens.app.ingest import FileReport, load_case
 from fuselens.app.ingest.archive import case_root, extract_zip
 from fuselens.app.ingest.errors import IngestError
 from fuselens.explain.bundle import ExplanationBundle
+from fuselens.explain.context import PREDICTED
 from fuselens.explain.methods import DEFAULT_METHOD
 from fuselens.explain.pipeline import explain_stages
 from fuselens.model_zoo.case import PatientCase
@@ -356,6 +357,7 @@ class Workstation:
             yield stage, bundle, False
         if bundle is not None:
             self.cache.put(key, bundle)
+            self.cache.put((loaded.key, task, bundle.target, method), bundle)  # the answer itself
 
     def model_digest(self) -> str:
         """The model's weights digest (computed once): half of a bundle-store key."""
@@ -372,6 +374,12 @@ class Workstation:
         (``loaded.extras["bundle_store"]``, set when the case was opened from the run)."""
         folder = loaded.extras.get("bundle_store")
         if not folder or not Path(folder).is_dir():
+            return None
+        if target == PREDICTED:  # the stored bundle of the answer the model gave, if any
+            for answer in self.model.model.tasks[task]:
+                stored = self.stored_bundle(loaded, task, answer, method)
+                if stored is not None and stored.prediction[task]["answer"] == answer:
+                    return stored
             return None
         from fuselens.app.review.workers import ExplainPlan
         from fuselens.explain.bundle_store import BundleStore, bundle_key

@@ -27,8 +27,14 @@ from fuselens.app.figures.prediction import prediction_markdown
 from fuselens.app.figures.text_highlight import Segment, highlighted_tokens, lab_item_table
 from fuselens.app.image_views import ECHO_SLOTS, cxr_panel, ecg_panel, echo_panels, echo_slots
 from fuselens.app.ingest import FileReport
-from fuselens.app.report_views import report_sentences, sentence_evidence
+from fuselens.app.report_views import (
+    report_checks_markdown,
+    report_sentences,
+    sentence_evidence,
+)
 from fuselens.explain.bundle import ExplanationBundle
+from fuselens.explain.context import PREDICTED
+from fuselens.explain.ecg_measurements import ECGMeasurements
 from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY
 from fuselens.explain.pipeline import stage_names
 from fuselens.model_zoo.case import MODALITIES, GroundTruth, PatientCase
@@ -54,6 +60,7 @@ STAGE_TITLES = {
     **{name: method.label for name, method in REGISTRY.items()},
     "attention": "attention",
     "shapley": "modality Shapley",
+    "measurements": "ECG measurements",
     "report": "report",
     "text_lines": "lab lines (exact)",
     "text_shap": "lab text SHAP (word pieces)",
@@ -63,6 +70,11 @@ STAGE_TITLES = {
 def task_label(task: str) -> str:
     """Display name of a task key."""
     return TASK_LABELS.get(task, task.replace("_", " ").capitalize())
+
+
+def target_choices(answers: Sequence[str]) -> list[tuple[str, str]]:
+    """The class picker: the model's own answer first (the default), then every answer."""
+    return [("the model's answer", PREDICTED), *((a, a) for a in answers)]
 
 
 def task_choices(tasks: Sequence[str]) -> list[tuple[str, str]]:
@@ -166,7 +178,6 @@ def lab_table_panel(case: PatientCase, bundle: ExplanationBundle | None) -> pd.D
     table = lab_item_table(
         items, [float(v) for v in text_attr.item_values], [values.get(i, "") for i in items]
     )
-    table["Contribution"] = table["Contribution"].round(4)
     return table
 
 
@@ -251,6 +262,17 @@ def progress_markdown(
     return text
 
 
+def measurements_markdown(bundle: ExplanationBundle) -> str:
+    """The ECG's intervals as an ECG machine prints them, with the method that measured them."""
+    ecg = bundle.measurements.get("ecg")
+    if not ecg:
+        why = bundle.unavailable.get("measurements")
+        return f"ECG measurements: {why}" if why else ""
+    line = ECGMeasurements(**ecg).print_line()
+    how = f"{ecg['method']}, lead {ecg['lead']}, {ecg['n_beats']} beats"
+    return f"**Measured:** {line}  \n<small>{how}</small>"
+
+
 def stage_panels(
     stage: str,
     case: PatientCase,
@@ -275,6 +297,8 @@ def stage_panels(
         out["ecg"] = ecg_panel(case, maps)
         out.update(echo_panels(case, maps, settings))
         out["cxr"] = cxr_panel(case, maps, settings.get("cxr_opacity", 0.5))
+    elif stage == "measurements":
+        out["ecg_measurements"] = measurements_markdown(bundle)
     elif stage == "attention":
         out["attention_modality"], out["attention_guidance"] = attention_panels(bundle)
     elif stage == "shapley":
@@ -289,6 +313,7 @@ def stage_panels(
             if not _first_sentence_cites_labs(bundle):
                 return out  # word pieces change only lab evidence: nothing else to redraw
         out["report_sentences"] = report_sentences(bundle.report)
+        out["report_checks"] = report_checks_markdown(bundle.report)
         out.update(sentence_evidence(case, bundle, 0 if bundle.report else None))
     return out
 
@@ -332,6 +357,8 @@ def opened_panels(case: PatientCase) -> dict[str, Any]:
         "attention_modality": None,
         "attention_guidance": None,
         "report_sentences": [],
+        "report_checks": "",
+        "ecg_measurements": "",
         "report_text": [],
         "evidence_md": "",
         "evidence_image": None,

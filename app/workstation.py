@@ -39,6 +39,7 @@ from fuselens.app.session import (  # noqa: E402
     load_workstation_model,
     status_table,
 )
+from fuselens.explain.context import PREDICTED  # noqa: E402
 from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY  # noqa: E402
 from fuselens.explain.pipeline import stage_names  # noqa: E402
 
@@ -112,7 +113,10 @@ def _case_controls(ws: Workstation) -> dict[str, Any]:
                 choices=views.task_choices(tasks), value=tasks[0], label="Task", elem_id="fl-task"
             )
             out["target"] = gr.Radio(
-                choices=answers, value=answers[-1], label="Class to explain", elem_id="fl-target"
+                choices=views.target_choices(answers),
+                value=PREDICTED,
+                label="Class to explain",
+                elem_id="fl-target",
             )
             out["method"] = gr.Radio(
                 choices=[(m.label, name) for name, m in REGISTRY.items()],
@@ -194,6 +198,7 @@ def declare_layout(ws: Workstation) -> Layout:
             )
 
     p["ecg"] = gr.Plot(label="12-lead ECG with the chosen map", elem_id="fl-ecg")
+    p["ecg_measurements"] = gr.Markdown(elem_id="fl-ecg-measurements")
 
     with gr.Row(equal_height=False):
         slots = [_echo_slot(i, p) for i in range(image_views.ECHO_SLOTS)]
@@ -226,6 +231,7 @@ def declare_layout(ws: Workstation) -> Layout:
                 elem_classes=[HIGHLIGHT_CLASS],
                 elem_id="fl-report",
             )
+            p["report_checks"] = gr.Markdown(elem_id="fl-report-checks")
         with gr.Column(scale=1):
             p["evidence_md"] = gr.Markdown(elem_id="fl-evidence")
             p["evidence_image"] = gr.Image(
@@ -400,7 +406,7 @@ def _wire_case_events(
 
     def choose_task(task: str) -> dict[Any, Any]:
         answers = list(ws.model.model.tasks[task])
-        return {ui.target: gr.update(choices=answers, value=answers[-1])}
+        return {ui.target: gr.update(choices=views.target_choices(answers), value=PREDICTED)}
 
     # The computing runs one job at a time on the workstation's worker thread; these
     # callbacks only wait for its results, so a newer request never queues behind an older.

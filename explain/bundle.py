@@ -88,6 +88,8 @@ class GroundedSentence:
 class GroundedReport:
     text: str
     sentences: list[GroundedSentence]
+    numbers: list[dict[str, Any]] = field(default_factory=list)  # each stated number's source
+    checks: list[dict[str, Any]] = field(default_factory=list)  # withheld / not stated
 
 
 @dataclass
@@ -112,6 +114,7 @@ class ExplanationBundle:
     attention: AttentionMaps | None = None
     shapley: ModalityShapley | None = None
     report: GroundedReport | None = None
+    measurements: dict[str, Any] = field(default_factory=dict)  # e.g. "ecg": neurokit2's
 
     def shown_maps(self, method: str | None = None) -> ModalityMaps | None:
         """The maps of ``method``, or of the first method that ran (``None``: none yet)."""

@@ -24,6 +24,8 @@ from fuselens.model_zoo.contract import (
     answer_log_odds,
 )
 
+PREDICTED = "<predicted>"  # as a target: the answer the model gives the case
+
 
 @dataclass
 class CaseContext:
@@ -49,13 +51,14 @@ class CaseContext:
         cached: bool = True,
     ) -> CaseContext:
         """Prepare the case and (with cached features) encode every present modality once.
-        ``task`` defaults to the model's first, ``target`` to the task's last answer."""
+        ``task`` defaults to the model's first, ``target`` to the task's last answer;
+        ``target=PREDICTED`` explains the answer the model gives this case."""
         task = task if task is not None else next(iter(model.tasks))
         if task not in model.tasks:
             raise ValueError(f"unknown task {task!r}; the model has {', '.join(model.tasks)}")
         answers = list(model.tasks[task])
         target = target if target is not None else answers[-1]
-        if target not in answers:
+        if target not in answers and target != PREDICTED:
             raise ValueError(f"{task} answers are {answers}, not {target!r}")
         if isinstance(model, torch.nn.Module):
             model.eval()
@@ -71,6 +74,8 @@ class CaseContext:
             logits = model.fuse(features, batch)
         else:
             logits = model.predict(batch)
+        if target == PREDICTED:
+            target = answers[int(logits[task][0].float().argmax())]
         return cls(model, case, batch, features, logits, task, target, cached)
 
     @property

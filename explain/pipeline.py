@@ -27,10 +27,12 @@ from fuselens.explain.bundle import (
     TextAttribution,
 )
 from fuselens.explain.context import CaseContext
+from fuselens.explain.ecg_measurements import measure_ecg
 from fuselens.explain.evidence import labs_evidence, top_tokens
 from fuselens.explain.grounding import ground_report
 from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY
 from fuselens.explain.modalities import MODALITY
+from fuselens.explain.report_facts import Measured, check_report
 from fuselens.explain.shapley import coalition_key, modality_shapley
 from fuselens.explain.text_shap import (
     DEFAULT_MAX_EVALS,
@@ -50,7 +52,7 @@ from fuselens.model_zoo.contract import (
 from fuselens.model_zoo.predict import task_result
 
 FIRST_STAGES: tuple[str, ...] = ("prediction", "text_lines")
-LAST_STAGES: tuple[str, ...] = ("attention", "shapley", "report", "text_shap")
+LAST_STAGES: tuple[str, ...] = ("measurements", "attention", "shapley", "report", "text_shap")
 
 
 def stage_names(methods: Sequence[str] = (DEFAULT_METHOD,)) -> tuple[str, ...]:
@@ -146,15 +148,50 @@ def map_evidence(ctx: CaseContext, bundle: ExplanationBundle) -> dict[str, dict[
     return out
 
 
+def model_answers(prediction: dict[str, Any]) -> dict[str, float]:
+    """P(yes) of every yes/no task (the finding heads a report is checked against)."""
+    return {
+        task: float(result["probabilities"]["yes"])
+        for task, result in prediction.items()
+        if set(result.get("probabilities", {})) == {"no", "yes"}
+    }
+
+
+def measured_quantities(measurements: dict[str, Any]) -> dict[str, Measured]:
+    """The measurements a report may cite, as the report writes them."""
+    ecg = measurements.get("ecg") or {}
+    source = f"{ecg.get('method', 'neurokit2')}, lead {ecg.get('lead', '?')}"
+    out = {}
+    if ecg.get("heart_rate") is not None:
+        rate = float(ecg["heart_rate"])
+        out["heart_rate"] = Measured(rate, f"{round(rate)}/min", source)
+    if ecg.get("qrs_ms") is not None:
+        qrs = float(ecg["qrs_ms"])
+        out["qrs_ms"] = Measured(qrs, f"{round(qrs)}", source)
+    return out
+
+
 def grounded(ctx: CaseContext, bundle: ExplanationBundle, report: GeneratedReport):
-    return ground_report(
+    """The report with its numbers sourced and findings checked
+    (:func:`~fuselens.explain.report_facts.check_report`), each sentence grounded."""
+    labs = ctx.case.labs.items if ctx.case.labs is not None else []
+    facts = check_report(
         report.words,
-        report.attention,
+        labs,
+        model_answers(bundle.prediction),
+        measured_quantities(bundle.measurements),
+        ctx.modalities,
+    )
+    out = ground_report(
+        facts.words,
+        np.asarray(report.attention)[facts.index],
         report.memory_labels,
         ctx.modalities,
         map_evidence(ctx, bundle),
         getattr(ctx.model, "report_headings", None),
     )
+    out.numbers, out.checks = facts.numbers, facts.checks
+    return out
 
 
 def explain_stages(
@@ -200,6 +237,7 @@ def explain_stages(
             stages=list(bundle.stages),
             unavailable=dict(bundle.unavailable),
             maps=dict(bundle.maps),
+            measurements=dict(bundle.measurements),
         )
 
     if not has_attention(ctx):
@@ -221,6 +259,13 @@ def explain_stages(
             t = time.perf_counter()
             bundle.maps[method] = method_maps(ctx, method, bundle.timings, bundle.unavailable)
             yield done(method, t)
+    if case.ecg is not None and "ecg" in ctx.modalities:
+        t = time.perf_counter()
+        try:
+            bundle.measurements["ecg"] = measure_ecg(case.ecg).to_dict()
+        except ValueError as exc:
+            bundle.unavailable["measurements"] = f"ECG not measured: {exc}"
+        yield done("measurements", t)
     if has_attention(ctx):
         t = time.perf_counter()
         bundle.attention = attention_maps(ctx)

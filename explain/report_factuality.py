@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from fuselens.explain.report_facts import check_report
+from fuselens.explain.ecg_measurements import measure_ecg
+from fuselens.explain.pipeline import measured_quantities
+from fuselens.explain.report_facts import Measured, check_report
 from fuselens.model_zoo.case import PatientCase
-from fuselens.model_zoo.report import split_words
+from fuselens.model_zoo.report import join_words, split_words
 
 LAB_TOLERANCE = 0.02  # relative: "equal to the case"
 HR_TOLERANCE = 5.0
@@ -100,3 +102,42 @@ def factuality(
         "ctr": _share(pooled.get("ctr", []), CTR_TOLERANCE),
         "reports_contradicting_the_model": round(contradicted / max(1, len(texts)), 4),
     }
+
+
+def case_facts(
+    model, case: PatientCase, probabilities: dict[str, float]
+) -> tuple[dict[str, float], dict[str, Measured]]:
+    """The model's P(yes) per yes/no task and the ECG's measurements, as the workstation
+    checks a report of ``case`` against them."""
+    answers = {t: probabilities[t] for t, a in model.tasks.items() if list(a) == ["no", "yes"]}
+    measured: dict[str, Measured] = {}
+    if case.ecg is not None:
+        try:
+            measured = measured_quantities({"ecg": measure_ecg(case.ecg).to_dict()})
+        except ValueError:
+            measured = {}
+    return answers, measured
+
+
+def fact_check(model, cases: list[PatientCase]):
+    """A :data:`fuselens.model_zoo.evaluation.ReportCheck` for ``fuselens eval``: the decoded
+    reports of ``cases`` after the workstation's fact checks, with the factuality of both."""
+
+    def check(texts: list[str], idx: np.ndarray, probs: dict[str, np.ndarray]):
+        shown, answers, measured, chosen = [], [], [], []
+        for text, i in zip(texts, idx, strict=True):
+            case = cases[int(i)]
+            ans, meas = case_facts(model, case, {t: float(probs[t][i]) for t in model.tasks})
+            labs = case.labs.items if case.labs is not None else []
+            facts = check_report(split_words(text), labs, ans, meas, case.modalities())
+            shown.append(join_words(facts.words))
+            answers.append(ans)
+            measured.append(meas)
+            chosen.append(case)
+        return shown, {
+            "checked": True,
+            "factuality": factuality(shown, chosen, answers, measured),
+            "factuality_decoded": factuality(texts, chosen, answers, measured),
+        }
+
+    return check

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -123,10 +124,21 @@ def generate_reports(
     return texts
 
 
+ReportCheck = Callable[[list[str], np.ndarray, dict[str, np.ndarray]], tuple[list[str], dict]]
+"""``(decoded texts, their case indices, P(yes) per task per case) -> (texts shown, figures)``:
+how a caller checks reports before they are scored (the workstation's fact checks,
+:func:`fuselens.explain.report_factuality.fact_check`)."""
+
+
 def report_metrics(
-    model, data: CohortData, feats: dict[str, torch.Tensor], present: torch.Tensor
+    model,
+    data: CohortData,
+    feats: dict[str, torch.Tensor],
+    present: torch.Tensor,
+    check: ReportCheck | None = None,
 ) -> dict:
-    """BLEU-4, ROUGE-L and finding F1 of generated vs reference reports (all modalities)."""
+    """BLEU-4, ROUGE-L and finding F1 of generated vs reference reports (all modalities);
+    with ``check``, of the checked reports, plus the figures ``check`` returns."""
     from fuselens.model_zoo.synth.reports import findings_from_report
 
     has_ref = np.array([bool(r.strip()) for r in data.reports])
@@ -134,9 +146,13 @@ def report_metrics(
     hyps = generate_reports(model, {m: f[idx] for m, f in feats.items()}, present[idx])
     refs = [data.reports[i] for i in idx]
     truth = finding_truth(data)
+    extra: dict = {}
+    if check is not None:
+        hyps, extra = check(hyps, idx, fuse_cohort(model, feats, present))
     predicted = [set().union(*findings_from_report(h).values()) for h in hyps]
     f1 = finding_f1([truth[i] for i in idx], predicted, list(ALL_FINDINGS))
     return {
+        **extra,
         "n": int(len(idx)),
         "bleu4": bleu4(hyps, refs),
         "rouge_l": rouge_l(hyps, refs),
@@ -186,7 +202,12 @@ def task_auc_table(
 
 
 def evaluate_model(
-    model, data: CohortData, n_boot: int = 1000, seed: int = 0, reports: bool = True
+    model,
+    data: CohortData,
+    n_boot: int = 1000,
+    seed: int = 0,
+    reports: bool = True,
+    check: ReportCheck | None = None,
 ) -> dict:
     """The full evaluation as a JSON-ready dict (``subsets``, ``report``, ``retrieval``, ...)."""
     t0 = time.perf_counter()
@@ -201,7 +222,7 @@ def evaluate_model(
         {m: emb[f"embedding:{m}"] for m in MODALITIES}, present.numpy()
     )
     if reports and model.report is not None:
-        result["report"] = report_metrics(model, data, feats, present)
+        result["report"] = report_metrics(model, data, feats, present, check)
     result["device"] = str(model.device)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
@@ -224,6 +245,8 @@ def format_tables(result: dict) -> str:
             f"Reports (n={rep['n']}): BLEU-4 {rep['bleu4']:.3f}, ROUGE-L "
             f"{rep['rouge_l']:.3f}, finding F1 {rep['finding_f1']:.3f}",
         ]
+        if "factuality" in rep:
+            lines += ["", *factuality_lines(rep)]
     lines += ["", f"{'retrieval query->gallery':<24} {'n':>5} {'R@1':>6} {'LRAP':>6} {'chance':>7}"]
     for r in result["retrieval"]:
         pair = f"{r['query']}->{r['gallery']}"
@@ -232,6 +255,33 @@ def format_tables(result: dict) -> str:
             f"{r['chance_recall_at_1']:>7.4f}"
         )
     return "\n".join(lines)
+
+
+FACT_ROWS = (
+    ("lab_values_equal_to_input", "lab values = input (±2%)"),
+    ("heart_rate", "heart rate (±5/min)"),
+    ("qrs_ms", "QRS (±20 ms)"),
+    ("ef", "ejection fraction (±10)"),
+    ("ctr", "cardiothoracic ratio (±0.05)"),
+)
+
+
+def factuality_lines(rep: dict) -> list[str]:
+    """Stated numbers within tolerance of the case, decoded against fact-checked reports."""
+    lines = [f"{'stated quantity':<30} {'decoded: n  within':>20} {'shown: n  within':>18}"]
+    for key, label in FACT_ROWS:
+        cells = []
+        for which in ("factuality_decoded", "factuality"):
+            f = rep[which][key]
+            within = "-" if f["within"] is None else f"{f['within']:.3f}"
+            cells.append(f"{f['stated']:>5} {within:>7}")
+        lines.append(f"{label:<30} {cells[0]:>20} {cells[1]:>18}")
+    lines.append(
+        f"{'reports contradicting the model':<30} "
+        f"{rep['factuality_decoded']['reports_contradicting_the_model']:>20.3f} "
+        f"{rep['factuality']['reports_contradicting_the_model']:>18.3f}"
+    )
+    return lines
 
 
 def markdown_tables(result: dict) -> str:

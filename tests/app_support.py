@@ -9,9 +9,10 @@ from test_model_support import tiny_explainable
 from fuselens.app.demo_cases import load_catalogue
 from fuselens.app.session import LoadedModel, Workstation
 
-REPORTING_SEED = 5
-"""A seed whose untrained tiny model writes report sentences for the demo cases (most seeds'
-decoders end at once), for tests of the report panels."""
+REPORTING_SEED = 4
+"""A seed whose untrained tiny model writes a report sentence for the demo cases that the
+fact checks keep (most seeds' decoders end at once or state findings their heads deny), for
+tests of the report panels."""
 
 
 def tiny_workstation(seed: int, cases_dir: Path, media_dir: Path | None = None) -> Workstation:

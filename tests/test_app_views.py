@@ -216,3 +216,28 @@ def test_case_with_missing_modalities_runs_on_what_is_present(ws):
     assert set(bundle.shapley.values) == {"labs", "echo"}
     assert np.asarray(panels["interactions"].data[0].z).shape == (2, 2)
     assert any(s is not None for _, s in panels["lab_text"])
+
+
+def test_ecg_measurements_and_report_checks_are_panels(ws, final):
+    case, bundle = final
+    ecg = bundle.measurements["ecg"]
+    assert 40 <= ecg["heart_rate"] <= 150 and ecg["lead"] in case.ecg.lead_names
+    every = views.bundle_panels(case, bundle, settings(ws))
+    assert every["ecg_measurements"].startswith("**Measured:** HR ")
+    assert "neurokit2" in every["ecg_measurements"]
+    checks = every["report_checks"]
+    assert checks == report_views.report_checks_markdown(bundle.report) and checks
+    withheld = [c for c in bundle.report.checks if c["kind"] == "withheld"]
+    for c in withheld:  # the untrained decoder's claims its own heads deny are shown, not hidden
+        assert c["why"] in checks and c["text"] not in bundle.report.text
+
+
+def test_the_default_class_is_the_models_own_answer(ws):
+    from fuselens.explain.context import PREDICTED
+
+    loaded = ws.open_demo("hf-clear")
+    *_, (_, bundle, _) = ws.explain(loaded, "heart_failure", PREDICTED)
+    answer = bundle.prediction["heart_failure"]["answer"]
+    assert bundle.target == answer
+    assert ws.cache.get((loaded.key, "heart_failure", answer, DEFAULT_METHOD)) is bundle
+    assert views.target_choices(["no", "yes"])[0] == ("the model's answer", PREDICTED)

@@ -44,6 +44,12 @@ def test_eval_json_has_15_subsets_report_and_retrieval(cohort, tiny_model, capsy
     assert len(out["subsets"]) == 15
     assert {"modalities", "auc", "accuracy", "n"} <= set(out["subsets"][0])
     assert {"bleu4", "rouge_l", "finding_f1"} <= set(out["report"])
+    facts = out["report"]["factuality"]  # the reports as the workstation shows them
+    assert facts["reports_contradicting_the_model"] == 0.0
+    assert facts["ef"]["stated"] == 0 and facts["ctr"]["stated"] == 0  # no head estimates them
+    lab = facts["lab_values_equal_to_input"]
+    assert lab["within"] in (None, 1.0)
+    assert out["report"]["factuality_decoded"]["n"] == facts["n"]
     assert out["retrieval"] and {"recall_at_1", "lrap"} <= set(out["retrieval"][0])
 
 
