@@ -82,7 +82,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.no_evidence_supervision:
         cfg.evidence_weight = 0.0
     cases = _load_cohort(args.cohort, grid=cfg.model if cfg.evidence_weight else None)
-    order = np.random.default_rng(args.seed).permutation(len(cases))
+    split = args.seed if args.split_seed is None else args.split_seed
+    order = np.random.default_rng(split).permutation(len(cases))
     n_val = int(round(args.val_fraction * len(cases)))
     val = [cases[i] for i in sorted(order[:n_val])]
     train = [cases[i] for i in sorted(order[n_val:])]
@@ -521,6 +522,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the train/validation split (default: --seed); fix it to compare "
+        "training seeds on one validation split",
+    )
     p.add_argument(
         "--no-evidence-supervision",
         action="store_true",

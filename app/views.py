@@ -137,6 +137,12 @@ def prediction_context(bundle: ExplanationBundle, truth: GroundTruth | None) -> 
             p = pred["probabilities"].get("yes", pred["probability"])
             others.append(f"{task_label(task)} {p:.0%}")
     lines.append("Other tasks, P(yes): " + " · ".join(others))
+    estimates = bundle.measurements.get("model_estimates") or {}
+    if estimates:
+        said = " · ".join(
+            f"{e['label']} **{e['text']}** ({e['source']})" for e in estimates.values()
+        )
+        lines.append(f"Model estimates (the model's, not measured on the case): {said}")
     return "\n\n".join(lines)
 
 

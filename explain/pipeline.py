@@ -44,6 +44,7 @@ from fuselens.explain.text_shap import (
 )
 from fuselens.model_zoo.case import PatientCase
 from fuselens.model_zoo.contract import (
+    Estimator,
     ExplainableModel,
     GeneratedReport,
     ReportWriter,
@@ -158,7 +159,7 @@ def model_answers(prediction: dict[str, Any]) -> dict[str, float]:
 
 
 def measured_quantities(measurements: dict[str, Any]) -> dict[str, Measured]:
-    """The measurements a report may cite, as the report writes them."""
+    """The measurements (and the model's estimates) a report may cite, as it writes them."""
     ecg = measurements.get("ecg") or {}
     source = f"{ecg.get('method', 'neurokit2')}, lead {ecg.get('lead', '?')}"
     out = {}
@@ -168,6 +169,8 @@ def measured_quantities(measurements: dict[str, Any]) -> dict[str, Measured]:
     if ecg.get("qrs_ms") is not None:
         qrs = float(ecg["qrs_ms"])
         out["qrs_ms"] = Measured(qrs, f"{round(qrs)}", source)
+    for name, e in (measurements.get("model_estimates") or {}).items():
+        out[name] = Measured(float(e["value"]), str(e["text"]), str(e["source"]))
     return out
 
 
@@ -240,6 +243,8 @@ def explain_stages(
             measurements=dict(bundle.measurements),
         )
 
+    if isinstance(model, Estimator):
+        bundle.measurements["model_estimates"] = model.estimate(ctx.batch)
     if not has_attention(ctx):
         bundle.unavailable["attention"] = f"{bundle.model_name} exposes no attention maps"
     if not isinstance(model, ReportWriter):

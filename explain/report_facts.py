@@ -8,8 +8,11 @@ by the words around it and then:
   a clause giving a value for a lab the case does not hold is withheld;
 - a **measured** quantity (heart rate, QRS duration: ``measured``, e.g. from neurokit2)
   is replaced by the measurement, naming its method;
-- a quantity with neither (an ejection fraction or cardiothoracic ratio the model does not
-  estimate, or any number not recognised) is removed with its parenthesis or phrase.
+- an ejection fraction or cardiothoracic ratio is replaced by the model's own estimate
+  (its estimate heads, :mod:`fuselens.model_zoo.estimates`) and written as one
+  ("model-estimated"); a model without that head gets the number removed;
+- a quantity with none of these (any number not recognised) is removed with its parenthesis
+  or phrase.
 
 Each clause's findings are read with the report parser's phrases
 (:data:`fuselens.model_zoo.synth.reports.PATTERNS`) plus the phrases that state a finding
@@ -80,9 +83,18 @@ CLINICAL = {
 }
 
 
+ESTIMATED = ("ef", "ctr")
+"""Quantities only a model estimates: a report states them as the model's estimate."""
+ESTIMATE_FINDING = {
+    "ef": ("reduced_ef", lambda v: v < 50.0),
+    "ctr": ("cardiomegaly", lambda v: v > 0.5),
+}
+"""Each estimate's finding head and when the estimate alone would call the finding present."""
+
+
 @dataclass(frozen=True)
 class Measured:
-    """A quantity measured on the case by a named method."""
+    """A quantity measured on the case by a named method (or estimated by a named head)."""
 
     value: float
     text: str  # as the report writes it, e.g. "72/min" or "96"
@@ -215,6 +227,8 @@ def _fix_numbers(
             m = measured[quantity]
             words[i] = m.text
             numbers.append({"quantity": quantity, "value": m.value, "source": m.source})
+            if quantity in ESTIMATED:
+                i += _call_estimated(words, index, i)
             i += 1
             continue
         start, stop = _phrase(words, i)
@@ -250,7 +264,26 @@ def _measured_quantity(section: str | None, words: list[str], i: int) -> str | N
         return "heart_rate"
     if section == "ecg" and "qrs" in words[max(0, i - 2) : i]:
         return "qrs_ms"
+    if section == "echo" and words[i].endswith("%"):
+        return "ef"
+    if section == "cxr" and "ratio" in words[max(0, i - 2) : i]:
+        return "ctr"
     return None
+
+
+def _call_estimated(words: list[str], index: list[int], i: int) -> int:
+    """Mark the number at ``i`` as the model's estimate ("estimated" -> "model-estimated",
+    else "model-estimated" before its phrase); returns how many words were inserted."""
+    start, _ = _phrase(words, i)
+    span = range(start, i)
+    hit = next((j for j in span if words[j] == "estimated"), None)
+    if hit is not None:
+        words[hit] = "model-estimated"
+        return 0
+    at = start + 1 if words[start] == "(" else start
+    words.insert(at, "model-estimated")
+    index.insert(at, index[min(at, len(index) - 1)])
+    return 1
 
 
 def _phrase(words: list[str], i: int) -> tuple[int, int]:
@@ -446,10 +479,33 @@ def check_report(
                     "the report does not say so",
                 }
             )
+    checks += _estimate_disagreements(answers, measured)
     for check in checks:
         if "text" in check:
             check["text"] = join_words(_typeset(split_words(check["text"]), labs))
     return FactReport(_typeset(out_words, labs), out_index, numbers, checks)
+
+
+def _estimate_disagreements(
+    answers: dict[str, float], measured: dict[str, Measured]
+) -> list[dict[str, Any]]:
+    """An estimate head and its finding head that disagree (EF 62% with reduced EF 'yes')."""
+    out = []
+    for quantity, (finding, present) in ESTIMATE_FINDING.items():
+        if quantity not in measured or finding not in answers:
+            continue
+        m, p_yes = measured[quantity], answers[finding]
+        if present(m.value) != (p_yes >= YES_AT):
+            answer = "yes" if p_yes >= YES_AT else "no"
+            out.append(
+                {
+                    "kind": "disagreement",
+                    "finding": finding,
+                    "why": f"the model's {quantity.upper()} estimate is {m.text} but its "
+                    f"{finding} head answers {answer} (P(yes) = {p_yes:.2f})",
+                }
+            )
+    return out
 
 
 def _expected(finding: str, read: set[str] | None) -> bool:

@@ -18,6 +18,7 @@ from fuselens.explain.ecg_measurements import measure_ecg
 from fuselens.explain.pipeline import measured_quantities
 from fuselens.explain.report_facts import Measured, check_report
 from fuselens.model_zoo.case import PatientCase
+from fuselens.model_zoo.estimates import ESTIMATES
 from fuselens.model_zoo.report import join_words, split_words
 
 LAB_TOLERANCE = 0.02  # relative: "equal to the case"
@@ -119,6 +120,19 @@ def case_facts(
     return answers, measured
 
 
+def estimated(model, probs: dict[str, np.ndarray], i: int) -> dict[str, Measured]:
+    """Case ``i``'s model estimates from ``probs["estimate:<name>"]``, as a report cites them
+    (as the workstation gets them from the model's ``estimate`` capability)."""
+    out = {}
+    for key, values in probs.items():
+        name = key.removeprefix("estimate:")
+        if name != key and not np.isnan(values[i]):
+            spec = ESTIMATES[name]
+            value = float(values[i])
+            out[name] = Measured(value, spec.format(value), spec.source)
+    return out
+
+
 def fact_check(model, cases: list[PatientCase]):
     """A :data:`fuselens.model_zoo.evaluation.ReportCheck` for ``fuselens eval``: the decoded
     reports of ``cases`` after the workstation's fact checks, with the factuality of both."""
@@ -128,6 +142,7 @@ def fact_check(model, cases: list[PatientCase]):
         for text, i in zip(texts, idx, strict=True):
             case = cases[int(i)]
             ans, meas = case_facts(model, case, {t: float(probs[t][i]) for t in model.tasks})
+            meas |= estimated(model, probs, int(i))
             labs = case.labs.items if case.labs is not None else []
             facts = check_report(split_words(text), labs, ans, meas, case.modalities())
             shown.append(join_words(facts.words))

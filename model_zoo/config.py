@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from fuselens.model_zoo.estimates import default_estimates
 from fuselens.model_zoo.tasks import TASK_PROMPTS, default_tasks
 
 MINILM = "minilm"
@@ -22,7 +23,9 @@ class ModelConfig:
     :class:`fuselens.model_zoo.encoders.text.TextEncoder`); a
     saved config without the key predates it and loads with it off.
     ``cxr_encoder`` is ``"small"`` or ``"densenet121"`` (torchxrayvision-style;
-    ``cxr_weights`` a local state-dict file, never downloaded).
+    ``cxr_weights`` a local state-dict file, never downloaded). ``estimates`` names the
+    quantities the model regresses (:mod:`fuselens.model_zoo.estimates`); a saved config
+    without the key predates them and loads with none.
     """
 
     d_model: int = 96
@@ -49,6 +52,7 @@ class ModelConfig:
     contrastive_dim: int = 64
     tasks: dict[str, list[str]] = field(default_factory=default_tasks)
     task_prompts: dict[str, str] = field(default_factory=lambda: dict(TASK_PROMPTS))
+    estimates: list[str] = field(default_factory=default_estimates)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,8 +63,8 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
-        # configs saved before line attention existed were trained reading across lines
-        return cls(**{"text_line_attention": False, **data})
+        # configs saved before line attention (or estimates) existed were trained without
+        return cls(**{"text_line_attention": False, "estimates": [], **data})
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

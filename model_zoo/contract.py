@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -206,11 +206,23 @@ class ReportWriter(Protocol):
         ...
 
 
+@runtime_checkable
+class Estimator(Protocol):
+    """Capability: quantities only the model gives (an ejection fraction from the echo).
+
+    Row 0's estimates by quantity, each a JSON-ready dict with ``value``, ``text`` (as a
+    report writes it), ``label``, ``modality`` and ``source`` (which head estimated it);
+    empty when the model estimates nothing for this case."""
+
+    def estimate(self, batch: Batch) -> dict[str, dict[str, Any]]: ...
+
+
 CAPABILITIES: dict[str, type] = {
     "gradients": GradientModel,
     "cached_features": CachedFeatures,
     "attention": AttentionReader,
     "report": ReportWriter,
+    "estimates": Estimator,
 }
 
 

@@ -22,7 +22,7 @@ from fuselens.model_zoo.synth.vocab import LABEL
 from fuselens.model_zoo.tasks import TASK_MODALITY
 
 UNKNOWN = -1
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def task_labels(case: PatientCase, tasks: list[str]) -> np.ndarray:
@@ -45,15 +45,24 @@ def task_labels(case: PatientCase, tasks: list[str]) -> np.ndarray:
     return out
 
 
+def case_measurements(case: PatientCase, names: list[str]) -> np.ndarray:
+    """``(len(names),)`` float: the case's planted measurements, NaN where unknown."""
+    known = case.truth.measurements if case.truth is not None else {}
+    return np.array([known.get(n, np.nan) for n in names], dtype=np.float32)
+
+
 @dataclass
 class CohortData:
-    """Preprocessed cases with labels ``(n, n_tasks)`` and reference reports."""
+    """Preprocessed cases with labels ``(n, n_tasks)``, reference reports and the planted
+    measurements ``(n, len(estimates))`` (NaN where unknown) of the model's estimates."""
 
     arrays: list[CaseArrays]
     labels: np.ndarray
     reports: list[str]
     tasks: list[str]
     text_states: list[np.ndarray | None] = field(default_factory=list)
+    measurements: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    estimates: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.arrays)
@@ -92,7 +101,15 @@ def build_cohort_data(
         arrays.append(case_to_arrays(case, config))
         labels.append(task_labels(case, tasks))
         reports.append(case.truth.report if case.truth is not None else "")
-    return CohortData(arrays, np.stack(labels), reports, list(tasks))
+    measured = np.stack([case_measurements(c, config.estimates) for c in cases])
+    return CohortData(
+        arrays,
+        np.stack(labels),
+        reports,
+        list(tasks),
+        measurements=measured.reshape(len(cases), len(config.estimates)),
+        estimates=list(config.estimates),
+    )
 
 
 @torch.no_grad()
@@ -139,6 +156,7 @@ def cache_key(cases: list[PatientCase], config: ModelConfig) -> str:
         config.cxr_size,
         config.text_trainable_layers,
         config.text_line_attention,
+        config.estimates,
     ]
     blob = json.dumps([CACHE_VERSION, [case_fingerprint(c) for c in cases], settings])
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -67,6 +67,44 @@ def fuse_cohort(
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+ESTIMATE_TOLERANCE = {"ef": 10.0, "ctr": 0.05}
+"""How close an estimate must be to the planted measurement to count as right."""
+
+
+@torch.no_grad()
+def estimate_cohort(model, data: CohortData, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Every case's estimates (NaN where the estimate's modality is absent)."""
+    model.eval()
+    out: dict[str, list[np.ndarray]] = {}
+    for s in range(0, len(data), batch_size):
+        inputs = data.batch(range(s, min(len(data), s + batch_size)), model.config).to(model.device)
+        for name, v in model.estimate(inputs).items():
+            out.setdefault(name, []).append(v.float().cpu().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def estimate_metrics(data: CohortData, estimates: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Per estimate, on the cases with both an estimate and a planted measurement: n, mean
+    and 90th-percentile absolute error, and the share within :data:`ESTIMATE_TOLERANCE`."""
+    out = {}
+    for j, name in enumerate(data.estimates):
+        est = estimates.get(name)
+        if est is None:
+            continue
+        truth = data.measurements[:, j]
+        ok = ~(np.isnan(est) | np.isnan(truth))
+        err = np.abs(est[ok] - truth[ok])
+        tol = ESTIMATE_TOLERANCE.get(name)
+        out[name] = {
+            "n": int(ok.sum()),
+            "mae": float(err.mean()) if ok.any() else None,
+            "p90_error": float(np.quantile(err, 0.9)) if ok.any() else None,
+            "tolerance": tol,
+            "within": float((err <= tol).mean()) if ok.any() and tol is not None else None,
+        }
+    return out
+
+
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
@@ -125,9 +163,9 @@ def generate_reports(
 
 
 ReportCheck = Callable[[list[str], np.ndarray, dict[str, np.ndarray]], tuple[list[str], dict]]
-"""``(decoded texts, their case indices, P(yes) per task per case) -> (texts shown, figures)``:
-how a caller checks reports before they are scored (the workstation's fact checks,
-:func:`fuselens.explain.report_factuality.fact_check`)."""
+"""``(decoded texts, their case indices, per case P(yes) per task and ``estimate:<name>``) ->
+(texts shown, figures)``: how a caller checks reports before they are scored (the
+workstation's fact checks, :func:`fuselens.explain.report_factuality.fact_check`)."""
 
 
 def report_metrics(
@@ -148,7 +186,9 @@ def report_metrics(
     truth = finding_truth(data)
     extra: dict = {}
     if check is not None:
-        hyps, extra = check(hyps, idx, fuse_cohort(model, feats, present))
+        answers = fuse_cohort(model, feats, present)
+        answers |= {f"estimate:{k}": v for k, v in estimate_cohort(model, data).items()}
+        hyps, extra = check(hyps, idx, answers)
     predicted = [set().union(*findings_from_report(h).values()) for h in hyps]
     f1 = finding_f1([truth[i] for i in idx], predicted, list(ALL_FINDINGS))
     return {
@@ -221,6 +261,7 @@ def evaluate_model(
     result["retrieval"] = retrieval_metrics(
         {m: emb[f"embedding:{m}"] for m in MODALITIES}, present.numpy()
     )
+    result["estimates"] = estimate_metrics(data, estimate_cohort(model, data))
     if reports and model.report is not None:
         result["report"] = report_metrics(model, data, feats, present, check)
     result["device"] = str(model.device)
@@ -247,6 +288,8 @@ def format_tables(result: dict) -> str:
         ]
         if "factuality" in rep:
             lines += ["", *factuality_lines(rep)]
+    if result.get("estimates"):
+        lines += ["", *estimate_lines(result["estimates"])]
     lines += ["", f"{'retrieval query->gallery':<24} {'n':>5} {'R@1':>6} {'LRAP':>6} {'chance':>7}"]
     for r in result["retrieval"]:
         pair = f"{r['query']}->{r['gallery']}"
@@ -284,6 +327,17 @@ def factuality_lines(rep: dict) -> list[str]:
     return lines
 
 
+def estimate_lines(estimates: dict[str, dict]) -> list[str]:
+    """The estimate heads' held-out error against the planted measurements."""
+    lines = [f"{'estimate':<24} {'n':>5} {'MAE':>7} {'p90':>7} {'within':>12}"]
+    for name, e in estimates.items():
+        if not e["n"]:
+            continue
+        within = f"{e['within']:.3f} (±{e['tolerance']:g})"
+        lines.append(f"{name:<24} {e['n']:>5} {e['mae']:>7.3f} {e['p90_error']:>7.3f} {within:>12}")
+    return lines
+
+
 def markdown_tables(result: dict) -> str:
     """The evaluation as Markdown tables (for model cards and exports)."""
     out = ["| modalities | n | AUC (95% CI) | accuracy (95% CI) |", "| --- | ---: | --- | --- |"]
@@ -303,6 +357,15 @@ def markdown_tables(result: dict) -> str:
             f"| {rep['n']} | {rep['bleu4']:.3f} | {rep['rouge_l']:.3f} | {rep['finding_f1']:.3f} "
             f"| {rep['finding_precision']:.3f} | {rep['finding_recall']:.3f} |"
         )
+    if result.get("estimates"):
+        out += ["", "| estimate | n | MAE | p90 error | within tolerance |"]
+        out += ["| --- | ---: | ---: | ---: | ---: |"]
+        for name, e in result["estimates"].items():
+            if e["n"]:
+                out.append(
+                    f"| {name} | {e['n']} | {e['mae']:.3f} | {e['p90_error']:.3f} "
+                    f"| {e['within']:.3f} (±{e['tolerance']:g}) |"
+                )
     out += [
         "",
         "| query -> gallery | n | Recall@1 | LRAP | chance R@1 |",

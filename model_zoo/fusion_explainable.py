@@ -8,7 +8,9 @@ baseline) and its caveat, all read from its checkpoint.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +25,7 @@ from fuselens.model_zoo.contract import (
     block_shares,
 )
 from fuselens.model_zoo.encoders.text import LineStateMemo
+from fuselens.model_zoo.estimates import ESTIMATES
 from fuselens.model_zoo.inputs import ModelInputs, case_to_arrays, collate
 from fuselens.model_zoo.model import CAM_ENCODERS, FusionModel, FusionOutput
 
@@ -184,6 +187,24 @@ class FusionExplainable(nn.Module):
             },
             block_shares=block_shares(guidance, labels),
         )
+
+    @torch.no_grad()
+    def estimate(self, batch: Batch) -> dict[str, dict[str, Any]]:
+        """Row 0's estimates from the estimate heads (:mod:`~fuselens.model_zoo.estimates`)."""
+        out = {}
+        for name, v in self.net.estimate(to_inputs(batch)).items():
+            value = float(v[0])
+            if math.isnan(value):
+                continue
+            spec = ESTIMATES[name]
+            out[name] = {
+                "value": value,
+                "text": spec.format(value),
+                "label": spec.label,
+                "modality": spec.modality,
+                "source": spec.source,
+            }
+        return out
 
     @torch.no_grad()
     def generate_report(

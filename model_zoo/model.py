@@ -18,6 +18,7 @@ from fuselens.model_zoo.encoders.ecg import ECGEncoder
 from fuselens.model_zoo.encoders.echo import EchoEncoder
 from fuselens.model_zoo.encoders.finding_maps import FindingOutput, modality_findings
 from fuselens.model_zoo.encoders.text import TextEncoder, load_bert, load_tokenizer
+from fuselens.model_zoo.estimates import EstimateHeads
 from fuselens.model_zoo.fusion import MedFlexFusion
 from fuselens.model_zoo.guidance import TextualGuidance
 from fuselens.model_zoo.input_checks import check_inputs
@@ -146,6 +147,8 @@ class FusionModel(nn.Module):
             if self.vocab
             else None
         )
+        # built last, so a seeded model's other weights are those of a model without them
+        self.estimate_heads = EstimateHeads(c.estimates, summary_dims(c)) if c.estimates else None
         self._register_text_buffers()
 
     @property
@@ -283,6 +286,26 @@ class FusionModel(nn.Module):
     def forward(self, inputs: ModelInputs) -> FusionOutput:
         return self.fuse(self.encode(inputs), inputs.present)
 
+    def summaries(self, inputs: ModelInputs) -> dict[str, torch.Tensor]:
+        """Per modality an estimate head reads, its summary of the rows where it is present."""
+        out = {}
+        for m in self.estimate_heads.modalities if self.estimate_heads is not None else []:
+            rows = inputs.present[:, MODALITIES.index(m)]
+            if rows.any():
+                sub = _select(inputs, rows)
+                enc = self.encoders[m]
+                out[m] = (
+                    enc.summary(sub.echo, sub.echo_views) if m == "echo" else enc.summary(sub.cxr)
+                )
+        return out
+
+    def estimate(self, inputs: ModelInputs) -> dict[str, torch.Tensor]:
+        """``(B,)`` per estimate in its unit (:mod:`~fuselens.model_zoo.estimates`), NaN where
+        its modality is absent; empty for a model without estimate heads."""
+        if self.estimate_heads is None:
+            return {}
+        return self.estimate_heads(self.summaries(inputs), inputs.present)
+
     def report_memory(self, output: FusionOutput) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """The report decoder's memory: Z_all, then one token per task carrying its answer."""
         b, n = output.task_states.shape[:2]
@@ -327,6 +350,12 @@ class FusionModel(nn.Module):
                 continue
             out[k] = v
         return out
+
+
+def summary_dims(c: ModelConfig) -> dict[str, int]:
+    """Width of each modality's estimate summary under config ``c``."""
+    cxr = 1024 if c.cxr_encoder == "densenet121" else c.cxr_channels[-1]
+    return {"echo": 2 * c.echo_channels[-1] * 16, "cxr": cxr * 16}
 
 
 def _select(inputs: ModelInputs, rows: torch.Tensor) -> ModelInputs:

@@ -33,7 +33,8 @@ from fuselens.model_zoo.dataset import (
     save_cohort_data,
 )
 from fuselens.model_zoo.erasing import random_erasing
-from fuselens.model_zoo.evaluation import subset_auc_table
+from fuselens.model_zoo.estimates import estimate_loss
+from fuselens.model_zoo.evaluation import estimate_cohort, estimate_metrics, subset_auc_table
 from fuselens.model_zoo.evidence_targets import evidence_batch, training_evidence
 from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT
 from fuselens.model_zoo.losses import (
@@ -70,6 +71,8 @@ class TrainingConfig:
     contrastive_weight: float = 0.1
     finding_weight: float = 1.0
     evidence_weight: float = 1.0
+    estimate_epochs: int = 60
+    estimate_lr: float = 2e-3
     erase_prob: float = 0.5
     grad_clip: float = 1.0
     report_epochs: int = 10
@@ -277,6 +280,50 @@ def train_report_decoder(
     return losses
 
 
+@torch.no_grad()
+def _summaries(model: FusionModel, data: CohortData, device: torch.device) -> list:
+    """Per batch of 64 cases: the frozen encoders' estimate summaries, present mask, targets."""
+    model.eval()
+    out = []
+    for s in range(0, len(data), 64):
+        idx = list(range(s, min(len(data), s + 64)))
+        inputs = data.batch(idx, model.config).to(device)
+        targets = torch.from_numpy(data.measurements[idx]).to(device)
+        out.append((model.summaries(inputs), inputs.present, targets))
+    return out
+
+
+def train_estimate_heads(
+    model: FusionModel, data: CohortData, cfg: TrainingConfig, device: torch.device, progress: bool
+) -> list[float]:
+    """Stage 3: only the estimate heads learn, on the frozen encoders' summaries against the
+    planted measurements (:mod:`fuselens.model_zoo.estimates`)."""
+    heads = model.estimate_heads
+    if heads is None or cfg.estimate_epochs == 0:
+        return []
+    batches = _summaries(model, data, device)
+    opt = torch.optim.AdamW(heads.parameters(), lr=cfg.estimate_lr, weight_decay=0.01)
+    order_rng = np.random.default_rng(cfg.seed + 2)
+    losses = []
+    heads.train()
+    for epoch in tqdm(range(cfg.estimate_epochs), desc="estimates", disable=not progress):
+        running = 0.0
+        for k in order_rng.permutation(len(batches)):
+            summaries, present, targets = batches[k]
+            loss = estimate_loss(heads.standard(summaries, present), targets)
+            if not loss.requires_grad:  # no case of the batch has a planted measurement
+                continue
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += loss.item()
+        losses.append(running / len(batches))
+        if (epoch + 1) % 10 == 0:
+            log.info("estimate epoch %d: loss %.4f", epoch + 1, losses[-1])
+    model.eval()
+    return losses
+
+
 def train_model(
     train_cases: list[PatientCase],
     val_cases: list[PatientCase],
@@ -383,12 +430,15 @@ def _train(
         history.append(record)
         log.info("epoch %s", json.dumps(record))
     report_history = train_report_decoder(model, train, cfg, device, progress)
+    estimate_history = train_estimate_heads(model, train, cfg, device, progress)
     model.eval()
     save_model(model, out / "model")
     save_card(out / "model", training_card(train.labels, train.tasks, len(train)))
     metrics = {
         "history": history,
         "report_history": report_history,
+        "estimate_history": estimate_history,
+        "val_estimates": estimate_metrics(val, estimate_cohort(model, val)) if val else {},
         "train_cases": len(train),
         "val_cases": len(val) if val is not None else 0,
         "device": str(device),

@@ -241,3 +241,13 @@ def test_the_default_class_is_the_models_own_answer(ws):
     assert bundle.target == answer
     assert ws.cache.get((loaded.key, "heart_failure", answer, DEFAULT_METHOD)) is bundle
     assert views.target_choices(["no", "yes"])[0] == ("the model's answer", PREDICTED)
+
+
+def test_the_models_estimates_are_shown_as_the_models(final):
+    case, bundle = final
+    estimates = bundle.measurements["model_estimates"]
+    assert set(estimates) == {"ef", "ctr"} and case.echo and case.cxr is not None
+    assert estimates["ef"]["source"] == "model estimate (echo head)"
+    text = views.prediction_context(bundle, case.truth)
+    assert "Model estimates (the model's, not measured on the case)" in text
+    assert f"**{estimates['ef']['text']}**" in text and f"**{estimates['ctr']['text']}**" in text

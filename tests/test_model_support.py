@@ -86,6 +86,10 @@ def make_case(
         labels={"heart_failure": hf},
         findings={"labs": ["raised_ntprobnp"] if hf else [], "ecg": ["lbbb"] if hf else []},
         report="ECG lbbb." if hf else "ECG normal.",
+        measurements={
+            "ef": float(rng.uniform(20, 35) if hf else rng.uniform(58, 68)),
+            "ctr": float(rng.uniform(0.56, 0.62) if hf else rng.uniform(0.42, 0.46)),
+        },
     )
     case.validate()
     return case

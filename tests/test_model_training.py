@@ -7,6 +7,9 @@ import json
 import torch
 from test_model_support import make_case, tiny_config
 
+from fuselens.model_zoo.config import ModelConfig
+from fuselens.model_zoo.estimates import EstimateHeads, estimate_loss
+from fuselens.model_zoo.inputs import case_to_arrays, collate
 from fuselens.model_zoo.registry import load_model
 from fuselens.model_zoo.training import TrainingConfig, random_subsets, train_model
 
@@ -37,7 +40,35 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path) -> None:
         config.report_vocab[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
         and "lbbb" in config.report_vocab
     )
+    estimates = result.metrics["estimate_history"]
+    assert len(estimates) == cfg.estimate_epochs and estimates[-1] < 0.5 * estimates[0]
+    val = result.metrics["val_estimates"]
+    assert val["ef"]["n"] == 0 and val["ctr"]["n"] == 4  # the val cases have no echo
+    batch = collate([case_to_arrays(c, config, model.tokenizer) for c in cases[22:26]], config)
+    ef = model.estimate(batch)["ef"]
+    assert not ef[:2].isnan().any() and ef[2:].isnan().all()  # cases 24, 25 have no echo
     # a second run reuses the preprocessing cache
     again = train_model(cases[:28], cases[28:], cfg, tmp_path, progress=False)
     assert "from cache" in (tmp_path / "train.log").read_text()
     assert again.metrics["history"][-1]["total"] == hist[-1]["total"]
+
+
+def test_estimate_heads_answer_only_where_their_modality_is_present() -> None:
+    torch.manual_seed(0)
+    heads = EstimateHeads(["ef", "ctr"], {"echo": 6, "cxr": 4})
+    present = torch.tensor([[1, 0, 1, 1], [1, 0, 0, 1], [1, 0, 1, 0]], dtype=torch.bool)
+    summaries = {"echo": torch.randn(2, 6), "cxr": torch.randn(2, 4)}  # present rows only
+    out = heads(summaries, present)
+    assert out["ef"].isnan().tolist() == [False, True, False]
+    assert out["ctr"].isnan().tolist() == [False, False, True]
+    targets = torch.tensor([[60.0, 0.45], [float("nan"), 0.6], [30.0, float("nan")]])
+    loss = estimate_loss(heads.standard(summaries, present), targets)
+    assert loss.requires_grad and loss > 0
+    nothing = torch.full((3, 2), float("nan"))
+    assert not estimate_loss(heads.standard(summaries, present), nothing).requires_grad
+
+
+def test_a_config_saved_before_estimates_loads_without_them() -> None:
+    old = {k: v for k, v in tiny_config().to_dict().items() if k != "estimates"}
+    assert ModelConfig.from_dict(old).estimates == []
+    assert ModelConfig().estimates == ["ef", "ctr"]

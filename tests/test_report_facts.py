@@ -152,3 +152,32 @@ def test_top_evidence_tokens_skip_punctuation_and_template_words():
     tokens = [".", "of", "the", "patient", "is", "nt", "##pro", "##bn", ")", "sodium"]
     values = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.95, -0.1])
     assert [t["token"] for t in top_tokens(tokens, values)] == ["nt", "##pro", "##bn"]
+
+
+def test_ef_and_ctr_are_the_models_estimates_and_said_to_be():
+    estimates = {
+        **MEASURED,
+        "ef": Measured(62.4, "62%", "model estimate (echo head)"),
+        "ctr": Measured(0.45, "0.45", "model estimate (cxr head)"),
+    }
+    text, facts = _check(
+        "Echo: left ventricular systolic function is normal (estimated ejection fraction 20%).\n"
+        "Chest x-ray: normal heart size (cardiothoracic ratio 0.61).",
+        measured=estimates,
+    )
+    assert "(model-estimated ejection fraction 62%)" in text
+    assert "(model-estimated cardiothoracic ratio 0.45)" in text
+    assert "20%" not in text and "0.61" not in text
+    assert {n["quantity"]: n["value"] for n in facts.numbers} == {"ef": 62.4, "ctr": 0.45}
+    assert len(facts.words) == len(facts.index)
+
+
+def test_an_estimate_against_its_finding_head_is_shown_as_a_disagreement():
+    estimates = {"ef": Measured(35.0, "35%", "model estimate (echo head)")}
+    _, facts = _check("Echo: chamber sizes are normal.", measured=estimates)
+    disagree = [c for c in facts.checks if c["kind"] == "disagreement"]
+    assert [c["finding"] for c in disagree] == ["reduced_ef"]
+    assert "EF estimate is 35%" in disagree[0]["why"]
+    agree = {"ef": Measured(62.0, "62%", "model estimate (echo head)")}
+    _, facts = _check("Echo: chamber sizes are normal.", measured=agree)
+    assert not [c for c in facts.checks if c["kind"] == "disagreement"]

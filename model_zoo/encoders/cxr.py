@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.models import densenet121
 
 from fuselens.model_zoo.encoders.finding_maps import FindingMaps
+from fuselens.model_zoo.estimates import grid_summary
 from fuselens.model_zoo.layers import MaskedAttentionPool, conv_block
 from fuselens.model_zoo.preprocess import CXR_MEAN, CXR_STD
 
@@ -71,6 +72,10 @@ class SmallCXREncoder(nn.Module):
         """Tokens ``(B, T, d)``, finding logits ``(B, K)`` and finding maps ``(B, K, h, w)``."""
         return self.tokens(self.blocks(cxr))
 
+    def summary(self, cxr: torch.Tensor) -> torch.Tensor:
+        """``(B, D)``: the last block's :func:`grid_summary` (what the CTR head reads)."""
+        return grid_summary(self.blocks(cxr))
+
     def forward(self, cxr: torch.Tensor) -> torch.Tensor:
         return self.encode(cxr)[0]
 
@@ -123,8 +128,15 @@ class DenseNetCXREncoder(nn.Module):
 
     def encode(self, cxr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Tokens ``(B, T, d)``, finding logits ``(B, K)`` and finding maps ``(B, K, h, w)``."""
+        return self.tokens(self._features(cxr))
+
+    def _features(self, cxr: torch.Tensor) -> torch.Tensor:
         unit = cxr * CXR_STD + CXR_MEAN
-        return self.tokens(self.relu(self.features((2.0 * unit - 1.0) * XRV_RANGE)))
+        return self.relu(self.features((2.0 * unit - 1.0) * XRV_RANGE))
+
+    def summary(self, cxr: torch.Tensor) -> torch.Tensor:
+        """``(B, D)``: the last block's :func:`grid_summary` (what the CTR head reads)."""
+        return grid_summary(self._features(cxr))
 
     def forward(self, cxr: torch.Tensor) -> torch.Tensor:
         return self.encode(cxr)[0]

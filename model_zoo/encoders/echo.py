@@ -16,6 +16,7 @@ from torch import nn
 
 from fuselens.model_zoo.case import ECHO_VIEWS
 from fuselens.model_zoo.encoders.finding_maps import FindingMaps, masked_mean
+from fuselens.model_zoo.estimates import clip_summary
 from fuselens.model_zoo.layers import MaskedAttentionPool, conv_block
 
 _GRID = 4
@@ -91,3 +92,10 @@ class EchoEncoder(nn.Module):
 
     def forward(self, echo: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
         return self.encode(echo, views)[0]
+
+    def summary(self, echo: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        """``(B, D)``: the last block's :func:`clip_summary`, averaged over present views
+        (what the ejection-fraction head reads)."""
+        b, v, f, s, _ = echo.shape
+        per_view = clip_summary(self.blocks(echo.reshape(b * v, 1, f, s, s))).reshape(b, v, -1)
+        return masked_mean(per_view, views[:, :, None], (1,))
