@@ -133,6 +133,7 @@ class FusionModel(nn.Module):
             c.dropout,
         )
         self.contrastive = ContrastiveProjection(MODALITIES, c.d_model, c.contrastive_dim)
+        self.estimate_heads = EstimateHeads(c.estimates, summary_dims(c)) if c.estimates else None
         self.vocab = Vocabulary(c.report_vocab) if c.report_vocab else None
         self.report = (
             ReportDecoder(
@@ -147,8 +148,6 @@ class FusionModel(nn.Module):
             if self.vocab
             else None
         )
-        # built last, so a seeded model's other weights are those of a model without them
-        self.estimate_heads = EstimateHeads(c.estimates, summary_dims(c)) if c.estimates else None
         self._register_text_buffers()
 
     @property

@@ -9,7 +9,7 @@ from test_model_support import tiny_explainable
 from fuselens.app.demo_cases import load_catalogue
 from fuselens.app.session import LoadedModel, Workstation
 
-REPORTING_SEED = 4
+REPORTING_SEED = 0
 """A seed whose untrained tiny model writes a report sentence for the demo cases that the
 fact checks keep (most seeds' decoders end at once or state findings their heads deny), for
 tests of the report panels."""
