@@ -371,7 +371,9 @@ def _train(
     t_start = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    # denormal floats (tiny gradients once warm-up ends) made CPU steps 6x slower; flush them
+    # Denormal floats made CPU steps 6x slower once warm-up ended; flush them. The flag is
+    # per thread and reaches only this one, so on a CPU train with --threads 1 (two seeds in
+    # parallel rather than two threads for one).
     torch.set_flush_denormal(True)
     seed_everything(cfg.seed)
     device = default_device()
