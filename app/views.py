@@ -119,6 +119,11 @@ def identity_markdown(key: RequestKey, title: str) -> str:
     )
 
 
+def _estimate_source(estimate: dict[str, Any]) -> str:
+    """Which head gave an estimate and, when its card says, the error it was measured at."""
+    return "; ".join(filter(None, (estimate["source"], estimate.get("error"))))
+
+
 def prediction_context(bundle: ExplanationBundle, truth: GroundTruth | None) -> str:
     """What is being explained, the planted truth when known, and every task's P(yes)."""
     used = ", ".join(modality_title(m) for m in bundle.modalities) or "none"
@@ -140,7 +145,7 @@ def prediction_context(bundle: ExplanationBundle, truth: GroundTruth | None) -> 
     estimates = bundle.measurements.get("model_estimates") or {}
     if estimates:
         said = " · ".join(
-            f"{e['label']} **{e['text']}** ({e['source']})" for e in estimates.values()
+            f"{e['label']} **{e['text']}** ({_estimate_source(e)})" for e in estimates.values()
         )
         lines.append(f"Model estimates (the model's, not measured on the case): {said}")
     return "\n\n".join(lines)

@@ -86,6 +86,7 @@ class FusionExplainable(nn.Module):
         caveat: str = DEMO_CAVEAT,
         answer_prevalence: dict[str, dict[str, float]] | None = None,
         report_headings: dict[str, str] | None = None,
+        estimate_error: dict[str, dict[str, Any]] | None = None,
     ):
         super().__init__()
         self.net = net
@@ -93,6 +94,7 @@ class FusionExplainable(nn.Module):
         self.caveat = caveat
         self.answer_prevalence = answer_prevalence or {}
         self.report_headings = report_headings or {}
+        self.estimate_error = estimate_error or {}
         self._line_states = LineStateMemo()
 
     @property
@@ -204,6 +206,11 @@ class FusionExplainable(nn.Module):
                 "modality": spec.modality,
                 "source": spec.source,
             }
+            error = self.estimate_error.get(name)
+            if error:
+                out[name]["error"] = (
+                    f"mean error {error['mae']:.{spec.digits + 1}f} on {error['measured_on']}"
+                )
         return out
 
     @torch.no_grad()

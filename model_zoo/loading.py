@@ -25,7 +25,8 @@ def is_factory_spec(spec: str) -> bool:
 
 
 def load_card(folder: Path) -> dict:
-    """What a checkpoint carries besides its weights: caveat, answer prevalence, headings."""
+    """What a checkpoint carries besides its weights: caveat, answer prevalence, headings,
+    the estimate heads' measured error."""
     path = folder / CARD_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
@@ -68,4 +69,5 @@ def load_explainable(
         caveat=card.get("caveat", DEMO_CAVEAT),
         answer_prevalence=card.get("answer_prevalence"),
         report_headings=card.get("report_headings"),
+        estimate_error=card.get("estimate_error"),
     ).eval()

@@ -437,12 +437,19 @@ def _train(
     estimate_history = train_estimate_heads(model, train, cfg, device, progress)
     model.eval()
     save_model(model, out / "model")
-    save_card(out / "model", training_card(train.labels, train.tasks, len(train)))
+    card = training_card(train.labels, train.tasks, len(train))
+    val_estimates = estimate_metrics(val, estimate_cohort(model, val)) if val else {}
+    card["estimate_error"] = {
+        name: {**e, "measured_on": f"the validation split ({e['n']} cases)"}
+        for name, e in val_estimates.items()
+        if e["n"]
+    }
+    save_card(out / "model", card)
     metrics = {
         "history": history,
         "report_history": report_history,
         "estimate_history": estimate_history,
-        "val_estimates": estimate_metrics(val, estimate_cohort(model, val)) if val else {},
+        "val_estimates": val_estimates,
         "train_cases": len(train),
         "val_cases": len(val) if val is not None else 0,
         "device": str(device),

@@ -10,6 +10,7 @@ from test_model_support import make_case, tiny_config
 from fuselens.model_zoo.config import ModelConfig
 from fuselens.model_zoo.estimates import EstimateHeads, estimate_loss
 from fuselens.model_zoo.inputs import case_to_arrays, collate
+from fuselens.model_zoo.loading import load_explainable
 from fuselens.model_zoo.registry import load_model
 from fuselens.model_zoo.training import TrainingConfig, random_subsets, train_model
 
@@ -47,6 +48,13 @@ def test_a_tiny_training_run_lowers_the_loss(tmp_path) -> None:
     batch = collate([case_to_arrays(c, config, model.tokenizer) for c in cases[22:26]], config)
     ef = model.estimate(batch)["ef"]
     assert not ef[:2].isnan().any() and ef[2:].isnan().all()  # cases 24, 25 have no echo
+    card = json.loads((tmp_path / "model" / "card.json").read_text())
+    assert set(card["estimate_error"]) == {"ctr"}  # no validation case has an echo
+    assert card["estimate_error"]["ctr"]["measured_on"] == "the validation split (4 cases)"
+    explainable = load_explainable(tmp_path / "model", device="cpu")
+    shown = explainable.estimate(explainable.prepare([cases[30]]))
+    assert set(shown) == {"ctr"}
+    assert shown["ctr"]["error"].endswith("on the validation split (4 cases)")
     # a second run reuses the preprocessing cache
     again = train_model(cases[:28], cases[28:], cfg, tmp_path, progress=False)
     assert "from cache" in (tmp_path / "train.log").read_text()
