@@ -196,8 +196,10 @@ def _fix_numbers(
     labs: dict[tuple[str, ...], LabItem],
     measured: dict[str, Measured],
     numbers: list[dict[str, Any]],
+    checks: list[dict[str, Any]],
 ) -> _Clause | None:
-    """The clause with each number replaced by its source or removed; None: withheld."""
+    """The clause with each number replaced by its source or removed; None: withheld. An
+    estimate against the finding its own clause states is removed and listed in ``checks``."""
     words, index = list(clause.words), list(clause.index)
     i = 0
     while i < len(words):
@@ -223,6 +225,15 @@ def _fix_numbers(
             i += 2
             continue
         quantity = _measured_quantity(section, words, i)
+        against = _estimate_against(quantity, measured, clause.text)
+        if against:
+            checks.append(
+                {"kind": "withheld", "finding": against[0], "text": clause.text, "why": against[1]}
+            )
+            start, stop = _phrase(words, i)
+            del words[start:stop], index[start:stop]
+            i = start
+            continue
         if quantity in measured:
             m = measured[quantity]
             words[i] = m.text
@@ -269,6 +280,23 @@ def _measured_quantity(section: str | None, words: list[str], i: int) -> str | N
     if section == "cxr" and "ratio" in words[max(0, i - 2) : i]:
         return "ctr"
     return None
+
+
+def _estimate_against(
+    quantity: str | None, measured: dict[str, Measured], text: str
+) -> tuple[str, str] | None:
+    """(finding, why) when the model's estimate of ``quantity`` is against the finding the
+    clause states ("ejection fraction is reduced" with an EF estimate of 62%)."""
+    if quantity not in ESTIMATE_FINDING or quantity not in measured:
+        return None
+    finding, present = ESTIMATE_FINDING[quantity]
+    said, m = _states(text, finding), measured[quantity]
+    if said is None or said == present(m.value):
+        return None
+    return finding, (
+        f"states {finding} {'present' if said else 'absent'}; the model's {quantity.upper()} "
+        f"estimate is {m.text}, so the number is left out"
+    )
 
 
 def _call_estimated(words: list[str], index: list[int], i: int) -> int:
@@ -427,7 +455,7 @@ def check_report(
         kept: list[_Clause] = []
         for clause in clauses:
             stated_numbers: list[dict[str, Any]] = []
-            fixed = _fix_numbers(section, clause, names, measured, stated_numbers)
+            fixed = _fix_numbers(section, clause, names, measured, stated_numbers, checks)
             if fixed is None:
                 checks.append(
                     {

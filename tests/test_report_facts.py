@@ -181,3 +181,17 @@ def test_an_estimate_against_its_finding_head_is_shown_as_a_disagreement():
     agree = {"ef": Measured(62.0, "62%", "model estimate (echo head)")}
     _, facts = _check("Echo: chamber sizes are normal.", measured=agree)
     assert not [c for c in facts.checks if c["kind"] == "disagreement"]
+
+
+def test_an_estimate_against_the_finding_its_clause_states_is_left_out_and_listed():
+    estimates = {"ef": Measured(62.0, "62%", "model estimate (echo head)")}
+    answers = {**ANSWERS, "reduced_ef": 0.9}  # the finding head says yes, the EF head 62%
+    text, facts = _check(
+        "Echo: left ventricular ejection fraction is reduced (estimated 20%).",
+        answers=answers,
+        measured=estimates,
+    )
+    assert text == "Echo: left ventricular ejection fraction is reduced."
+    withheld = [c for c in facts.checks if c["kind"] == "withheld"]
+    assert [c["finding"] for c in withheld] == ["reduced_ef"]
+    assert "EF estimate is 62%" in withheld[0]["why"] and not facts.numbers
