@@ -56,6 +56,10 @@ def report_checks_markdown(report: GroundedReport | None) -> str:
         out += "\n".join(f'- ⚠️ "{c["text"]}": {c["why"]}' for c in checks)
     if missing:
         out += "\n\n**Not in the report**\n" + "\n".join(f"- {c['why']}" for c in missing)
+    split = [c for c in report.checks if c["kind"] == "disagreement"]
+    if split:
+        out += "\n\n**The model's own heads disagree**\n"
+        out += "\n".join(f"- ⚠️ {c['why']}" for c in split)
     if not report.checks:
         out += "\n\nEvery finding the report states agrees with the model's own answers."
     return out.strip()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import imageio.v2 as iio2
 import numpy as np
 import pandas as pd
@@ -251,3 +253,11 @@ def test_the_models_estimates_are_shown_as_the_models(final):
     text = views.prediction_context(bundle, case.truth)
     assert "Model estimates (the model's, not measured on the case)" in text
     assert f"**{estimates['ef']['text']}**" in text and f"**{estimates['ctr']['text']}**" in text
+
+
+def test_the_report_checks_panel_lists_heads_that_disagree(final):
+    _, bundle = final
+    split = {"kind": "disagreement", "finding": "reduced_ef", "why": "EF estimate is 62% but"}
+    report = dataclasses.replace(bundle.report, checks=[*bundle.report.checks, split])
+    text = report_views.report_checks_markdown(report)
+    assert "**The model's own heads disagree**\n- ⚠️ EF estimate is 62% but" in text
