@@ -20,6 +20,7 @@ from fuselens.app.figures.overlays import cam_overlay, resample_cam_frames
 from fuselens.app.figures.text_highlight import Segment
 from fuselens.app.image_views import ECHO_DISPLAY_SIDE, bbox_image, echo_cam
 from fuselens.explain.bundle import ExplanationBundle, GroundedReport, GroundedSentence
+from fuselens.explain.report_facts import QUANTITY_LABELS
 from fuselens.model_zoo.case import ECG, PatientCase
 from fuselens.model_zoo.case import format_lab_value as fmt_value
 
@@ -47,7 +48,9 @@ def report_checks_markdown(report: GroundedReport | None) -> str:
     for n in report.numbers:
         unit = f" {n['unit']}" if n.get("unit") else ""
         origin = "copied from the case's labs" if n["source"] == "input" else n["source"]
-        lines.append(f"- {n['quantity']} {fmt_value(float(n['value']))}{unit}: {origin}")
+        name = QUANTITY_LABELS.get(n["quantity"], n["quantity"])
+        shown = n.get("text") or f"{fmt_value(float(n['value']))}{unit}"
+        lines.append(f"- {name} {shown}: {origin}")
     out = "**Numbers in the report**\n" + "\n".join(lines) if lines else ""
     checks = [c for c in report.checks if c["kind"] == "withheld"]
     missing = [c for c in report.checks if c["kind"] == "not stated"]

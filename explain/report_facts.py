@@ -83,6 +83,12 @@ CLINICAL = {
 }
 
 
+QUANTITY_LABELS = {
+    "heart_rate": "Heart rate",
+    "qrs_ms": "QRS duration (ms)",
+    "ef": "LV ejection fraction",
+    "ctr": "Cardiothoracic ratio",
+}
 ESTIMATED = ("ef", "ctr")
 """Quantities only a model estimates: a report states them as the model's estimate."""
 ESTIMATE_FINDING = {
@@ -237,7 +243,9 @@ def _fix_numbers(
         if quantity in measured:
             m = measured[quantity]
             words[i] = m.text
-            numbers.append({"quantity": quantity, "value": m.value, "source": m.source})
+            numbers.append(
+                {"quantity": quantity, "value": m.value, "text": m.text, "source": m.source}
+            )
             if quantity in ESTIMATED:
                 i += _call_estimated(words, index, i)
             i += 1

@@ -169,6 +169,7 @@ def test_ef_and_ctr_are_the_models_estimates_and_said_to_be():
     assert "(model-estimated cardiothoracic ratio 0.45)" in text
     assert "20%" not in text and "0.61" not in text
     assert {n["quantity"]: n["value"] for n in facts.numbers} == {"ef": 62.4, "ctr": 0.45}
+    assert [n["text"] for n in facts.numbers] == ["62%", "0.45"]
     assert len(facts.words) == len(facts.index)
 
 
