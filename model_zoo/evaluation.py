@@ -174,9 +174,11 @@ def report_metrics(
     feats: dict[str, torch.Tensor],
     present: torch.Tensor,
     check: ReportCheck | None = None,
+    estimates: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """BLEU-4, ROUGE-L and finding F1 of generated vs reference reports (all modalities);
-    with ``check``, of the checked reports, plus the figures ``check`` returns."""
+    with ``check``, of the checked reports, plus the figures ``check`` returns (``check``
+    is given the model's ``estimates`` of each case: :func:`estimate_cohort`)."""
     from fuselens.model_zoo.synth.reports import findings_from_report
 
     has_ref = np.array([bool(r.strip()) for r in data.reports])
@@ -187,7 +189,9 @@ def report_metrics(
     extra: dict = {}
     if check is not None:
         answers = fuse_cohort(model, feats, present)
-        answers |= {f"estimate:{k}": v for k, v in estimate_cohort(model, data).items()}
+        if estimates is None:
+            estimates = estimate_cohort(model, data)
+        answers |= {f"estimate:{k}": v for k, v in estimates.items()}
         hyps, extra = check(hyps, idx, answers)
     predicted = [set().union(*findings_from_report(h).values()) for h in hyps]
     f1 = finding_f1([truth[i] for i in idx], predicted, list(ALL_FINDINGS))
@@ -261,9 +265,10 @@ def evaluate_model(
     result["retrieval"] = retrieval_metrics(
         {m: emb[f"embedding:{m}"] for m in MODALITIES}, present.numpy()
     )
-    result["estimates"] = estimate_metrics(data, estimate_cohort(model, data))
+    estimates = estimate_cohort(model, data)
+    result["estimates"] = estimate_metrics(data, estimates)
     if reports and model.report is not None:
-        result["report"] = report_metrics(model, data, feats, present, check)
+        result["report"] = report_metrics(model, data, feats, present, check, estimates)
     result["device"] = str(model.device)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result

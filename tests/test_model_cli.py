@@ -46,7 +46,10 @@ def test_eval_json_has_15_subsets_report_and_retrieval(cohort, tiny_model, capsy
     assert {"bleu4", "rouge_l", "finding_f1"} <= set(out["report"])
     facts = out["report"]["factuality"]  # the reports as the workstation shows them
     assert facts["reports_contradicting_the_model"] == 0.0
-    assert facts["ef"]["stated"] == 0 and facts["ctr"]["stated"] == 0  # no head estimates them
+    assert facts["ef"]["stated"] == 0 and facts["ctr"]["stated"] == 0  # its words hold no number
+    estimates = out["estimates"]  # the untrained estimate heads against the planted values
+    assert set(estimates) == {"ef", "ctr"} and all(e["n"] > 0 for e in estimates.values())
+    assert all(e["mae"] > 0 and 0 <= e["within"] <= 1 for e in estimates.values())
     lab = facts["lab_values_equal_to_input"]
     assert lab["within"] in (None, 1.0)
     assert out["report"]["factuality_decoded"]["n"] == facts["n"]
