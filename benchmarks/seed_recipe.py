@@ -117,10 +117,84 @@ def recipe(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _f(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The per-seed and recipe tables as Markdown (for the model card)."""
+    runs = [r for r in result["runs"] if "heldout" in r]
+    seeds = [str(r["seed"]) for r in runs]
+    head = "| | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd |"
+    rule = "| --- |" + " ---: |" * (len(seeds) + 1)
+    out = ["Validation split (200 cases of the training cohort; the choice reads only this)", ""]
+    out += [head, rule]
+    for k in VAL_KEYS:
+        vals = [r["val_auc"][k] for r in runs]
+        sp = spread(vals)
+        cells = " | ".join(_f(v) for v in vals)
+        out.append(f"| val AUC {k} | {cells} | {sp['mean']:.3f} ± {sp['sd']:.3f} |")
+    vals = [r["val_mean_auc"] for r in runs]
+    out.append(f"| val mean of those | {' | '.join(_f(v, 4) for v in vals)} | |")
+    out += ["", "Held-out cohort (synthetic seed 2, 1000 cases)", "", head, rule]
+    rows: list[tuple[str, list[float | None]]] = []
+    for k in runs[0]["heldout"]["auc"]:
+        rows.append((f"AUC {k}", [r["heldout"]["auc"][k] for r in runs]))
+    for k in ("bleu4", "rouge_l", "finding_f1"):
+        rows.append((k, [r["heldout"][k] for r in runs]))
+    for k in FACTS:
+        rows.append(
+            (
+                f"shown reports: {k} within",
+                [r["heldout"]["factuality_shown"][k]["within"] for r in runs],
+            )
+        )
+    rows.append(
+        (
+            "shown reports contradicting the model",
+            [r["heldout"]["contradicting_shown"] for r in runs],
+        )
+    )
+    rows.append(
+        (
+            "decoded reports contradicting the model",
+            [r["heldout"]["contradicting_decoded"] for r in runs],
+        )
+    )
+    for name in ("ef", "ctr"):
+        rows.append(
+            (f"{name} estimate MAE", [r["heldout"]["estimates"][name]["mae"] for r in runs])
+        )
+        rows.append(
+            (
+                f"{name} estimate within tolerance",
+                [r["heldout"]["estimates"][name]["within"] for r in runs],
+            )
+        )
+    for m in XAI:
+        for key, label in (
+            ("pointing_game", "pointing game"),
+            ("evidence_deletion_below_random", "deletion below random"),
+            ("sanity_spearman", "sanity rho"),
+        ):
+            rows.append(
+                (f"{m} {label}", [r.get("heldout_xai", {}).get(m, {}).get(key) for r in runs])
+            )
+    for label, vals in rows:
+        known = [v for v in vals if v is not None]
+        sp = spread(known) if known else None
+        tail = f"{sp['mean']:.3f} ± {sp['sd']:.3f}" if sp else "–"
+        out.append(f"| {label} | {' | '.join(_f(v) for v in vals)} | {tail} |")
+    met = ["yes" if all(r["heldout"]["issue3_bars"].values()) else "no" for r in runs]
+    out.append(f"| issue-3 AUC bars all met | {' | '.join(met)} | |")
+    return "\n".join(out)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path)
+    p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     args = p.parse_args()
     runs = [run_summary(r) for r in args.runs]
     chosen = max(runs, key=lambda r: r["val_mean_auc"])
@@ -132,7 +206,7 @@ def main() -> int:
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")
-    print(text)
+    print(markdown(result) if args.markdown else text)
     return 0
 
 
