@@ -24,8 +24,6 @@ from fuselens.model_zoo.report import join_words, split_words
 LAB_TOLERANCE = 0.02  # relative: "equal to the case"
 HR_TOLERANCE = 5.0
 QRS_TOLERANCE = 20.0
-EF_TOLERANCE = 10.0
-CTR_TOLERANCE = 0.05
 _NUM = r"(\d[\d,]*(?:\.\d+)?)"
 
 
@@ -99,8 +97,8 @@ def factuality(
         "lab_values_equal_to_input": _share(pooled.get("lab", []), LAB_TOLERANCE, True),
         "heart_rate": _share(pooled.get("heart_rate", []), HR_TOLERANCE),
         "qrs_ms": _share(pooled.get("qrs_ms", []), QRS_TOLERANCE),
-        "ef": _share(pooled.get("ef", []), EF_TOLERANCE),
-        "ctr": _share(pooled.get("ctr", []), CTR_TOLERANCE),
+        "ef": _share(pooled.get("ef", []), ESTIMATES["ef"].tolerance),
+        "ctr": _share(pooled.get("ctr", []), ESTIMATES["ctr"].tolerance),
         "reports_contradicting_the_model": round(contradicted / max(1, len(texts)), 4),
     }
 
@@ -120,17 +118,15 @@ def case_facts(
     return answers, measured
 
 
-def estimated(model, probs: dict[str, np.ndarray], i: int) -> dict[str, Measured]:
+def estimated(probs: dict[str, np.ndarray], i: int) -> dict[str, Measured]:
     """Case ``i``'s model estimates from ``probs["estimate:<name>"]``, as a report cites them
     (as the workstation gets them from the model's ``estimate`` capability)."""
-    out = {}
+    estimates = {}
     for key, values in probs.items():
         name = key.removeprefix("estimate:")
         if name != key and not np.isnan(values[i]):
-            spec = ESTIMATES[name]
-            value = float(values[i])
-            out[name] = Measured(value, spec.format(value), spec.source)
-    return out
+            estimates[name] = ESTIMATES[name].describe(float(values[i]))
+    return measured_quantities({"model_estimates": estimates})
 
 
 def fact_check(model, cases: list[PatientCase]):
@@ -142,7 +138,7 @@ def fact_check(model, cases: list[PatientCase]):
         for text, i in zip(texts, idx, strict=True):
             case = cases[int(i)]
             ans, meas = case_facts(model, case, {t: float(probs[t][i]) for t in model.tasks})
-            meas |= estimated(model, probs, int(i))
+            meas |= estimated(probs, int(i))
             labs = case.labs.items if case.labs is not None else []
             facts = check_report(split_words(text), labs, ans, meas, case.modalities())
             shown.append(join_words(facts.words))

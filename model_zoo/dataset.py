@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,16 @@ class CohortData:
             inputs.labs_hidden = states
         return inputs
 
+    def batches(
+        self, config: ModelConfig, batch_size: int = 64, device: torch.device | None = None
+    ) -> Iterator[tuple[list[int], ModelInputs]]:
+        """Every case in order, ``batch_size`` at a time: the indices and the batch (on
+        ``device`` when given)."""
+        for s in range(0, len(self), batch_size):
+            idx = list(range(s, min(len(self), s + batch_size)))
+            inputs = self.batch(idx, config)
+            yield idx, inputs.to(device) if device is not None else inputs
+
 
 def _hidden_size(states: list[np.ndarray | None]) -> int:
     """Width of the cached text states, 0 when none are cached."""
@@ -101,13 +112,12 @@ def build_cohort_data(
         arrays.append(case_to_arrays(case, config))
         labels.append(task_labels(case, tasks))
         reports.append(case.truth.report if case.truth is not None else "")
-    measured = np.stack([case_measurements(c, config.estimates) for c in cases])
     return CohortData(
         arrays,
         np.stack(labels),
         reports,
         list(tasks),
-        measurements=measured.reshape(len(cases), len(config.estimates)),
+        measurements=np.stack([case_measurements(c, config.estimates) for c in cases]),
         estimates=list(config.estimates),
     )
 

@@ -12,6 +12,7 @@ learnt. A head answers only for a case whose modality is present; elsewhere it g
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,8 @@ from fuselens.model_zoo.case import MODALITIES
 
 @dataclass(frozen=True)
 class EstimateSpec:
-    """One estimated quantity: its modality, display name, unit and standard scale."""
+    """One estimated quantity: its modality, display name, unit, standard scale and how
+    close an estimate must be to the planted value to count as right."""
 
     modality: str
     label: str
@@ -30,6 +32,7 @@ class EstimateSpec:
     centre: float
     spread: float
     digits: int
+    tolerance: float
 
     @property
     def source(self) -> str:
@@ -41,10 +44,20 @@ class EstimateSpec:
         text = f"{value:.{self.digits}f}"
         return f"{text}{self.unit}" if self.unit == "%" else f"{text} {self.unit}".strip()
 
+    def describe(self, value: float) -> dict[str, Any]:
+        """One estimate as the ``Estimator`` capability gives it (JSON-ready)."""
+        return {
+            "value": value,
+            "text": self.format(value),
+            "label": self.label,
+            "modality": self.modality,
+            "source": self.source,
+        }
+
 
 ESTIMATES: dict[str, EstimateSpec] = {
-    "ef": EstimateSpec("echo", "LV ejection fraction", "%", 50.0, 15.0, 0),
-    "ctr": EstimateSpec("cxr", "cardiothoracic ratio", "", 0.5, 0.07, 2),
+    "ef": EstimateSpec("echo", "LV ejection fraction", "%", 50.0, 15.0, 0, 10.0),
+    "ctr": EstimateSpec("cxr", "cardiothoracic ratio", "", 0.5, 0.07, 2, 0.05),
 }
 """The estimates a model of this architecture learns (keys of ``GroundTruth.measurements``)."""
 

@@ -20,6 +20,7 @@ from sklearn.metrics import label_ranking_average_precision_score, roc_auc_score
 
 from fuselens.model_zoo.case import MODALITIES
 from fuselens.model_zoo.dataset import CohortData
+from fuselens.model_zoo.estimates import ESTIMATES
 from fuselens.model_zoo.metrics import bleu4, bootstrap_ci, finding_f1, rouge_l
 from fuselens.model_zoo.synth.vocab import ALL_FINDINGS, LABEL
 
@@ -41,8 +42,7 @@ def encode_cohort(
     model.eval()
     feats: dict[str, list[torch.Tensor]] = {m: [] for m in MODALITIES}
     present = []
-    for s in range(0, len(data), batch_size):
-        inputs = data.batch(range(s, min(len(data), s + batch_size)), model.config).to(model.device)
+    for _, inputs in data.batches(model.config, batch_size, model.device):
         for m, f in model.encode(inputs).items():
             feats[m].append(f.float().cpu())
         present.append(inputs.present.cpu())
@@ -67,17 +67,12 @@ def fuse_cohort(
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-ESTIMATE_TOLERANCE = {"ef": 10.0, "ctr": 0.05}
-"""How close an estimate must be to the planted measurement to count as right."""
-
-
 @torch.no_grad()
 def estimate_cohort(model, data: CohortData, batch_size: int = 64) -> dict[str, np.ndarray]:
     """Every case's estimates (NaN where the estimate's modality is absent)."""
     model.eval()
     out: dict[str, list[np.ndarray]] = {}
-    for s in range(0, len(data), batch_size):
-        inputs = data.batch(range(s, min(len(data), s + batch_size)), model.config).to(model.device)
+    for _, inputs in data.batches(model.config, batch_size, model.device):
         for name, v in model.estimate(inputs).items():
             out.setdefault(name, []).append(v.float().cpu().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
@@ -85,7 +80,7 @@ def estimate_cohort(model, data: CohortData, batch_size: int = 64) -> dict[str, 
 
 def estimate_metrics(data: CohortData, estimates: dict[str, np.ndarray]) -> dict[str, dict]:
     """Per estimate, on the cases with both an estimate and a planted measurement: n, mean
-    and 90th-percentile absolute error, and the share within :data:`ESTIMATE_TOLERANCE`."""
+    and 90th-percentile absolute error, and the share within the estimate's tolerance."""
     out = {}
     for j, name in enumerate(data.estimates):
         est = estimates.get(name)
@@ -94,13 +89,13 @@ def estimate_metrics(data: CohortData, estimates: dict[str, np.ndarray]) -> dict
         truth = data.measurements[:, j]
         ok = ~(np.isnan(est) | np.isnan(truth))
         err = np.abs(est[ok] - truth[ok])
-        tol = ESTIMATE_TOLERANCE.get(name)
+        tol = ESTIMATES[name].tolerance
         out[name] = {
             "n": int(ok.sum()),
             "mae": float(err.mean()) if ok.any() else None,
             "p90_error": float(np.quantile(err, 0.9)) if ok.any() else None,
             "tolerance": tol,
-            "within": float((err <= tol).mean()) if ok.any() and tol is not None else None,
+            "within": float((err <= tol).mean()) if ok.any() else None,
         }
     return out
 

@@ -199,13 +199,7 @@ class FusionExplainable(nn.Module):
             if math.isnan(value):
                 continue
             spec = ESTIMATES[name]
-            out[name] = {
-                "value": value,
-                "text": spec.format(value),
-                "label": spec.label,
-                "modality": spec.modality,
-                "source": spec.source,
-            }
+            out[name] = spec.describe(value)
             error = self.estimate_error.get(name)
             if error:
                 out[name]["error"] = (

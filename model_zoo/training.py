@@ -227,9 +227,7 @@ def _report_memories(model: FusionModel, data: CohortData, device: torch.device)
     """Per batch of 64 cases: the frozen model's fused tokens, mask, task states and P(yes)."""
     model.eval()
     out = []
-    for s in range(0, len(data), 64):
-        idx = list(range(s, min(len(data), s + 64)))
-        inputs = data.batch(idx, model.config).to(device)
+    for idx, inputs in data.batches(model.config, 64, device):
         fo = model(inputs)
         p_yes = torch.stack([fo.probability(t) for t in model.task_names], dim=1)
         out.append((idx, fo.fused_tokens, fo.fused_mask, fo.task_states, p_yes))
@@ -285,9 +283,7 @@ def _summaries(model: FusionModel, data: CohortData, device: torch.device) -> li
     """Per batch of 64 cases: the frozen encoders' estimate summaries, present mask, targets."""
     model.eval()
     out = []
-    for s in range(0, len(data), 64):
-        idx = list(range(s, min(len(data), s + 64)))
-        inputs = data.batch(idx, model.config).to(device)
+    for idx, inputs in data.batches(model.config, 64, device):
         targets = torch.from_numpy(data.measurements[idx]).to(device)
         out.append((model.summaries(inputs), inputs.present, targets))
     return out
