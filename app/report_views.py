@@ -53,12 +53,13 @@ def report_checks_markdown(report: GroundedReport | None) -> str:
         lines.append(f"- {name} {shown}: {origin}")
     out = "**Numbers in the report**\n" + "\n".join(lines) if lines else ""
     checks = [c for c in report.checks if c["kind"] == "withheld"]
-    missing = [c for c in report.checks if c["kind"] == "not stated"]
+    added = [c for c in report.checks if c["kind"] == "added"]
     if checks:
         out += "\n\n**Withheld from the report** (false of the case or against the model)\n"
         out += "\n".join(f'- ⚠️ "{c["text"]}": {c["why"]}' for c in checks)
-    if missing:
-        out += "\n\n**Not in the report**\n" + "\n".join(f"- {c['why']}" for c in missing)
+    if added:
+        out += "\n\n**Added from the model's finding heads** (the decoder left them out)\n"
+        out += "\n".join(f'- "{c["text"]}": {c["why"]}' for c in added)
     split = [c for c in report.checks if c["kind"] == "disagreement"]
     if split:
         out += "\n\n**The model's own heads disagree**\n"

@@ -89,7 +89,7 @@ class GroundedReport:
     text: str
     sentences: list[GroundedSentence]
     numbers: list[dict[str, Any]] = field(default_factory=list)  # each stated number's source
-    checks: list[dict[str, Any]] = field(default_factory=list)  # withheld / not stated
+    checks: list[dict[str, Any]] = field(default_factory=list)  # withheld / added / disagreement
 
 
 @dataclass

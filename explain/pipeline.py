@@ -185,9 +185,12 @@ def grounded(ctx: CaseContext, bundle: ExplanationBundle, report: GeneratedRepor
         measured_quantities(bundle.measurements),
         ctx.modalities,
     )
+    attention = np.asarray(report.attention)
+    # a word added from a finding head (index ADDED_INDEX = -1) takes the appended zero row
+    attention = np.vstack([attention, np.zeros((1, attention.shape[1]))])
     out = ground_report(
         facts.words,
-        np.asarray(report.attention)[facts.index],
+        attention[facts.index],
         report.memory_labels,
         ctx.modalities,
         map_evidence(ctx, bundle),

@@ -17,9 +17,11 @@ by the words around it and then:
 Each clause's findings are read with the report parser's phrases
 (:data:`fuselens.model_zoo.synth.reports.PATTERNS`) plus the phrases that state a finding
 absent ("chamber sizes are normal"); a clause that contradicts the model's own answer
-for a finding it has a head for (P(yes) against 0.5) is withheld. Every withheld clause and
-every finding the model answers yes to but the report leaves out is listed in
-:attr:`FactReport.checks`, so the panel shows the disagreement instead of hiding it.
+for a finding it has a head for (P(yes) against 0.5) is withheld. A finding the model
+answers yes to that its modality's section leaves out is stated there in the report
+language (:data:`ADDED`), so the report says what the model answers. Every withheld and
+every added clause is listed in :attr:`FactReport.checks`, so the panel shows the
+disagreement between the decoder and the heads instead of hiding it.
 Repeated clauses are dropped, and words are written as clinicians write them (NT-proBNP,
 aVL, mmol/L).
 """
@@ -83,6 +85,23 @@ CLINICAL = {
 }
 
 
+# How a finding the decoder left out is stated (in the words the report parser reads).
+ADDED: dict[str, str] = {
+    "raised_ntprobnp": "nt-probnp is raised",
+    "hyponatraemia": "sodium is low",
+    "raised_creatinine": "creatinine is raised",
+    "lbbb": "left bundle branch block",
+    "atrial_fibrillation": "atrial fibrillation",
+    "lateral_st_t": "lateral st-t abnormality",
+    "reduced_ef": "left ventricular ejection fraction is reduced",
+    "dilated_lv": "the left ventricle is dilated",
+    "enlarged_la": "the left atrium is enlarged",
+    "cardiomegaly": "cardiomegaly",
+    "pleural_effusion": "pleural effusion",
+    "pulmonary_edema": "pulmonary oedema",
+}
+ADDED_INDEX = -1
+"""The decoded-word index of an added word: it was not decoded, so it has no attention."""
 QUANTITY_LABELS = {
     "heart_rate": "Heart rate",
     "qrs_ms": "QRS duration (ms)",
@@ -398,7 +417,7 @@ def _check_findings(
                     )
                 )
             elif finding in answers:
-                stated.add(finding)
+                stated.add((finding, section))
         return _drop_terms(clause, wrong) if wrong else clause
     text = clause.text
     for finding, p_yes in answers.items():
@@ -409,7 +428,7 @@ def _check_findings(
             checks.append(_contradiction(finding, text, said, p_yes))
             return None
         if said:
-            stated.add(finding)
+            stated.add((finding, section))
     return clause
 
 
@@ -455,12 +474,10 @@ def check_report(
     names = _lab_names(labs)
     numbers: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []
-    stated: set[str] = set()
+    stated: set[tuple[str, str | None]] = set()
     seen: set[str] = set()
-    out_words: list[str] = []
-    out_index: list[int] = []
+    sections: dict[str | None, list[_Clause]] = {}
     for section, clauses in _clauses(words):
-        kept: list[_Clause] = []
         for clause in clauses:
             stated_numbers: list[dict[str, Any]] = []
             fixed = _fix_numbers(section, clause, names, measured, stated_numbers, checks)
@@ -483,38 +500,36 @@ def check_report(
             fixed = _check_findings(section, fixed, answers, checks, stated)
             if fixed is None:
                 continue
-            kept.append(fixed)
+            sections.setdefault(section, []).append(fixed)
             numbers += stated_numbers
-        if not kept:
-            continue
-        first = kept[0].index[0]
-        heading = _heading_of(section)
-        if heading:
-            out_words += [*heading, ":"]
-            out_index += [first] * (len(heading) + 1)
-        for n, clause in enumerate(kept):
-            if n:
-                out_words.append(";")
-                out_index.append(clause.index[0])
-            out_words += clause.words
-            out_index += clause.index
-        out_words.append(".")
-        out_index.append(kept[-1].index[-1])
-        out_words.append("\n")
-        out_index.append(kept[-1].index[-1])
-    while out_words and out_words[-1] == "\n":
-        out_words.pop(), out_index.pop()
     read = set(modalities) if modalities is not None else None
     for finding, p_yes in answers.items():
-        if p_yes >= YES_AT and finding not in stated and _expected(finding, read):
-            checks.append(
-                {
-                    "kind": "not stated",
-                    "finding": finding,
-                    "why": f"the model's {finding} head answers yes (P(yes) = {p_yes:.2f}); "
-                    "the report does not say so",
-                }
-            )
+        modality = _modality_of(finding)
+        if p_yes < YES_AT or finding not in ADDED or (finding, modality) in stated:
+            continue
+        if modality is None or (read is not None and modality not in read):
+            continue
+        clause = _Clause(ADDED[finding].split(), [ADDED_INDEX] * len(ADDED[finding].split()))
+        if modality == "labs":
+            if _named_lab(clause.words, len(clause.words), names) is None:
+                continue  # the case holds no such lab: nothing to state it of
+            against = _against_range(modality, clause, names)
+            if against:
+                checks.append({"kind": "withheld", "finding": finding, "text": clause.text,
+                               "why": f"the model's {finding} head answers yes "
+                               f"(P(yes) = {p_yes:.2f}) but the report {against}"})
+                continue
+        sections.setdefault(modality, []).append(clause)
+        checks.append(
+            {
+                "kind": "added",
+                "finding": finding,
+                "text": clause.text,
+                "why": f"the model's {finding} head answers yes (P(yes) = {p_yes:.2f}); "
+                "the decoder did not write it, so the report states it",
+            }
+        )
+    out_words, out_index = _assemble(sections)
     checks += _estimate_disagreements(answers, measured)
     for check in checks:
         if "text" in check:
@@ -544,11 +559,37 @@ def _estimate_disagreements(
     return out
 
 
-def _expected(finding: str, read: set[str] | None) -> bool:
+def _modality_of(finding: str) -> str | None:
     from fuselens.model_zoo.synth.vocab import FINDINGS
 
-    modality = next((m for m, fs in FINDINGS.items() if finding in fs), None)
-    return modality is not None and (read is None or modality in read)
+    return next((m for m, fs in FINDINGS.items() if finding in fs), None)
+
+
+def _assemble(sections: dict[str | None, list[_Clause]]) -> tuple[list[str], list[int]]:
+    """The report's words and decoded-word indices: a line per section in the report's
+    order (modality sections, then the impression), clauses joined by ``;``."""
+    order = [None, *SECTIONS.values(), IMPRESSION]
+    out_words: list[str] = []
+    out_index: list[int] = []
+    for section in sorted(sections, key=order.index):
+        kept = sections[section]
+        decoded = [i for c in kept for i in c.index if i != ADDED_INDEX]
+        first = decoded[0] if decoded else ADDED_INDEX
+        heading = _heading_of(section)
+        if heading:
+            out_words += [*heading, ":"]
+            out_index += [first] * (len(heading) + 1)
+        for n, clause in enumerate(kept):
+            if n:
+                out_words.append(";")
+                out_index.append(clause.index[0])
+            out_words += clause.words
+            out_index += clause.index
+        out_words += [".", "\n"]
+        out_index += [kept[-1].index[-1]] * 2
+    if out_words:
+        out_words.pop(), out_index.pop()
+    return out_words, out_index
 
 
 def _heading_of(section: str | None) -> list[str]:

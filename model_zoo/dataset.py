@@ -23,7 +23,7 @@ from fuselens.model_zoo.synth.vocab import LABEL
 from fuselens.model_zoo.tasks import TASK_MODALITY
 
 UNKNOWN = -1
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 def task_labels(case: PatientCase, tasks: list[str]) -> np.ndarray:

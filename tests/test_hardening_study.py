@@ -213,7 +213,7 @@ def test_clickjacking_and_caching_are_forbidden_by_headers(study):
     # every script of the case page is a file of the server (the CSP allows no inline script)
     scripts = re.findall(r"<script[^>]*>", read_page.text)
     assert scripts and all('src="/static/' in s for s in scripts)
-    assert reader.get("/static/study.js").status_code == 200
+    assert reader.get("/static/reader.js").status_code == 200
 
 
 def test_session_cookie_is_httponly_strict_and_secure_over_https(tmp_path, monkeypatch):

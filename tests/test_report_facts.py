@@ -7,6 +7,7 @@ from fuselens.explain.report_facts import Measured, check_report
 from fuselens.explain.report_factuality import factuality, stated_values
 from fuselens.model_zoo.case import GroundTruth, LabItem, Labs, PatientCase
 from fuselens.model_zoo.report import join_words, split_words
+from fuselens.model_zoo.synth.reports import findings_from_report
 
 LABS = [
     LabItem("NT-proBNP", 1763.0, "pg/mL", 0, 125),
@@ -34,8 +35,13 @@ MEASURED = {
 }
 
 
+HEADINGS = {"Labs:": "labs", "ECG:": "ecg", "Echo:": "echo", "Chest X-ray:": "cxr"}
+
+
 def _check(text: str, answers=ANSWERS, measured=MEASURED):
-    facts = check_report(split_words(text), LABS, answers, measured)
+    """The checked report of ``text`` for a case holding the modalities it has sections for."""
+    read = [m for heading, m in HEADINGS.items() if heading.lower() in text.lower()]
+    facts = check_report(split_words(text), LABS, answers, measured, read)
     return join_words(facts.words), facts
 
 
@@ -53,7 +59,8 @@ def test_lab_values_are_the_cases_own_with_its_units():
 def test_a_value_for_a_lab_the_case_lacks_or_against_its_range_is_withheld():
     text, facts = _check(
         "Labs: nt-probnp is raised at 900 pg/ml; potassium is raised at 6.1 mmol/l; "
-        "sodium is low at 129 mmol/l."
+        "sodium is low at 129 mmol/l.",
+        {**ANSWERS, "raised_creatinine": NO},
     )
     assert text == "Labs: NT-proBNP is raised at 1763 pg/mL."
     whys = [c["why"] for c in facts.checks if c["kind"] == "withheld"]
@@ -100,13 +107,28 @@ def test_a_finding_against_the_models_answer_is_withheld_and_shown():
     assert "P(yes) = 0.10" in withheld[0]["why"]
 
 
-def test_a_yes_the_report_leaves_out_is_listed():
-    _, facts = _check("Labs: nt-probnp is raised at 900 pg/ml.", {**ANSWERS, "cardiomegaly": 0.8})
-    missing = [c["finding"] for c in facts.checks if c["kind"] == "not stated"]
-    assert "cardiomegaly" in missing and "raised_creatinine" in missing
-    words = split_words("Labs: nt-probnp is raised at 9 pg/ml.")
-    alone = check_report(words, LABS, {**ANSWERS, "cardiomegaly": 0.8}, MEASURED, ["labs"])
+def test_a_yes_the_report_leaves_out_is_stated_in_its_section_and_listed():
+    answers = {**ANSWERS, "cardiomegaly": 0.8, "hyponatraemia": 0.7, "pleural_effusion": 0.6}
+    words = split_words("Labs: nt-probnp is raised at 900 pg/ml.\nImpression: cardiomegaly.")
+    facts = check_report(words, LABS, answers, MEASURED, ["labs", "cxr"])
+    text = join_words(facts.words)
+    assert text.splitlines() == [
+        "Labs: NT-proBNP is raised at 1763 pg/mL; creatinine is raised.",
+        "Chest X-ray: cardiomegaly; pleural effusion.",
+        "Impression: cardiomegaly.",
+    ]
+    assert findings_from_report(text)["cxr"] == {"cardiomegaly", "pleural_effusion"}
+    added = {c["finding"]: c for c in facts.checks if c["kind"] == "added"}
+    assert set(added) == {"raised_creatinine", "cardiomegaly", "pleural_effusion"}
+    assert "P(yes) = 0.80" in added["cardiomegaly"]["why"]
+    # hyponatraemia: the head says yes, but the case's sodium 143 is in range
+    (low,) = [c for c in facts.checks if c.get("finding") == "hyponatraemia"]
+    assert low["kind"] == "withheld" and "143 mmol/L is within" in low["why"]
+    # an added word was not decoded: it carries no decoded index
+    assert {facts.index[i] for i, w in enumerate(facts.words) if w == "effusion"} == {-1}
+    alone = check_report(words, LABS, answers, MEASURED, ["labs"])
     assert "cardiomegaly" not in [c.get("finding") for c in alone.checks]  # no X-ray read
+    assert "Chest X-ray" not in join_words(alone.words)
 
 
 def test_clinical_typography_and_alignment_with_the_decoded_words():
@@ -114,7 +136,7 @@ def test_clinical_typography_and_alignment_with_the_decoded_words():
         "ECG: sinus rhythm at 90/min; lateral st depression with t-wave inversion in i, avl, "
         "v5 and v6."
     )
-    facts = check_report(words, LABS, {**ANSWERS, "lateral_st_t": 0.9}, MEASURED)
+    facts = check_report(words, LABS, {**ANSWERS, "lateral_st_t": 0.9}, MEASURED, ["ecg"])
     text = join_words(facts.words)
     assert "lateral ST depression with T-wave inversion in I, aVL, V5 and V6" in text
     assert len(facts.index) == len(facts.words)

@@ -60,8 +60,7 @@ def _readers(session, study):
 
 
 def _answer(view, diagnosis=1, confidence=60):
-    panels = {"ai": ["prediction"], "ai_explained": ["prediction", "modality_contributions"]}
-    rated = {p: 4 for p in panels.get(view["arm"]["name"], [])}
+    rated = {p: 4 for p in view["arm"]["panels"]}  # every panel is asked about by default
     return AnswerIn(diagnosis, confidence, rated, "")
 
 
@@ -85,6 +84,10 @@ def test_passwords_are_salted_scrypt_hashes():
         ({"readers": [{"username": "owner"}]}, "unique"),
         ({"readers": [{"username": "r", "password_env": "FUSELENS_NO_SUCH_VAR"}]}, "not set"),
         ({"questions": {"usefulness": ["heatmap"]}}, "known panels"),
+        ({"arms": [{"name": "x", "panels": ["heatmaps"]}]}, "need show_prediction"),
+        ({"arms": [{"name": "x", "panels": ["prediction", "glow"]}]}, "unknown panels"),
+        ({"arms": [{"name": "x", "panels": ["prediction"], "method": "magic"}]}, "map method"),
+        ({"arms": [{"name": "x", "panels": [], "show_prediction": True}]}, "not both"),
         ({"seed": "abc"}, "integer"),
         ({"colour": "red"}, "unknown keys"),
     ],

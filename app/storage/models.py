@@ -4,6 +4,8 @@ Reader study: a :class:`Study` has :class:`Case` s (truth and the stored model a
 :class:`Arm` s (what a reader is shown), :class:`Reader` s (an owner and readers) and one
 :class:`Assignment` per reader x case x arm; an :class:`Answer` is unique per assignment.
 A :class:`LoginSession` is one login of a reader, held on the server so logout ends it.
+A :class:`ReadingEvent` is a panel a reader opened, closed or toggled during an assignment,
+timed by the server; the answer keeps each panel's open seconds and the reader's marks.
 ``Answer.diagnosis`` is the binary call (1 = present) and ``Answer.confidence`` the reader's
 confidence in that call (0 = a guess, 100 = certain); :mod:`fuselens.app.study.metrics`
 turns the two into a 0-100 disease score for ROC analysis.
@@ -94,6 +96,8 @@ class Arm(Base):
     position: Mapped[int] = mapped_column(Integer)
     show_prediction: Mapped[bool] = mapped_column(Boolean, default=False)
     show_explanations: Mapped[bool] = mapped_column(Boolean, default=False)
+    panels: Mapped[list[Any] | None] = mapped_column(JSON)  # None: from show_* (before 0007)
+    method: Mapped[str | None] = mapped_column(String(100))  # the heat maps' map method
 
     study: Mapped[Study] = relationship(back_populates="arms")
 
@@ -172,8 +176,24 @@ class Answer(Base):
     free_text: Mapped[str] = mapped_column(Text, default="")
     seconds: Mapped[float] = mapped_column(Float)
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    marks: Mapped[list[Any] | None] = mapped_column(JSON)  # what convinced the reader
+    panel_seconds: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # panel -> s open
 
     assignment: Mapped[Assignment] = relationship(back_populates="answer")
+
+
+class ReadingEvent(Base):
+    """A panel opened, closed or toggled while reading one assignment (server time)."""
+
+    __tablename__ = "reading_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(
+        ForeignKey("assignments.id", ondelete="CASCADE"), index=True
+    )
+    panel: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ReviewRun(Base):

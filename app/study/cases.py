@@ -4,8 +4,11 @@ The cohort is a folder of case folders with a ``labels.csv`` or a ``fuselens syn
 (:mod:`fuselens.app.cohort`); readers answer a yes/no task, so a case's truth is 1 when its
 label is "yes" (cases unlabelled for the task are left out). The model (any contract model)
 runs once here, at study creation; the reader server only reads what is stored (the answer
-and modality Shapley values in the database, the rendered media on disk), so it needs no
-model and no GPU.
+and modality Shapley values in the database, the rendered media and panels on disk), so it
+needs no model and no GPU. When an arm shows explanation panels, each case's explanation
+bundle (every stage, the arms' map methods, explaining the model's own answer) is computed
+once, kept in the content-keyed bundle store (a rerun or another study of the same cases and
+model reuses it) and drawn into the arm's panel files (:mod:`fuselens.app.study.panels`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from fuselens.app.study.service import CaseSpec
 from fuselens.model_zoo.case import PatientCase
 
 if TYPE_CHECKING:
+    from fuselens.explain.bundle import ExplanationBundle
     from fuselens.model_zoo.contract import ExplainableModel
 
 Predictor = Callable[[PatientCase], dict[str, Any]]
@@ -47,7 +51,9 @@ class ModelPredictor:
         model: str | Path | ExplainableModel = "demo",
         task: str | None = None,
         device: str | None = "cpu",
+        store: str | Path | None = None,
     ):
+        from fuselens.explain.bundle_store import BundleStore, model_digest
         from fuselens.model_zoo.loading import load_explainable
 
         if isinstance(model, str | Path):
@@ -56,6 +62,30 @@ class ModelPredictor:
             self.model, self.name = model, str(model.name)
         self.task = task or next(iter(self.model.tasks))
         check_yes_no(self.model.tasks, self.task)
+        self.store = BundleStore(store) if store is not None else None
+        self.digest = model_digest(self.model)
+
+    def explain(self, case: PatientCase, methods: Sequence[str]) -> ExplanationBundle:
+        """Every explanation of ``case`` for the model's own answer, from the bundle store
+        when it holds it (else computed and stored)."""
+        from fuselens.explain.bundle import FORMAT_VERSION
+        from fuselens.explain.bundle_store import bundle_key
+        from fuselens.explain.context import PREDICTED
+        from fuselens.explain.pipeline import explain_case
+        from fuselens.explain.text_shap import DEFAULT_MAX_EVALS
+
+        settings = {"text_max_evals": DEFAULT_MAX_EVALS, "bundle_format": FORMAT_VERSION}
+        key = bundle_key(case, self.digest, self.task, PREDICTED, list(methods), settings)
+        if self.store is not None:
+            cached = self.store.get(key, case_id=case.case_id)
+            if cached is not None:
+                return cached
+        bundle = explain_case(
+            self.model, case, self.task, PREDICTED, methods=list(methods), model_name=self.name
+        )
+        if self.store is not None:
+            self.store.put(key, bundle)
+        return bundle
 
     def __call__(self, case: PatientCase) -> dict[str, Any]:
         from fuselens.explain.context import CaseContext
@@ -117,9 +147,16 @@ def render_media(case: PatientCase, out_dir: Path) -> list[str]:
     if case.ecg is not None:
         (out_dir / "ecg.json").write_text(ecg_panel(case, None).to_json(), encoding="utf-8")
         written.append("ecg.json")
+    meta = {}
     for view, cine in sorted(case.echo.items()):
-        write_loop(echo_rgb_frames(cine, None, 0.0), cine.frame_rate, out_dir / f"echo_{view}.mp4")
+        frames = echo_rgb_frames(cine, None, 0.0)
+        write_loop(frames, cine.frame_rate, out_dir / f"echo_{view}.mp4")
         written.append(f"echo_{view}.mp4")
+        meta[view] = {"fps": float(cine.frame_rate), "frames": int(frames.shape[0]),
+                      "height": int(frames.shape[1]), "width": int(frames.shape[2])}  # fmt: skip
+    if meta:
+        (out_dir / "echo.json").write_text(json.dumps(meta), encoding="utf-8")
+        written.append("echo.json")
     if case.cxr is not None:
         Image.fromarray(cxr_panel(case, None, 0.0)).save(out_dir / "cxr.png")
         written.append("cxr.png")
@@ -133,10 +170,20 @@ def load_study_cases(
     media_dir: Path,
     progress: bool = True,
     labels: str | Path | None = None,
+    methods: Sequence[str] = (),
+    regions_dir: Path | None = None,
 ) -> list[CaseSpec]:
     """A :class:`CaseSpec` per case labelled for ``task`` (``cases_dir`` a cohort, or its
-    folder with ``labels`` a labels.csv), the model's answer stored and media rendered."""
+    folder with ``labels`` a labels.csv), the model's answer stored and media rendered.
+
+    With map ``methods`` (arms that show explanation panels), each case is explained once
+    (``predictor.explain``), its panels drawn into its media folder and the regions that
+    readers' marks are scored against written under ``regions_dir`` (one ``.npz`` per case
+    and method), which the server never serves.
+    """
     from tqdm.auto import tqdm
+
+    from fuselens.app.study.panels import case_regions, render_panels, save_regions
 
     cohort = cases_dir if isinstance(cases_dir, Cohort) else open_cohort(cases_dir, labels)
     truth_of = study_truth(cohort, task)
@@ -150,5 +197,13 @@ def load_study_cases(
             out = predictor(case)
             spec.probability, spec.prediction = out["probability"], out["prediction"]
             spec.explanation = out["explanation"]
+        if predictor is not None and methods:
+            bundle = predictor.explain(case, methods)
+            spec.panels = render_panels(case, bundle, list(methods), media_dir / key)
+            masks = case.truth.masks if case.truth is not None else None
+            for method in methods:
+                regions = case_regions(case, bundle.maps.get(method), masks)
+                if regions_dir is not None:
+                    save_regions(regions_dir / key / f"{method}.npz", regions)
         specs.append(spec)
     return specs

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 from fuselens.app.cohort import open_cohort
-from fuselens.app.storage.db import data_dir, open_database
+from fuselens.app.storage.db import bundle_dir, data_dir, open_database
 from fuselens.app.study.cases import ModelPredictor, load_study_cases, study_truth
 from fuselens.app.study.config import load_config, resolve_passwords
 from fuselens.app.study.export import export_study
@@ -34,11 +34,23 @@ def create_from_folder(
     needs_model = any(a.show_prediction for a in config.arms)
     model_name = model or config.model
     config = dataclasses.replace(config, model=model_name)  # the study records the model used
-    predictor = ModelPredictor(model_name, config.task) if needs_model else None
+    methods = list(dict.fromkeys(a.method for a in config.arms if a.show_explanations))
+    store = bundle_dir() if methods else None
+    predictor = ModelPredictor(model_name, config.task, store=store) if needs_model else None
     if predictor is not None:
         cohort.check_labels(predictor.model.tasks, config.task)
-    media_dir = data_dir() / "study_media" / uuid.uuid4().hex
-    specs = load_study_cases(cohort, config.task, predictor, media_dir, progress=progress)
+    folder = uuid.uuid4().hex
+    media_dir = data_dir() / "study_media" / folder
+    regions_dir = data_dir() / "study_regions" / folder
+    specs = load_study_cases(
+        cohort,
+        config.task,
+        predictor,
+        media_dir,
+        progress=progress,
+        methods=methods,
+        regions_dir=regions_dir,
+    )
     engine, sessions = open_database(db_url)
     try:
         with sessions() as session:
@@ -46,7 +58,11 @@ def create_from_folder(
                 session,
                 config,
                 specs,
-                extra={"media_dir": str(media_dir), "model": model_name},
+                extra={
+                    "media_dir": str(media_dir),
+                    "regions_dir": str(regions_dir),
+                    "model": model_name,
+                },
             )
             return study.id, generated
     finally:

@@ -6,17 +6,26 @@ Example::
     task: heart_failure          # the yes/no task readers diagnose (a labels.csv column)
     seed: 7                      # reading orders
     model: demo                  # checkpoint whose answers the AI arms show
-    arms: [no_ai, ai, ai_explained]   # or {name, show_prediction, show_explanations}
+    arms:                        # a standard arm by name, or the panels it shows
+      - no_ai                    # the case alone
+      - ai                       # + the model's answer
+      - {name: maps_only, panels: [prediction, heatmaps], method: gradcam_pp}
+      - ai_explained             # + every explanation panel (PANELS)
     questions:
-      diagnosis: Does this patient have heart failure?
-      usefulness: [prediction, modality_contributions]   # panels rated 1-5 where shown
+      diagnosis: Does this patient have heart failure?   # default: from the task's name
+      usefulness: [prediction, heatmaps, report]   # panels rated 1-5 where shown (default all)
       free_text: true
+      marks: true                # "mark what convinced you" on the X-ray, echo or ECG
     owner: {username: owner, password_env: FUSELENS_OWNER_PASSWORD}
     readers:
       - {username: reader01, password: change-me}
       - {username: reader02}     # no password: one is generated and printed once
 
-Confidence (0-100, how sure the reader is of their own answer) is always asked.
+Confidence (0-100, how sure the reader is of their own answer) is always asked. An arm
+shows the panels it lists (:data:`PANELS`), drawn with the workstation's figure builders;
+its heat maps come from one registered map method (``method``, default Grad-CAM++). The
+older form ``{name, show_prediction, show_explanations}`` still reads: explanations mean
+every explanation panel.
 """
 
 from __future__ import annotations
@@ -30,16 +39,21 @@ from typing import Any
 
 import yaml
 
-STANDARD_ARMS: dict[str, tuple[bool, bool]] = {
-    "no_ai": (False, False),
-    "ai": (True, False),
-    "ai_explained": (True, True),
-}
 PANELS: dict[str, str] = {
     "prediction": "the model's answer and probability",
     "modality_contributions": "how much each modality contributed (Shapley values)",
+    "lab_text": "which words of the lab results moved the answer (SHAP)",
+    "heatmaps": "where the model looked on the ECG, echo and X-ray (heat maps)",
+    "attention": "the model's cross-modal attention",
+    "report": "the generated report with its evidence and checks",
 }
-PANEL_NEEDS = {"prediction": "show_prediction", "modality_contributions": "show_explanations"}
+EXPLANATION_PANELS = tuple(p for p in PANELS if p != "prediction")
+STANDARD_ARMS: dict[str, tuple[str, ...]] = {
+    "no_ai": (),
+    "ai": ("prediction",),
+    "ai_explained": tuple(PANELS),
+}
+DEFAULT_METHOD = "gradcam_pp"
 
 
 class StudyConfigError(ValueError):
@@ -48,9 +62,23 @@ class StudyConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ArmConfig:
+    """A reading condition: the panels it shows (in :data:`PANELS` order) and the map method
+    of its heat maps."""
+
     name: str
-    show_prediction: bool
-    show_explanations: bool
+    panels: tuple[str, ...] = ()
+    method: str = DEFAULT_METHOD
+
+    @property
+    def show_prediction(self) -> bool:
+        return "prediction" in self.panels
+
+    @property
+    def show_explanations(self) -> bool:
+        return any(p in EXPLANATION_PANELS for p in self.panels)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "panels": list(self.panels), "method": self.method}
 
 
 @dataclass(frozen=True)
@@ -64,8 +92,9 @@ class Person:
 @dataclass(frozen=True)
 class Questions:
     diagnosis: str = "Does this patient have heart failure?"
-    usefulness: tuple[str, ...] = ("prediction", "modality_contributions")
+    usefulness: tuple[str, ...] = tuple(PANELS)
     free_text: bool = True
+    marks: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,11 +115,12 @@ class StudyConfig:
             "task": self.task,
             "seed": self.seed,
             "model": self.model,
-            "arms": [a.__dict__ for a in self.arms],
+            "arms": [a.as_dict() for a in self.arms],
             "questions": {
                 "diagnosis": self.questions.diagnosis,
                 "usefulness": list(self.questions.usefulness),
                 "free_text": self.questions.free_text,
+                "marks": self.questions.marks,
             },
             "readers": [r.username for r in self.readers],
             "owner": self.owner.username,
@@ -102,20 +132,45 @@ def _arm(entry: Any) -> ArmConfig:
         if entry not in STANDARD_ARMS:
             raise StudyConfigError(
                 f"arm {entry!r}: not one of {', '.join(STANDARD_ARMS)}; "
-                "give other arms as {name, show_prediction, show_explanations}"
+                "give other arms as {name, panels, method}"
             )
-        return ArmConfig(entry, *STANDARD_ARMS[entry])
+        return ArmConfig(entry, STANDARD_ARMS[entry])
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise StudyConfigError(f"arm {entry!r}: needs a name")
-    unknown = set(entry) - {"name", "show_prediction", "show_explanations"}
+    name = entry["name"]
+    unknown = set(entry) - {"name", "panels", "method", "show_prediction", "show_explanations"}
     if unknown:
-        raise StudyConfigError(f"arm {entry['name']!r}: unknown keys {sorted(unknown)}")
-    default = STANDARD_ARMS.get(entry["name"], (False, False))
-    show_pred = bool(entry.get("show_prediction", default[0]))
-    show_expl = bool(entry.get("show_explanations", default[1]))
-    if show_expl and not show_pred:
-        raise StudyConfigError(f"arm {entry['name']!r}: explanations need show_prediction")
-    return ArmConfig(entry["name"], show_pred, show_expl)
+        raise StudyConfigError(f"arm {name!r}: unknown keys {sorted(unknown)}")
+    if "panels" in entry:
+        if {"show_prediction", "show_explanations"} & set(entry):
+            raise StudyConfigError(f"arm {name!r}: give panels or show_*, not both")
+        listed = entry["panels"] or []
+        if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+            raise StudyConfigError(f"arm {name!r}: panels must be a list of panel names")
+        bad = [p for p in listed if p not in PANELS]
+        if bad:
+            raise StudyConfigError(
+                f"arm {name!r}: unknown panels {bad}; known: {', '.join(PANELS)}"
+            )
+        panels = tuple(p for p in PANELS if p in listed)
+    else:
+        default = STANDARD_ARMS.get(name, ())
+        show_pred = bool(entry.get("show_prediction", "prediction" in default))
+        show_expl = bool(entry.get("show_explanations", len(default) > 1))
+        panels = (("prediction",) if show_pred else ()) + (EXPLANATION_PANELS if show_expl else ())
+    if set(panels) - {"prediction"} and "prediction" not in panels:
+        raise StudyConfigError(
+            f"arm {name!r}: explanations need show_prediction (the prediction panel): "
+            "an explanation explains the model's answer"
+        )
+    method = str(entry.get("method", DEFAULT_METHOD))
+    from fuselens.explain.methods import REGISTRY
+
+    if method not in REGISTRY:
+        raise StudyConfigError(
+            f"arm {name!r}: unknown map method {method!r}; known: {', '.join(REGISTRY)}"
+        )
+    return ArmConfig(name, panels, method)
 
 
 def _person(entry: Any, what: str) -> Person:
@@ -137,6 +192,14 @@ def _person(entry: Any, what: str) -> Person:
     if password is not None and len(str(password)) < 8:
         raise StudyConfigError(f"{what} {entry['username']!r}: password shorter than 8 characters")
     return Person(str(entry["username"]).strip(), None if password is None else str(password))
+
+
+def diagnosis_question(task: str) -> str:
+    """The yes/no question readers answer for ``task`` ("Does this patient have ...?")."""
+    from fuselens.app.views import TASK_LABELS
+
+    label = TASK_LABELS.get(task, task.replace("_", " "))
+    return f"Does this patient have {label[:1].lower() + label[1:]}?"
 
 
 def parse_config(data: Any) -> StudyConfig:
@@ -167,10 +230,12 @@ def parse_config(data: Any) -> StudyConfig:
     bad = [p for p in usefulness if p not in PANELS]
     if bad:
         raise StudyConfigError(f"usefulness panels {bad}: known panels are {', '.join(PANELS)}")
+    task = str(data.get("task", "heart_failure"))
     questions = Questions(
-        diagnosis=str(q.get("diagnosis", Questions.diagnosis)),
+        diagnosis=str(q.get("diagnosis") or diagnosis_question(task)),
         usefulness=usefulness,
         free_text=bool(q.get("free_text", True)),
+        marks=bool(q.get("marks", True)),
     )
     try:
         seed = int(data.get("seed", 0))
@@ -182,7 +247,7 @@ def parse_config(data: Any) -> StudyConfig:
         readers=readers,
         owner=owner,
         seed=seed,
-        task=str(data.get("task", "heart_failure")),
+        task=task,
         model=str(data.get("model", "demo")),
         questions=questions,
     )

@@ -21,7 +21,6 @@ import html
 import json
 import math
 import os
-import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -44,20 +43,27 @@ from starlette.middleware.sessions import SessionMiddleware
 from fuselens.app.storage.db import data_dir
 from fuselens.app.storage.models import Reader, Study
 from fuselens.app.study.auth import LoginThrottle, PasswordVerifier, VerifierBusy
-from fuselens.app.study.config import PANEL_NEEDS, PANELS
+from fuselens.app.study.config import PANELS
 from fuselens.app.study.export import csv_text, imrmc_text
+from fuselens.app.study.panels import file_panel
+from fuselens.app.study.reader_page import CAVEAT, case_html, usefulness_questions
 from fuselens.app.study.service import (
     CONFIDENCE_RANGE,
     MAX_FREE_TEXT,
     MAX_ID,
+    MAX_MARKS,
     SESSION_LIFETIME,
     USEFULNESS_RANGE,
     AnswerIn,
+    InvalidAnswer,
     StudyError,
     answer_rows,
+    arm_method,
+    arm_panels,
     audit,
     authenticate,
     case_view,
+    current_arms,
     current_login,
     end_login,
     get_study,
@@ -65,12 +71,12 @@ from fuselens.app.study.service import (
     open_login,
     progress,
     queue_size,
+    record_event,
     served_case,
     submit_answer,
 )
 
-CAVEAT = "Demonstration model trained on synthetic data, not for clinical use."
-MEDIA_NAME = re.compile(r"^(labs\.json|ecg\.json|cxr\.png|echo_[A-Za-z0-9]+\.mp4)$")
+STATIC = Path(__file__).parent / "static"
 FAILED_LOGINS_PER_USERNAME = 5
 FAILED_LOGINS_PER_CLIENT = 20
 FAILED_LOGIN_WINDOW_S = 15 * 60
@@ -101,11 +107,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 STATIC_CACHE = "private, max-age=86400"
-# the ECG print: plotly draws the figure a div names (no inline script: the CSP allows none)
-STUDY_JS = """document.querySelectorAll("[data-figure]").forEach((el) =>
-  fetch(el.dataset.figure).then((r) => r.json()).then((f) =>
-    Plotly.newPlot(el, f.data, f.layout, {responsive: true})));
-"""
 
 
 class LoginIn(BaseModel):
@@ -121,6 +122,13 @@ class AnswerBody(BaseModel):
         Field(default_factory=dict, max_length=len(PANELS))
     )
     free_text: str = Field(default="", max_length=MAX_FREE_TEXT)
+    marks: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_MARKS)
+
+
+class EventBody(BaseModel):
+    assignment_id: int = Field(ge=1, le=MAX_ID)
+    panel: str = Field(max_length=60)
+    action: str = Field(max_length=10)
 
 
 def secret_key() -> str:
@@ -397,20 +405,19 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
         view = case_view(assignment)
         view["total"] = queue_size(session, reader)
         folder = media_root / assignment.case.case_key if media_root else None
-        view["media"] = (
-            sorted(p.name for p in folder.glob("*") if MEDIA_NAME.match(p.name)) if folder else []
-        )
+        files = sorted(p.name for p in folder.glob("*")) if folder and folder.is_dir() else []
+        view["media"] = [n for n in files if _shows(assignment.arm, n)]
         view["questions"] = _questions(session, view["arm"])
         return view
 
     def _questions(session: Session, arm: dict[str, Any]) -> dict[str, Any]:
         q = get_study(session, study_id).config["questions"]
-        shown = [p for p in q["usefulness"] if arm[PANEL_NEEDS[p]]]
         return {
             "diagnosis": q["diagnosis"],
             "confidence": "How confident are you in your answer? (0 = a guess, 100 = certain)",
-            "usefulness": {p: PANELS[p] for p in shown},
+            "usefulness": usefulness_questions(arm["panels"], q["usefulness"]),
             "free_text": q["free_text"],
+            "marks": bool(q.get("marks", False)),
         }
 
     @app.get("/api/next")
@@ -428,17 +435,28 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
             session,
             reader,
             body.assignment_id,
-            AnswerIn(body.diagnosis, body.confidence, body.usefulness, body.free_text),
+            AnswerIn(body.diagnosis, body.confidence, body.usefulness, body.free_text, body.marks),
         )
         return {"assignment_id": body.assignment_id, "seconds": answer.seconds}
 
+    @app.post("/api/events", status_code=204, dependencies=[Depends(json_only)])
+    def api_event(body: EventBody, reader: ReaderPost, session: DB) -> Response:
+        """A panel the reader opened or closed (``action`` "open" or "close"), timed by the
+        server; only panels of the reader's arm are taken."""
+        record_event(session, reader, body.assignment_id, body.panel, body.action)
+        return Response(status_code=204)
+
     @app.get("/media/{case_key}/{name}")
     def media(case_key: str, name: str, reader: ReaderLogin, session: DB) -> FileResponse:
-        """A file of a case served to this reader (every arm shows the case's own media; the
-        arms differ in the AI panels, which are no files)."""
-        if media_root is None or not MEDIA_NAME.match(name):
+        """A file of a case served to this reader: the case's own media in any arm, a panel's
+        file only while an assignment of that case whose arm shows the panel is open."""
+        if media_root is None or file_panel(name) is None:
             raise HTTPException(404, "no such media")
         if served_case(session, reader, case_key) is None:
+            raise HTTPException(404, "no such media")
+        panel, _ = file_panel(name)
+        arms = current_arms(session, reader, case_key) if panel is not None else []
+        if panel is not None and not any(_shows(a, name) for a in arms):
             raise HTTPException(404, "no such media")
         path = (media_root / case_key / name).resolve()
         if path.parent.parent != media_root:
@@ -453,9 +471,9 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
 
         return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js")
 
-    @app.get("/static/study.js")
-    def study_js(_: Login) -> Response:
-        return Response(STUDY_JS, media_type="text/javascript")
+    @app.get("/static/reader.js")
+    def reader_js(_: Login) -> FileResponse:
+        return FileResponse(STATIC / "reader.js", media_type="text/javascript")
 
     @app.get("/read", response_class=HTMLResponse)
     def read_page(
@@ -467,7 +485,8 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
             return _page("Done", f"{head}<h1>All cases read</h1><p>Thank you.</p>")
         msg = f'<p class="error">{html.escape(error)}</p>' if error else ""
         view["csrf_token"] = request.state.csrf_token
-        return _page(f"Case {view['position']}", head + msg + _case_html(view, media_root))
+        body = case_html(view, media_root, _method_label(view["arm"]["method"]))
+        return _page(f"Case {view['position']}", head + msg + body)
 
     @app.post("/read")
     async def read_submit(request: Request, reader: ReaderLogin, session: DB) -> Response:
@@ -485,9 +504,10 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
                 confidence=int(str(form.get("confidence", ""))),
                 usefulness=usefulness,
                 free_text=str(form.get("free_text", "")),
+                marks=_form_marks(str(form.get("marks", "") or "[]")),
             )
             assignment_id = int(str(form.get("assignment_id", "")))
-        except ValueError:
+        except (ValueError, InvalidAnswer):
             return RedirectResponse("/read?error=Answer+every+question", status_code=303)
         try:
             submit_answer(session, reader, assignment_id, body)
@@ -642,116 +662,31 @@ def _logout_form(reader: Reader) -> str:
     )
 
 
-def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
+def _shows(arm: Any, name: str) -> bool:
+    """Whether ``arm`` shows the media file ``name`` (the case's own media: every arm)."""
+    owner = file_panel(name)
+    if owner is None:
+        return False
+    panel, method = owner
+    if panel is None:
+        return True
+    return panel in arm_panels(arm) and (method is None or method == arm_method(arm))
 
 
-def _labs_html(path: Path) -> str:
-    labs = json.loads(path.read_text(encoding="utf-8"))
-    rows = "".join(
-        f"<tr><td>{html.escape(i['name'])}</td><td>{i['value']:g} {html.escape(i['unit'])}</td>"
-        f"<td>{_num(i['low'])}&ndash;{_num(i['high'])}</td><td>{html.escape(i['flag'])}</td></tr>"
-        for i in labs["items"]
-    )
-    who = []
-    if labs.get("age") is not None:
-        who.append(f"age {labs['age']:g}")
-    if labs.get("sex"):
-        who.append(f"sex {html.escape(labs['sex'])}")
-    text = "".join(
-        f"<p><b>{k.title()}:</b> {html.escape(labs[k])}</p>"
-        for k in ("history", "medications")
-        if labs.get(k, "").strip()
-    )
-    return (
-        f'<div class="panel" id="labs"><h3>Laboratory results</h3><p>{", ".join(who)}</p>'
-        f"<table><tr><th>Test</th><th>Value</th><th>Reference</th><th>Flag</th></tr>{rows}"
-        f"</table>{text}</div>"
-    )
+def _method_label(method: str) -> str:
+    from fuselens.explain.methods import REGISTRY
+
+    return REGISTRY[method].label if method in REGISTRY else method
 
 
-def _case_html(view: dict[str, Any], media_root: Path) -> str:
-    key = view["case"]["key"]
-    base = html.escape(f"/media/{_q(key)}")
-    parts = [
-        f"<h1>Case {view['position']} of {view['total']}</h1>",
-        f'<p id="modalities">Modalities: '
-        f"{html.escape(', '.join(view['case']['modalities']) or 'none')}</p>",
-    ]
-    media = view["media"]
-    if "labs.json" in media:
-        parts.append(_labs_html(media_root / key / "labs.json"))
-    if "ecg.json" in media:
-        parts.append(
-            '<div class="panel"><h3>12-lead ECG</h3><div id="ecg" style="height:900px" '
-            f'data-figure="{base}/ecg.json"></div><script src="/static/plotly.min.js"></script>'
-            '<script src="/static/study.js"></script></div>'
-        )
-    echoes = [m for m in media if m.startswith("echo_")]
-    if echoes:
-        videos = "".join(
-            f'<figure style="display:inline-block"><video src="{base}/{html.escape(m)}" autoplay '
-            f'loop muted playsinline width="256"></video><figcaption>{html.escape(m[5:-4])}'
-            "</figcaption></figure>"
-            for m in echoes
-        )
-        parts.append(f'<div class="panel"><h3>Echocardiogram</h3>{videos}</div>')
-    if "cxr.png" in media:
-        parts.append(
-            f'<div class="panel"><h3>Chest X-ray</h3><img src="{base}/cxr.png" '
-            'alt="chest X-ray" style="max-width:600px"></div>'
-        )
-    if "prediction" in view:
-        p = view["prediction"]
-        parts.append(
-            f'<div class="panel" id="ai-prediction"><h3>AI answer</h3><p>The model answers '
-            f"<b>{'yes' if p['answer'] else 'no'}</b> (probability {p['probability']:.2f}).</p>"
-            f'<p class="caveat">{CAVEAT}</p></div>'
-        )
-    if "explanation" in view:
-        parts.append(_explanation_html(view["explanation"]))
-    parts.append(_form_html(view))
-    return "".join(parts)
-
-
-def _explanation_html(expl: dict[str, Any]) -> str:
-    values = expl["modality_shapley"]
-    span = max((abs(v) for v in values.values()), default=0.0) or 1.0
-    rows = "".join(
-        f"<tr><td>{html.escape(m)}</td><td>{v:+.3f}</td><td><span class='bar' style='width:"
-        f"{int(120 * abs(v) / span)}px;background:{'#c0392b' if v > 0 else '#2e6fba'}'></span>"
-        f"</td><td>{'towards' if v > 0 else 'away from'} yes</td></tr>"
-        for m, v in sorted(values.items(), key=lambda kv: -abs(kv[1]))
-    )
-    return (
-        '<div class="panel" id="ai-explanation"><h3>Why: contribution of each modality</h3>'
-        f"<p>Shapley values on the {html.escape(expl['scale'])}: with no modality "
-        f"{expl['base_value']:.2f}, with all {expl['full_value']:.2f}.</p>"
-        f"<table>{rows}</table><p class='caveat'>{CAVEAT}</p></div>"
-    )
-
-
-def _form_html(view: dict[str, Any]) -> str:
-    q = view["questions"]
-    useful = "".join(
-        f"<p><label>Usefulness of {html.escape(text)} (1 = useless, 5 = very useful) "
-        f'<select name="usefulness_{html.escape(p)}" required><option value=""></option>'
-        + "".join(f'<option value="{i}">{i}</option>' for i in range(1, 6))
-        + "</select></label></p>"
-        for p, text in q["usefulness"].items()
-    )
-    free = (
-        '<p><label>Comments<br><textarea name="free_text" rows="3" cols="60"></textarea>'
-        "</label></p>"
-        if q["free_text"]
-        else ""
-    )
-    return f"""<form method="post" action="/read" class="panel" id="answer">
-<input type="hidden" name="assignment_id" value="{int(view["assignment_id"])}">
-<input type="hidden" name="csrf_token" value="{html.escape(view["csrf_token"])}">
-<p><b>{html.escape(q["diagnosis"])}</b>
-<label><input type="radio" name="diagnosis" value="1" required> Yes</label>
-<label><input type="radio" name="diagnosis" value="0"> No</label></p>
-<p><label>{html.escape(q["confidence"])}
-<input type="number" name="confidence" min="0" max="100" step="1" required></label></p>
-{useful}{free}<p><button type="submit">Submit answer</button></p></form>"""
+def _form_marks(text: str) -> list[dict[str, Any]]:
+    """The marks field of the HTML form: a JSON list, at most 20 kB."""
+    if len(text) > 20_000:
+        raise InvalidAnswer("marks too long")
+    try:
+        marks = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InvalidAnswer("marks are not valid JSON") from err
+    if not isinstance(marks, list):
+        raise InvalidAnswer("marks must be a list")
+    return marks

@@ -26,14 +26,19 @@ from fuselens.app.storage.models import (
     Case,
     LoginSession,
     Reader,
+    ReadingEvent,
     Study,
 )
 from fuselens.app.study.auth import hash_password, verify_password
-from fuselens.app.study.config import PANEL_NEEDS, StudyConfig
+from fuselens.app.study.config import DEFAULT_METHOD, EXPLANATION_PANELS, StudyConfig
 
 CONFIDENCE_RANGE = (0, 100)
 USEFULNESS_RANGE = (1, 5)
 MAX_FREE_TEXT = 5000
+MAX_MARKS = 20
+MAX_EVENTS = 2000  # reading events kept per assignment
+EVENT_ACTIONS = ("open", "close")
+CASE_PANELS = ("labs", "ecg", "echo", "cxr")  # the case's own media: shown in every arm
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id cannot even be looked up
 IDLE_TIMEOUT = timedelta(minutes=30)
 SESSION_LIFETIME = timedelta(hours=12)
@@ -75,6 +80,7 @@ class CaseSpec:
     prediction: int | None = None
     explanation: dict[str, Any] | None = None
     folder: str | None = None
+    panels: list[str] = field(default_factory=list)  # the panel files drawn for it
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,20 @@ class AnswerIn:
     confidence: int
     usefulness: dict[str, int] = field(default_factory=dict)
     free_text: str = ""
+    marks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def arm_panels(arm: Arm) -> tuple[str, ...]:
+    """The panels ``arm`` shows (arms stored before panels were listed: from show_*)."""
+    if arm.panels is not None:
+        return tuple(arm.panels)
+    return (("prediction",) if arm.show_prediction else ()) + (
+        EXPLANATION_PANELS if arm.show_explanations else ()
+    )
+
+
+def arm_method(arm: Arm) -> str:
+    return arm.method or DEFAULT_METHOD
 
 
 def utc(dt: datetime) -> datetime:
@@ -142,6 +162,8 @@ def create_study(
             position=i,
             show_prediction=a.show_prediction,
             show_explanations=a.show_explanations,
+            panels=list(a.panels),
+            method=a.method,
         )
         for i, a in enumerate(config.arms)
     ]
@@ -316,11 +338,74 @@ def served_case(session: Session, reader: Reader, case_key: str) -> Case | None:
     )
 
 
+def current_arms(session: Session, reader: Reader, case_key: str) -> list[Arm]:
+    """The arms of the reader's served, unanswered assignments of ``case_key``: what may be
+    shown of that case now (an explanation panel only while an arm showing it is open)."""
+    return list(
+        session.scalars(
+            select(Arm)
+            .join(Assignment, Assignment.arm_id == Arm.id)
+            .join(Case, Case.id == Assignment.case_id)
+            .where(
+                Assignment.reader_id == reader.id,
+                Assignment.started_at.is_not(None),
+                Assignment.answered.is_(False),
+                Case.case_key == case_key,
+            )
+        )
+    )
+
+
 def queue_size(session: Session, reader: Reader) -> int:
     """How many readings the reader has in all."""
     return session.scalar(
         select(func.count(Assignment.id)).where(Assignment.reader_id == reader.id)
     )
+
+
+def shown_usefulness(study: Study, arm: Arm) -> list[str]:
+    """The panels whose usefulness the reader rates in ``arm``: those asked about it shows."""
+    shown = arm_panels(arm)
+    return [p for p in study.config["questions"]["usefulness"] if p in shown]
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise InvalidAnswer(f"mark {what} must be a finite number")
+    if value < 0:
+        raise InvalidAnswer(f"mark {what} must not be negative")
+    return float(value)
+
+
+def check_marks(marks: Any, modalities: Sequence[str]) -> list[dict[str, Any]]:
+    """The reader's marks, checked: a point on the X-ray, on one echo frame, or a lead and
+    a time on the ECG, each on a modality the case has."""
+    if not isinstance(marks, list):
+        raise InvalidAnswer("marks must be a list")
+    if len(marks) > MAX_MARKS:
+        raise InvalidAnswer(f"at most {MAX_MARKS} marks")
+    out = []
+    for mark in marks:
+        if not isinstance(mark, dict) or mark.get("modality") not in ("cxr", "echo", "ecg"):
+            raise InvalidAnswer("each mark needs a modality: cxr, echo or ecg")
+        modality = mark["modality"]
+        if modality not in modalities:
+            raise InvalidAnswer(f"a mark on {modality}, which this case does not have")
+        if modality == "ecg":
+            lead = mark.get("lead")
+            if not isinstance(lead, str) or not 0 < len(lead) <= 10:
+                raise InvalidAnswer("an ECG mark needs its lead")
+            out.append({"modality": "ecg", "lead": lead, "t": _number(mark.get("t"), "t")})
+            continue
+        point = {"modality": modality, "x": _number(mark.get("x"), "x"),
+                 "y": _number(mark.get("y"), "y")}  # fmt: skip
+        if modality == "echo":
+            view = mark.get("view")
+            if not isinstance(view, str) or not 0 < len(view) <= 20:
+                raise InvalidAnswer("an echo mark needs its view")
+            point |= {"view": view, "frame": int(_number(mark.get("frame"), "frame"))}
+        out.append(point)
+    return out
 
 
 def _check_answer(answer: AnswerIn, arm: Arm, study: Study) -> dict[str, int]:
@@ -329,7 +414,7 @@ def _check_answer(answer: AnswerIn, arm: Arm, study: Study) -> dict[str, int]:
     lo, hi = CONFIDENCE_RANGE
     if not isinstance(answer.confidence, int) or not lo <= answer.confidence <= hi:
         raise InvalidAnswer(f"confidence must be an integer from {lo} to {hi}")
-    shown = [p for p in study.config["questions"]["usefulness"] if getattr(arm, PANEL_NEEDS[p])]
+    shown = shown_usefulness(study, arm)
     if set(answer.usefulness) != set(shown):
         raise InvalidAnswer(f"rate the usefulness of exactly these panels: {shown}")
     lo, hi = USEFULNESS_RANGE
@@ -338,14 +423,13 @@ def _check_answer(answer: AnswerIn, arm: Arm, study: Study) -> dict[str, int]:
             raise InvalidAnswer(f"usefulness of {panel} must be an integer from {lo} to {hi}")
     if len(answer.free_text) > MAX_FREE_TEXT:
         raise InvalidAnswer(f"free text longer than {MAX_FREE_TEXT} characters")
+    if answer.marks and not study.config["questions"].get("marks", False):
+        raise InvalidAnswer("this study does not ask for marks")
     return {p: answer.usefulness[p] for p in shown}
 
 
-def submit_answer(session: Session, reader: Reader, assignment_id: int, answer: AnswerIn) -> Answer:
-    """Store the answer to one of the reader's served assignments; a second one is refused.
-
-    The time taken is measured here: from when the case was first served to now.
-    """
+def _open_assignment(session: Session, reader: Reader, assignment_id: int) -> Assignment:
+    """One of the reader's served, unanswered assignments (else the error that says why)."""
     if not 1 <= assignment_id <= MAX_ID:
         raise NotFound("no such assignment in your queue")
     assignment = session.scalar(_queue(reader).where(Assignment.id == assignment_id))
@@ -358,9 +442,62 @@ def submit_answer(session: Session, reader: Reader, assignment_id: int, answer: 
     if assignment.started_at is None:
         session.rollback()
         raise Forbidden(f"assignment {assignment_id} has not been served yet")
+    return assignment
+
+
+def panel_allowed(arm: Arm, panel: str) -> bool:
+    """Whether a reader in ``arm`` may open ``panel`` (``heatmaps:cxr`` names a part)."""
+    base = panel.split(":", 1)[0]
+    return base in CASE_PANELS or base in arm_panels(arm)
+
+
+def record_event(
+    session: Session, reader: Reader, assignment_id: int, panel: str, action: str
+) -> None:
+    """A panel opened or closed while the reader reads an assignment, at the server's time."""
+    assignment = _open_assignment(session, reader, assignment_id)
+    if action not in EVENT_ACTIONS:
+        raise InvalidAnswer(f"action must be one of {', '.join(EVENT_ACTIONS)}")
+    if not isinstance(panel, str) or len(panel) > 60 or not panel_allowed(assignment.arm, panel):
+        raise Forbidden("no such panel in this arm")
+    count = session.scalar(
+        select(func.count(ReadingEvent.id)).where(ReadingEvent.assignment_id == assignment.id)
+    )
+    if count >= MAX_EVENTS:
+        raise InvalidAnswer(f"at most {MAX_EVENTS} reading events per case")
+    session.add(ReadingEvent(assignment_id=assignment.id, panel=panel, action=action))
+    session.commit()
+
+
+def panel_seconds(events: Sequence[ReadingEvent], end: datetime) -> dict[str, float]:
+    """Seconds each panel was open: from each ``open`` to the next ``close`` (or ``end``)."""
+    opened: dict[str, datetime] = {}
+    total: dict[str, float] = {}
+    for e in sorted(events, key=lambda e: (utc(e.at), e.id)):
+        at = utc(e.at)
+        if e.action == "open":
+            opened.setdefault(e.panel, at)
+        elif e.panel in opened:
+            start = opened.pop(e.panel)
+            total[e.panel] = total.get(e.panel, 0.0) + (at - start).total_seconds()
+    for panel, start in opened.items():
+        total[panel] = total.get(panel, 0.0) + (end - start).total_seconds()
+    return {p: round(v, 3) for p, v in sorted(total.items())}
+
+
+def submit_answer(session: Session, reader: Reader, assignment_id: int, answer: AnswerIn) -> Answer:
+    """Store the answer to one of the reader's served assignments; a second one is refused.
+
+    The time taken is measured here: from when the case was first served to now.
+    """
+    assignment = _open_assignment(session, reader, assignment_id)
     study = session.get(Study, reader.study_id)
     usefulness = _check_answer(answer, assignment.arm, study)
+    marks = check_marks(answer.marks, assignment.case.modalities)
     now = datetime.now(UTC)
+    events = session.scalars(
+        select(ReadingEvent).where(ReadingEvent.assignment_id == assignment.id)
+    ).all()
     row = Answer(
         assignment_id=assignment.id,
         diagnosis=answer.diagnosis,
@@ -369,6 +506,8 @@ def submit_answer(session: Session, reader: Reader, assignment_id: int, answer: 
         free_text=answer.free_text,
         seconds=round((now - utc(assignment.started_at)).total_seconds(), 3),
         submitted_at=now,
+        marks=marks,
+        panel_seconds=panel_seconds(events, now),
     )
     session.add(row)
     assignment.answered = True
@@ -384,19 +523,16 @@ def submit_answer(session: Session, reader: Reader, assignment_id: int, answer: 
 def case_view(assignment: Assignment) -> dict[str, Any]:
     """What the reader is sent for this assignment: the arm decides what the AI shows."""
     case, arm = assignment.case, assignment.arm
+    panels = arm_panels(arm)
     view: dict[str, Any] = {
         "assignment_id": assignment.id,
         "position": assignment.order_index + 1,
         "case": {"key": case.case_key, "modalities": list(case.modalities)},
-        "arm": {
-            "name": arm.name,
-            "show_prediction": arm.show_prediction,
-            "show_explanations": arm.show_explanations,
-        },
+        "arm": {"name": arm.name, "panels": list(panels), "method": arm_method(arm)},
     }
-    if arm.show_prediction:
+    if "prediction" in panels:
         view["prediction"] = {"probability": case.probability, "answer": case.prediction}
-    if arm.show_explanations and case.explanation is not None:
+    if "modality_contributions" in panels and case.explanation is not None:
         view["explanation"] = case.explanation
     return view
 
@@ -450,14 +586,18 @@ def answer_rows(session: Session, study_id: int) -> list[dict[str, Any]]:
                 "truth": case.truth,
                 "ai_probability": case.probability,
                 "ai_prediction": case.prediction,
-                "ai_shown": arm.show_prediction,
+                "ai_shown": "prediction" in arm_panels(arm),
                 "explanations_shown": arm.show_explanations,
+                "panels": list(arm_panels(arm)),
+                "method": arm_method(arm),
                 "answered": assignment.answered,
                 "diagnosis": answer.diagnosis if answer else None,
                 "confidence": answer.confidence if answer else None,
                 "seconds": answer.seconds if answer else None,
                 "usefulness": dict(answer.usefulness) if answer else {},
                 "free_text": answer.free_text if answer else "",
+                "marks": list(answer.marks or []) if answer else [],
+                "panel_seconds": dict(answer.panel_seconds or {}) if answer else {},
             }
         )
     return rows

@@ -44,7 +44,7 @@ from fuselens.model_zoo.synth.cues import (
 )
 from fuselens.model_zoo.synth.cxr import PIXEL_SPACING_MM, simulate_cxr
 from fuselens.model_zoo.synth.dicom import PatientMeta, draw_style, write_cxr, write_ecg, write_echo
-from fuselens.model_zoo.synth.ecg import RATE_HZ, simulate_ecg
+from fuselens.model_zoo.synth.ecg import RATE_HZ, drawn_intervals, simulate_ecg
 from fuselens.model_zoo.synth.echo import simulate_echo
 from fuselens.model_zoo.synth.echo_anatomy import MM_PER_PX
 from fuselens.model_zoo.synth.labs import lab_evidence, labs_csv, make_labs
@@ -66,7 +66,11 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
-def _truth(latent: Latent, lab_items: list[str], files: dict[str, Any]) -> dict[str, Any]:
+def _truth(
+    latent: Latent, lab_items: list[str], files: dict[str, Any], drawn: dict[str, float]
+) -> dict[str, Any]:
+    """The case's truth; ``drawn`` replaces planted measurements with the rendered ones."""
+    measured = {k: float(latent.params[k]) for k in MEASUREMENT_KEYS} | drawn
     return {
         "case_id": latent.case_id,
         "labels": {"heart_failure": latent.heart_failure},
@@ -78,7 +82,7 @@ def _truth(latent: Latent, lab_items: list[str], files: dict[str, Any]) -> dict[
         "lab_evidence": lab_items,
         "report": make_report(latent),
         "demographics": {"age": latent.age, "sex": latent.sex},
-        "measurements": {k: round(float(latent.params[k]), 3) for k in MEASUREMENT_KEYS},
+        "measurements": {k: round(v, 3) for k, v in measured.items()},
         "files": files,
     }
 
@@ -103,6 +107,7 @@ def write_case(
     masks: dict[str, np.ndarray] = {}
     files: dict[str, Any] = {}
     lab_items: list[str] = []
+    drawn: dict[str, float] = {}
 
     if "labs" in latent.modalities:
         panel = make_labs(latent, patient_rng(seed, index, STREAM_LABS))
@@ -111,6 +116,7 @@ def write_case(
         files["labs"] = "labs.csv"
     if "ecg" in latent.modalities:
         signal, masks["ecg"] = simulate_ecg(latent, patient_rng(seed, index, STREAM_ECG))
+        drawn = drawn_intervals(latent, patient_rng(seed, index, STREAM_ECG))
         if planted.get("ecg"):
             signal, masks["cue_ecg"] = add_ecg_cue(signal, RATE_HZ)
         sensitivity = float(file_rng.choice(ECG_SENSITIVITIES_UV))
@@ -151,7 +157,7 @@ def write_case(
         files["cxr"] = "cxr.dcm"
 
     save_npz_deterministic(folder / "evidence.npz", masks)
-    truth = _truth(latent, lab_items, files)
+    truth = _truth(latent, lab_items, files, drawn)
     if cues:
         truth["cues"] = planted
     (folder / "truth.json").write_text(_json(truth), encoding="utf-8")

@@ -6,6 +6,11 @@ aVF follow from Einthoven's and Goldberger's relations, so limb leads are consis
 (baseline wander, muscle noise, mains hum) is added per electrode before the leads are
 formed. Findings: left bundle branch block (broad notched R, discordant ST-T), atrial
 fibrillation (irregular RR, no P, fibrillatory waves), lateral ST depression / T inversion.
+
+The heart rate and QRS duration a case's truth records are those of the drawn ECG
+(:func:`drawn_intervals`), not the latent draw they start from: atrial fibrillation's random
+RR intervals move the rate off the planted one, and the Gaussian tails of LBBB's two R
+waves reach about 40 ms past the planted width.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ DOWER = np.array(
 )
 LBBB_LEADS = ("I", "aVL", "V1", "V5", "V6")
 LATERAL_WEIGHTS = {"V4": 0.35, "V5": 1.0, "V6": 0.85}
+VISIBLE_MV = 0.05  # half a small box at 10 mm/mV: a QRS deflection a caliper reads
 LATERAL_AXIS_DEG = 160.0
 
 
@@ -234,13 +240,41 @@ def _windows(r_times: np.ndarray, start: float, stop: float) -> np.ndarray:
     return mask
 
 
+def _beats(latent: Latent, rng: np.random.Generator) -> tuple[np.ndarray, BeatShape]:
+    """The R-peak times and the beat shape: the first draws of the patient's ECG stream."""
+    hr = float(latent.params["heart_rate"])
+    r_times = _r_times(rng, hr, "atrial_fibrillation" in latent.findings["ecg"])
+    return r_times, _beat_shape(rng, latent, 60.0 / hr)
+
+
+def drawn_intervals(latent: Latent, rng: np.random.Generator) -> dict[str, float]:
+    """The heart rate and QRS duration of the ECG that ``simulate_ecg`` draws from ``rng``.
+
+    ``rng`` must be a fresh generator of the same stream. Heart rate: 60 / the median RR
+    interval of the beats inside the strip. QRS: the span over which the noise-free QRS
+    waves exceed ``VISIBLE_MV`` in any of the 12 leads.
+    """
+    r_times, shape = _beats(latent, rng)
+    inside = r_times[(r_times > 0.0) & (r_times < DURATION_S)]
+    t = np.arange(-0.4, 0.4, 0.0005)
+    dipole = np.zeros((3, t.size))
+    for w in shape.waves:
+        if w.part == "QRS":
+            dt = t - w.center
+            sigma = np.where(dt < 0, w.sigma_left, w.sigma_right)
+            dipole += np.outer(w.vector, np.exp(-0.5 * (dt / sigma) ** 2))
+    seen = t[np.abs(limb_and_chest(DOWER @ dipole)).max(axis=0) > VISIBLE_MV]
+    return {
+        "heart_rate": 60.0 / float(np.median(np.diff(inside))),
+        "qrs_ms": float(seen[-1] - seen[0]) * 1000.0,
+    }
+
+
 def simulate_ecg(latent: Latent, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A 10 s, 500 Hz, 12-lead ECG in mV (float32, canonical lead order) and its evidence mask."""
     findings = set(latent.findings["ecg"])
     af = "atrial_fibrillation" in findings
-    hr = float(latent.params["heart_rate"])
-    r_times = _r_times(rng, hr, af)
-    shape = _beat_shape(rng, latent, 60.0 / hr)
+    r_times, shape = _beats(latent, rng)
     gains = rng.uniform(0.97, 1.03, len(r_times)) * rng.uniform(0.8, 1.2)
     dipole = _render_dipole(shape, r_times, gains, {"P", "QRS", "ST", "T"})
     if af:
