@@ -62,7 +62,7 @@ def report_checks_markdown(report: GroundedReport | None) -> str:
         out += "\n".join(f'- "{c["text"]}": {c["why"]}' for c in added)
     split = [c for c in report.checks if c["kind"] == "disagreement"]
     if split:
-        out += "\n\n**The model's own heads disagree**\n"
+        out += "\n\n**The model disagrees with itself or with the case's values**\n"
         out += "\n".join(f"- ⚠️ {c['why']}" for c in split)
     if not report.checks:
         out += "\n\nEvery finding the report states agrees with the model's own answers."

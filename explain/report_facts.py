@@ -514,10 +514,15 @@ def check_report(
             if _named_lab(clause.words, len(clause.words), names) is None:
                 continue  # the case holds no such lab: nothing to state it of
             against = _against_range(modality, clause, names)
-            if against:
-                checks.append({"kind": "withheld", "finding": finding, "text": clause.text,
-                               "why": f"the model's {finding} head answers yes "
-                               f"(P(yes) = {p_yes:.2f}) but the report {against}"})
+            if against:  # the head against the case's own value: not stated, shown
+                checks.append(
+                    {
+                        "kind": "disagreement",
+                        "finding": finding,
+                        "why": f"the model's {finding} head answers yes (P(yes) = {p_yes:.2f}), "
+                        f"but {against.split('; ', 1)[-1]}",
+                    }
+                )
                 continue
         sections.setdefault(modality, []).append(clause)
         checks.append(

@@ -123,7 +123,7 @@ def test_a_yes_the_report_leaves_out_is_stated_in_its_section_and_listed():
     assert "P(yes) = 0.80" in added["cardiomegaly"]["why"]
     # hyponatraemia: the head says yes, but the case's sodium 143 is in range
     (low,) = [c for c in facts.checks if c.get("finding") == "hyponatraemia"]
-    assert low["kind"] == "withheld" and "143 mmol/L is within" in low["why"]
+    assert low["kind"] == "disagreement" and "143 mmol/L is within" in low["why"]
     # an added word was not decoded: it carries no decoded index
     assert {facts.index[i] for i, w in enumerate(facts.words) if w == "effusion"} == {-1}
     alone = check_report(words, LABS, answers, MEASURED, ["labs"])

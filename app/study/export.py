@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,31 @@ BASE_COLUMNS = (
 
 
 def csv_text(rows: Sequence[dict[str, Any]], panels: Sequence[str]) -> str:
-    """The export as CSV text: the base columns, one ``usefulness_<panel>`` each, free text
-    (text cells made safe for spreadsheets, :func:`~fuselens.app.csv_safety.csv_cell`)."""
+    """The export as CSV text: the base columns, the arm's panels and map method, one
+    ``usefulness_<panel>`` each, the seconds each panel was open (``seconds_open_<panel>``,
+    timed by the server; ``heatmaps:cxr`` and the like are the overlays), the marks (JSON)
+    and the free text (text cells made safe for spreadsheets,
+    :func:`~fuselens.app.csv_safety.csv_cell`)."""
     out = io.StringIO()
-    columns = [*BASE_COLUMNS, *(f"usefulness_{p}" for p in panels), "free_text"]
+    opened = sorted({p for r in rows for p in r.get("panel_seconds", {})})
+    columns = [
+        *BASE_COLUMNS,
+        "panels",
+        "method",
+        *(f"usefulness_{p}" for p in panels),
+        *(f"seconds_open_{p}" for p in opened),
+        "marks",
+        "free_text",
+    ]
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator=CSV_LINE_END)
     writer.writeheader()
     for row in rows:
         flat = {k: row[k] for k in BASE_COLUMNS}
+        flat["panels"] = " ".join(row.get("panels", []))
+        flat["method"] = row.get("method")
         flat.update({f"usefulness_{p}": row["usefulness"].get(p) for p in panels})
+        flat.update({f"seconds_open_{p}": row.get("panel_seconds", {}).get(p) for p in opened})
+        flat["marks"] = json.dumps(row.get("marks", [])) if row.get("marks") else ""
         flat["free_text"] = row["free_text"]
         writer.writerow({k: "" if v is None else csv_cell(v) for k, v in flat.items()})
     return out.getvalue()

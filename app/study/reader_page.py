@@ -102,11 +102,9 @@ def lab_text_html(path: Path) -> str:
     return _details("lab_text", "Why: the lab results' words (SHAP)", body, "ai-lab-text")
 
 
-def _figure_div(src: str, element_id: str, height: int) -> str:
-    return (
-        f'<div id="{element_id}" class="figure" style="height:{height}px" '
-        f'data-figure="{html.escape(src)}"></div>'
-    )
+def _figure_div(src: str, element_id: str) -> str:
+    """A plotly figure the page script draws at the height its builder gave it."""
+    return f'<div id="{element_id}" class="figure" data-figure="{html.escape(src)}"></div>'
 
 
 def ecg_html(base: str, heat: str | None, label: str) -> str:
@@ -224,16 +222,16 @@ def case_html(view: dict[str, Any], media_root: Path, method_label: str) -> str:
         "contributions.json" in media or "explanation" in view
     ):
         if "contributions.json" in media:
-            figs = _figure_div(f"{base}/contributions.json", "contributions", 320)
+            figs = _figure_div(f"{base}/contributions.json", "contributions")
         else:
             figs = shapley_table(view["explanation"])
         if "interactions.json" in media:
-            figs += _figure_div(f"{base}/interactions.json", "interactions", 360)
+            figs += _figure_div(f"{base}/interactions.json", "interactions")
         title = "Why: contribution of each modality (Shapley values)"
         parts.append(_details("modality_contributions", title, figs, "ai-explanation"))
     if "attention" in panels:
         figs = "".join(
-            _figure_div(f"{base}/attention_{i}.json", f"attention-{i}", 360)
+            _figure_div(f"{base}/attention_{i}.json", f"attention-{i}")
             for i in (0, 1)
             if f"attention_{i}.json" in media
         )

@@ -610,6 +610,11 @@ MORE_TABLES = (
     ("fleiss_kappa", "Agreement of all readers (Fleiss' kappa)"),
     ("time_per_case", "Time per case (seconds, measured by the server)"),
     ("wrong_ai_followed", "How often readers followed a wrong AI answer"),
+    (
+        "over_reliance_differences",
+        "Over-reliance between arms: difference in following a wrong AI (Newcombe 95% CI)",
+    ),
+    ("mark_agreement", "Readers' marks in the model's heat-map region and in the truth"),
 )
 
 

@@ -72,8 +72,10 @@
 
   // ---- plotly figures (contributions, attention) and the ECG print --------------------------
   document.querySelectorAll(".figure[data-figure]").forEach((el) =>
-    fetch(el.dataset.figure).then((r) => r.json()).then((f) =>
-      Plotly.newPlot(el, f.data, f.layout, {responsive: true, displaylogo: false})));
+    fetch(el.dataset.figure).then((r) => r.json()).then((f) => {
+      el.style.height = `${(f.layout && f.layout.height) || 400}px`;  // the builder's own height
+      Plotly.newPlot(el, f.data, f.layout, {responsive: true, displaylogo: false});
+    }));
 
   const ecg = document.getElementById("ecg");
   if (ecg) {
