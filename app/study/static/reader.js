@@ -105,7 +105,7 @@
     const heat = box.querySelector("video.heat");
     const fps = Number(box.dataset.fps) || 30;
     const label = box.querySelector(".frame-no");
-    const frame = () => Math.round(plain.currentTime * fps);
+    const frame = () => Math.floor(plain.currentTime * fps);
     const show = () => { label.textContent = `frame ${frame() + 1}`; };
     const sync = () => { if (heat) heat.currentTime = plain.currentTime; };
     plain.addEventListener("timeupdate", show);
