@@ -150,3 +150,16 @@ def test_events_outside_the_arm_are_refused_and_marks_scored_against_regions(db,
     assert (explained["n_marks"], explained["model_hits"], explained["truth_hits"]) == (3, 2, 2)
     assert rows[("no_ai", "ecg")]["model_hits"] == rows[("no_ai", "ecg")]["truth_hits"] == 0
     assert "over_reliance_differences" in results
+
+
+def test_the_question_follows_the_study_task_and_arms_list_their_panels():
+    raw = study_config(1, ["no_ai", {"name": "maps", "panels": ["heatmaps", "prediction"]}])
+    config = parse_config({**raw, "task": "lbbb"})
+    assert config.questions.diagnosis == "Does this patient have left bundle branch block?"
+    assert parse_config({**raw, "task": "raised_ntprobnp"}).questions.diagnosis.endswith(
+        "raised NT-proBNP?"
+    )
+    maps = config.arms[1]
+    assert maps.panels == ("prediction", "heatmaps") and maps.method == "gradcam_pp"
+    assert maps.show_prediction and maps.show_explanations
+    assert config.arms[0].panels == () and not config.arms[0].show_prediction
