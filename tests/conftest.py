@@ -56,3 +56,14 @@ def write_dicom() -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A session on a fresh SQLite study database (migrated); test files may override."""
+    from fuselens.app.storage.db import open_database
+
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'study.db'}")
+    with sessions() as session:
+        yield session
+    engine.dispose()

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 from study_support import fake_cases, study_config
 
-from fuselens.app.storage.db import open_database
 from fuselens.app.storage.models import Reader, ReadingEvent
 from fuselens.app.study.config import parse_config, resolve_passwords
 from fuselens.app.study.panels import file_panel, load_regions, save_regions
@@ -26,14 +25,6 @@ from fuselens.app.study.service import (
     record_event,
     submit_answer,
 )
-
-
-@pytest.fixture
-def db(tmp_path):
-    engine, sessions = open_database(f"sqlite:///{tmp_path / 'study.db'}")
-    with sessions() as session:
-        yield session
-    engine.dispose()
 
 
 def test_each_file_belongs_to_its_panel_and_method():

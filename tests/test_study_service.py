@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 from study_support import PASSWORD, fake_cases, study_config
 
-from fuselens.app.storage.db import open_database
 from fuselens.app.storage.models import Assignment, AuditLog, Reader
 from fuselens.app.study.auth import hash_password, verify_password
 from fuselens.app.study.config import StudyConfigError, parse_config, resolve_passwords
@@ -38,14 +37,6 @@ from fuselens.app.study.service import (
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ["no_ai", "ai", "ai_explained"]
-
-
-@pytest.fixture
-def db(tmp_path):
-    engine, sessions = open_database(f"sqlite:///{tmp_path / 'study.db'}")
-    with sessions() as session:
-        yield session
-    engine.dispose()
 
 
 def _study(session, n_readers=3, n_cases=6, arms=ARMS, seed=11):
