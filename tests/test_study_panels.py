@@ -70,7 +70,7 @@ def test_marks_are_checked_against_the_case():
     assert ok == [{"modality": "ecg", "lead": "V5", "t": 1.5}]
     for marks, why in [
         ([{"modality": "cxr", "x": 1, "y": 2}], "does not have"),
-        ([{"modality": "ecg", "t": 1.0}], "lead"),
+        ([{"modality": "ecg", "t": 1.0}], "lacks 'lead'"),
         ([{"modality": "ecg", "lead": "I", "t": float("nan")}], "finite"),
         ([{"modality": "ecg", "lead": "I", "t": -1}], "negative"),
         ([{"modality": "ecg", "lead": "I", "t": 1}] * 21, "at most 20"),

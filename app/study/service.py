@@ -369,42 +369,29 @@ def shown_usefulness(study: Study, arm: Arm) -> list[str]:
     return [p for p in study.config["questions"]["usefulness"] if p in shown]
 
 
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise InvalidAnswer(f"mark {what} must be a finite number")
-    if value < 0:
-        raise InvalidAnswer(f"mark {what} must not be negative")
-    return float(value)
-
-
 def check_marks(marks: Any, modalities: Sequence[str]) -> list[dict[str, Any]]:
-    """The reader's marks, checked: a point on the X-ray, on one echo frame, or a lead and
-    a time on the ECG, each on a modality the case has."""
+    """The reader's marks, each checked (:func:`fuselens.app.study.marks.check_mark`: a point
+    on the X-ray, on one echo frame, or a lead and a time on the ECG), on a modality the case
+    has, with no coordinate or time below 0 and names of at most 20 characters."""
+    from fuselens.app.study.marks import check_mark
+
     if not isinstance(marks, list):
         raise InvalidAnswer("marks must be a list")
     if len(marks) > MAX_MARKS:
         raise InvalidAnswer(f"at most {MAX_MARKS} marks")
     out = []
     for mark in marks:
-        if not isinstance(mark, dict) or mark.get("modality") not in ("cxr", "echo", "ecg"):
-            raise InvalidAnswer("each mark needs a modality: cxr, echo or ecg")
-        modality = mark["modality"]
-        if modality not in modalities:
-            raise InvalidAnswer(f"a mark on {modality}, which this case does not have")
-        if modality == "ecg":
-            lead = mark.get("lead")
-            if not isinstance(lead, str) or not 0 < len(lead) <= 10:
-                raise InvalidAnswer("an ECG mark needs its lead")
-            out.append({"modality": "ecg", "lead": lead, "t": _number(mark.get("t"), "t")})
-            continue
-        point = {"modality": modality, "x": _number(mark.get("x"), "x"),
-                 "y": _number(mark.get("y"), "y")}  # fmt: skip
-        if modality == "echo":
-            view = mark.get("view")
-            if not isinstance(view, str) or not 0 < len(view) <= 20:
-                raise InvalidAnswer("an echo mark needs its view")
-            point |= {"view": view, "frame": int(_number(mark.get("frame"), "frame"))}
-        out.append(point)
+        try:
+            checked = check_mark(mark)
+        except ValueError as err:
+            raise InvalidAnswer(f"mark: {err}") from err
+        if checked["modality"] not in modalities:
+            raise InvalidAnswer(f"a mark on {checked['modality']}, which this case does not have")
+        if any(checked.get(k, 0) < 0 for k in ("x", "y", "t", "frame")):
+            raise InvalidAnswer("a mark's coordinates and time must not be negative")
+        if any(len(checked.get(k, "")) > 20 for k in ("view", "lead")):
+            raise InvalidAnswer("a mark's view or lead name is too long")
+        out.append(checked)
     return out
 
 

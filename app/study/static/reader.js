@@ -21,8 +21,12 @@
   function addMark(mark) {
     if (!marking || marks.length >= 20) return;
     marks.push(mark);
+    showMarks();
+  }
+  function showMarks() {
     form.elements.marks.value = JSON.stringify(marks);
     count.textContent = marks.length + (marks.length === 1 ? " mark" : " marks");
+    document.dispatchEvent(new Event("marks-changed"));
   }
   function setMarking(on) {
     const button = document.getElementById("mark-mode");
@@ -37,8 +41,7 @@
   const clear = document.getElementById("clear-marks");
   if (clear) clear.addEventListener("click", () => {
     marks.length = 0;
-    form.elements.marks.value = "[]";
-    count.textContent = "0 marks";
+    showMarks();
   });
   document.addEventListener("keydown", (e) => {
     if (e.target.closest("input, textarea, select")) return;
@@ -187,6 +190,13 @@
         ctx.drawImage(heatImg, 0, 0, pixels.width, pixels.height);
         ctx.globalAlpha = 1;
       }
+      ctx.strokeStyle = "#d35400";
+      ctx.lineWidth = 2 / s;
+      marks.filter((m) => m.modality === "cxr").forEach((m) => {
+        ctx.beginPath();
+        ctx.arc(m.x, m.y, 8 / s, 0, 2 * Math.PI);
+        ctx.stroke();
+      });
       canvas.dataset.zoom = view.zoom.toFixed(3);
     }
     function zoomBy(f) { view.zoom = Math.min(8, Math.max(1, view.zoom * f)); draw(); }
@@ -206,6 +216,7 @@
     img.src = canvas.dataset.src;
     if (heatImg) { heatImg.addEventListener("load", draw); heatImg.src = canvas.dataset.heat; }
     state = overlay("cxr", draw);
+    document.addEventListener("marks-changed", draw);
     ww.addEventListener("input", () => { windowed(); draw(); });
     wl.addEventListener("input", () => { windowed(); draw(); });
     tools.querySelectorAll(".zoom").forEach((b) =>
