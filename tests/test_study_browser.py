@@ -121,9 +121,8 @@ def _canvas_mean(page) -> list[float]:
     )
 
 
-def _explained_panels(page) -> dict:
-    """Check the explanation arm's overlays, shading, highlights and reading tools."""
-    page.wait_for_function("document.getElementById('cxr-canvas').dataset.zoom === '1.000'")
+def _wait_drawn(page) -> None:
+    """Until the explanation arm's ECG shading and echo overlays are drawn."""
     page.wait_for_function(
         "() => { const e = document.getElementById('ecg'); return e.data && e.data.some("
         "(t) => (t.meta || {}).kind === 'shading' && t.visible !== false); }"
@@ -131,6 +130,11 @@ def _explained_panels(page) -> dict:
     page.wait_for_function(
         "[...document.querySelectorAll('video.heat')].every((v) => v.readyState >= 2)"
     )
+
+
+def _explained_panels(page) -> dict:
+    """Check the explanation arm's overlays, shading, highlights and reading tools."""
+    page.wait_for_function("document.getElementById('cxr-canvas').dataset.zoom === '1.000'")
     seen = {
         "lab_highlights": page.locator("#lab-text span.shap").count(),
         "echo_overlays": page.locator("video.heat:visible").count(),
@@ -198,6 +202,10 @@ def test_reader_reads_three_cases_in_three_arms_blinded_then_owner_exports(
         page.wait_for_function("document.getElementById('cxr-canvas').dataset.zoom")
         assert page.locator("video.plain").count() >= 1
         arm = _arm(page)
+        if arm == "ai_explained":
+            _wait_drawn(page)
+        if arm not in arms:
+            page.screenshot(path=str(ARTIFACTS / f"study_arm_{arm}.png"), full_page=True)
         arms.append(arm)
         case = page.get_attribute("#cxr-canvas", "data-src").split("/")[2]
         api = page.request.get(f"{srv.base}/api/next").json()
@@ -234,8 +242,6 @@ def test_reader_reads_three_cases_in_three_arms_blinded_then_owner_exports(
             }
             assert set(unserved.values()) == {404}, unserved
             refused["unserved"] = unserved
-        if arm not in [a for a in arms[:-1]]:
-            page.screenshot(path=str(ARTIFACTS / f"study_arm_{arm}.png"), full_page=True)
         for select in page.locator("select").all():
             select.select_option("4")
         page.check(
