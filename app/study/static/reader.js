@@ -112,11 +112,13 @@
     const show = () => { label.textContent = `frame ${frame() + 1}`; };
     const sync = () => { if (heat) heat.currentTime = plain.currentTime; };
     plain.addEventListener("timeupdate", show);
-    plain.addEventListener("play", () => { if (heat) { sync(); heat.play(); } });
+    // a play() cut short by a pause rejects its promise: expected when stepping frames
+    const play = (v) => v.play().catch(() => {});
+    plain.addEventListener("play", () => { if (heat) { sync(); play(heat); } });
     plain.addEventListener("pause", () => { if (heat) { heat.pause(); sync(); } });
     plain.addEventListener("seeked", sync);
-    if (heat) heat.addEventListener("loadeddata", () => { sync(); if (!plain.paused) heat.play(); });
-    const toggle = () => (plain.paused ? plain.play() : plain.pause());
+    if (heat) heat.addEventListener("loadeddata", () => { sync(); if (!plain.paused) play(heat); });
+    const toggle = () => (plain.paused ? play(plain) : plain.pause());
     const step = (n) => {
       plain.pause();
       const last = Math.max(0, (Number(box.dataset.frames) || 1) - 1);
