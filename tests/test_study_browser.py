@@ -209,9 +209,11 @@ def test_reader_reads_three_cases_in_three_arms_blinded_then_owner_exports(
         arms.append(arm)
         case = page.get_attribute("#cxr-canvas", "data-src").split("/")[2]
         api = page.request.get(f"{srv.base}/api/next").json()
+        views = [v.get_attribute("data-view") for v in page.locator(".echo-view").all()]
+        names = [*PANEL_FILES, *(f"echo_{v}_heat_gradcam_pp.mp4" for v in views)]
         tried = {
             f"/media/{case}/{name}": page.request.get(f"{srv.base}/media/{case}/{name}").status
-            for name in PANEL_FILES
+            for name in names
         }
         if arm == "no_ai":
             dom = page.content()
