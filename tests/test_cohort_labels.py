@@ -408,8 +408,14 @@ def test_cli_study_create_from_a_labelled_cohort(cohort_dir, tmp_path, monkeypat
             study = get_study(s, study_id)
             truth = {c.case_key: (c.truth, c.prediction) for c in study.cases}
             assert study.task == "bright" and study.model_name == "test_cohort_labels:make_model"
+            media = Path(study.config["media_dir"]) / "a-bright"
     finally:
         engine.dispose()
     assert truth == {"a-bright": (1, 1), "b-dim": (1, 0), "c-bright-no": (0, 1), "d-dim-no": (0, 0)}
+    # the explanation arm's panels, drawn for a labelled cohort and a MODULE:FACTORY model;
+    # this toy model's bundles hold no Grad-CAM++ maps, so it gets no heat-map files
+    drawn = {p.name for p in media.iterdir()}
+    assert {"cxr.png", "ecg.json", "contributions.json"} <= drawn, drawn
+    assert not [n for n in drawn if "_heat_" in n]
     assert main([*args, "--task", "exposure", "--quiet"]) == 2
     assert "'bright' is not one of" in capsys.readouterr().err
