@@ -67,3 +67,17 @@ def db(tmp_path):
     with sessions() as session:
         yield session
     engine.dispose()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_data_dir(tmp_path_factory):
+    """Every test, and every server a test starts, writes to a fresh data folder (database,
+    bundle store, study media), never the user's: a store left by an earlier run must not
+    change what a test sees."""
+    folder = tmp_path_factory.mktemp("fuselens-data")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FUSELENS_DATA_DIR", str(folder))
+    patch.delenv("FUSELENS_BUNDLE_DIR", raising=False)
+    patch.delenv("FUSELENS_DB_URL", raising=False)
+    yield folder
+    patch.undo()

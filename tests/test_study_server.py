@@ -153,7 +153,9 @@ def test_sigkill_mid_study_loses_nothing_and_readers_resume(study):
             code = f"R{i + 1:02d}"
             with closing(server.client(f"reader{i:02d}")) as c:
                 view = c.get("/api/next").json()
-            assert not view["done"]
+            if view["done"]:  # a fast reader may have finished before the kill
+                assert len(state["readers"][code]["answered"]) == 10 * len(ARMS)
+                continue
             assert view["position"] - 1 == state["readers"][code]["next_order"]
             assert view["position"] - 1 == len(state["readers"][code]["answered"])
     finally:
