@@ -63,25 +63,31 @@ class ModelPredictor:
         self.task = task or next(iter(self.model.tasks))
         check_yes_no(self.model.tasks, self.task)
         self.store = BundleStore(store) if store is not None else None
-        self.digest = model_digest(self.model)
+        self.digest = model_digest(self.model) if store is not None else None
 
     def explain(self, case: PatientCase, methods: Sequence[str]) -> ExplanationBundle:
-        """Every explanation of ``case`` for the model's own answer, from the bundle store
-        when it holds it (else computed and stored)."""
-        from fuselens.explain.bundle import FORMAT_VERSION
+        """Every explanation of ``case`` for the model's own answer (a review's default
+        settings), from the bundle store when it holds it (else computed and stored)."""
+        from fuselens.app.review.workers import ExplainPlan
         from fuselens.explain.bundle_store import bundle_key
         from fuselens.explain.context import PREDICTED
         from fuselens.explain.pipeline import explain_case
-        from fuselens.explain.text_shap import DEFAULT_MAX_EVALS
 
-        settings = {"text_max_evals": DEFAULT_MAX_EVALS, "bundle_format": FORMAT_VERSION}
-        key = bundle_key(case, self.digest, self.task, PREDICTED, list(methods), settings)
+        plan = ExplainPlan(tuple(methods))
+        key = None
         if self.store is not None:
+            key = bundle_key(case, self.digest, self.task, PREDICTED, plan.methods, plan.settings())
             cached = self.store.get(key, case_id=case.case_id)
             if cached is not None:
                 return cached
         bundle = explain_case(
-            self.model, case, self.task, PREDICTED, methods=list(methods), model_name=self.name
+            self.model,
+            case,
+            self.task,
+            PREDICTED,
+            methods=list(plan.methods),
+            model_name=self.name,
+            text_max_evals=plan.text_max_evals,
         )
         if self.store is not None:
             self.store.put(key, bundle)
@@ -199,11 +205,11 @@ def load_study_cases(
             spec.explanation = out["explanation"]
         if predictor is not None and methods:
             bundle = predictor.explain(case, methods)
-            spec.panels = render_panels(case, bundle, list(methods), media_dir / key)
+            render_panels(case, bundle, list(methods), media_dir / key)
             masks = case.truth.masks if case.truth is not None else None
-            for method in methods:
-                regions = case_regions(case, bundle.maps.get(method), masks)
-                if regions_dir is not None:
+            if regions_dir is not None:
+                for method in methods:
+                    regions = case_regions(case, bundle.maps.get(method), masks)
                     save_regions(regions_dir / key / f"{method}.npz", regions)
         specs.append(spec)
     return specs

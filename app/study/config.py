@@ -39,6 +39,8 @@ from typing import Any
 
 import yaml
 
+from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY
+
 PANELS: dict[str, str] = {
     "prediction": "the model's answer and probability",
     "modality_contributions": "how much each modality contributed (Shapley values)",
@@ -53,7 +55,13 @@ STANDARD_ARMS: dict[str, tuple[str, ...]] = {
     "ai": ("prediction",),
     "ai_explained": tuple(PANELS),
 }
-DEFAULT_METHOD = "gradcam_pp"
+
+
+def legacy_panels(show_prediction: bool, show_explanations: bool) -> tuple[str, ...]:
+    """The panels of an arm given in the older ``show_prediction/show_explanations`` form."""
+    return (("prediction",) if show_prediction else ()) + (
+        EXPLANATION_PANELS if show_explanations else ()
+    )
 
 
 class StudyConfigError(ValueError):
@@ -157,20 +165,19 @@ def _arm(entry: Any) -> ArmConfig:
         default = STANDARD_ARMS.get(name, ())
         show_pred = bool(entry.get("show_prediction", "prediction" in default))
         show_expl = bool(entry.get("show_explanations", len(default) > 1))
-        panels = (("prediction",) if show_pred else ()) + (EXPLANATION_PANELS if show_expl else ())
-    if set(panels) - {"prediction"} and "prediction" not in panels:
-        raise StudyConfigError(
-            f"arm {name!r}: explanations need show_prediction (the prediction panel): "
-            "an explanation explains the model's answer"
-        )
+        panels = legacy_panels(show_pred, show_expl)
     method = str(entry.get("method", DEFAULT_METHOD))
-    from fuselens.explain.methods import REGISTRY
-
     if method not in REGISTRY:
         raise StudyConfigError(
             f"arm {name!r}: unknown map method {method!r}; known: {', '.join(REGISTRY)}"
         )
-    return ArmConfig(name, panels, method)
+    arm = ArmConfig(name, panels, method)
+    if arm.show_explanations and not arm.show_prediction:
+        raise StudyConfigError(
+            f"arm {name!r}: explanations need show_prediction (the prediction panel): "
+            "an explanation explains the model's answer"
+        )
+    return arm
 
 
 def _person(entry: Any, what: str) -> Person:

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fuselens.app.study.config import PANELS
-
 CAVEAT = "Demonstration model trained on synthetic data, not for clinical use."
 OVERLAY_OPACITY = 50  # percent, as the workstation's default blend
 STYLE = """<style>
@@ -189,9 +187,9 @@ def case_html(view: dict[str, Any], media_root: Path, method_label: str) -> str:
     arm's panels and media files, the questions)."""
     key = view["case"]["key"]
     base = f"/media/{_q(key)}"
+    # media holds only what the reader's arm shows (the server filters it)
     media, panels, method = view["media"], view["arm"]["panels"], view["arm"]["method"]
     folder = (media_root or Path()) / key
-    heat = "heatmaps" in panels
     meta = json.loads((folder / "echo.json").read_text("utf-8")) if "echo.json" in media else {}
     parts = [
         STYLE,
@@ -206,16 +204,15 @@ def case_html(view: dict[str, Any], media_root: Path, method_label: str) -> str:
     ]
     if "labs.json" in media:
         parts.append(labs_html(folder / "labs.json"))
-    if "lab_text" in panels and "lab_text.json" in media:
+    if "lab_text.json" in media:
         parts.append(lab_text_html(folder / "lab_text.json"))
     if "ecg.json" in media:
         ecg_heat = f"ecg_heat_{method}.json"
-        parts.append(ecg_html(base, ecg_heat if heat and ecg_heat in media else None, method_label))
-    parts.append(echo_html(base, media if heat else [m for m in media if "_heat_" not in m],
-                           meta, method, method_label))  # fmt: skip
+        parts.append(ecg_html(base, ecg_heat if ecg_heat in media else None, method_label))
+    parts.append(echo_html(base, media, meta, method, method_label))
     if "cxr.png" in media:
         cxr_heat = f"cxr_heat_{method}.png"
-        parts.append(cxr_html(base, cxr_heat if heat and cxr_heat in media else None, method_label))
+        parts.append(cxr_html(base, cxr_heat if cxr_heat in media else None, method_label))
     if "prediction" in view:
         parts.append(prediction_html(view["prediction"]))
     if "modality_contributions" in panels and (
@@ -229,17 +226,16 @@ def case_html(view: dict[str, Any], media_root: Path, method_label: str) -> str:
             figs += _figure_div(f"{base}/interactions.json", "interactions")
         title = "Why: contribution of each modality (Shapley values)"
         parts.append(_details("modality_contributions", title, figs, "ai-explanation"))
-    if "attention" in panels:
-        figs = "".join(
-            _figure_div(f"{base}/attention_{i}.json", f"attention-{i}")
-            for i in (0, 1)
-            if f"attention_{i}.json" in media
+    figs = "".join(
+        _figure_div(f"{base}/attention_{i}.json", f"attention-{i}")
+        for i in (0, 1)
+        if f"attention_{i}.json" in media
+    )
+    if figs:
+        parts.append(
+            _details("attention", "The model's cross-modal attention", figs, "ai-attention")
         )
-        if figs:
-            parts.append(
-                _details("attention", "The model's cross-modal attention", figs, "ai-attention")
-            )
-    if "report" in panels and "report.json" in media:
+    if "report.json" in media:
         parts.append(report_html(folder / "report.json"))
     parts.append(form_html(view))
     parts.append(
@@ -288,8 +284,3 @@ def form_html(view: dict[str, Any]) -> str:
 <p><label>{html.escape(q["confidence"])}
 <input type="number" name="confidence" min="0" max="100" step="1" required></label></p>
 {useful}{free}<p><button type="submit">Submit answer</button></p></form>"""
-
-
-def usefulness_questions(panels: list[str], asked: list[str]) -> dict[str, str]:
-    """The panels rated, with their descriptions: those asked about that the arm shows."""
-    return {p: PANELS[p] for p in asked if p in panels}

@@ -46,7 +46,7 @@ from fuselens.app.study.auth import LoginThrottle, PasswordVerifier, VerifierBus
 from fuselens.app.study.config import PANELS
 from fuselens.app.study.export import csv_text, imrmc_text
 from fuselens.app.study.panels import file_panel
-from fuselens.app.study.reader_page import CAVEAT, case_html, usefulness_questions
+from fuselens.app.study.reader_page import CAVEAT, case_html
 from fuselens.app.study.service import (
     CONFIDENCE_RANGE,
     MAX_FREE_TEXT,
@@ -73,6 +73,7 @@ from fuselens.app.study.service import (
     queue_size,
     record_event,
     served_case,
+    shown_usefulness,
     submit_answer,
 )
 
@@ -415,7 +416,7 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
         return {
             "diagnosis": q["diagnosis"],
             "confidence": "How confident are you in your answer? (0 = a guess, 100 = certain)",
-            "usefulness": usefulness_questions(arm["panels"], q["usefulness"]),
+            "usefulness": {p: PANELS[p] for p in shown_usefulness(q["usefulness"], arm["panels"])},
             "free_text": q["free_text"],
             "marks": bool(q.get("marks", False)),
         }
@@ -450,13 +451,14 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
     def media(case_key: str, name: str, reader: ReaderLogin, session: DB) -> FileResponse:
         """A file of a case served to this reader: the case's own media in any arm, a panel's
         file only while an assignment of that case whose arm shows the panel is open."""
-        if media_root is None or file_panel(name) is None:
+        owner = file_panel(name)
+        if media_root is None or owner is None:
             raise HTTPException(404, "no such media")
         if served_case(session, reader, case_key) is None:
             raise HTTPException(404, "no such media")
-        panel, _ = file_panel(name)
-        arms = current_arms(session, reader, case_key) if panel is not None else []
-        if panel is not None and not any(_shows(a, name) for a in arms):
+        if owner[0] is not None and not any(
+            _shows(a, name) for a in current_arms(session, reader, case_key)
+        ):
             raise HTTPException(404, "no such media")
         path = (media_root / case_key / name).resolve()
         if path.parent.parent != media_root:
@@ -684,14 +686,11 @@ def _method_label(method: str) -> str:
     return REGISTRY[method].label if method in REGISTRY else method
 
 
-def _form_marks(text: str) -> list[dict[str, Any]]:
-    """The marks field of the HTML form: a JSON list, at most 20 kB."""
+def _form_marks(text: str) -> Any:
+    """The marks field of the HTML form, at most 20 kB of JSON (checked by the service)."""
     if len(text) > 20_000:
         raise InvalidAnswer("marks too long")
     try:
-        marks = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise InvalidAnswer("marks are not valid JSON") from err
-    if not isinstance(marks, list):
-        raise InvalidAnswer("marks must be a list")
-    return marks

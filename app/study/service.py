@@ -30,7 +30,8 @@ from fuselens.app.storage.models import (
     Study,
 )
 from fuselens.app.study.auth import hash_password, verify_password
-from fuselens.app.study.config import DEFAULT_METHOD, EXPLANATION_PANELS, StudyConfig
+from fuselens.app.study.config import StudyConfig, legacy_panels
+from fuselens.explain.methods import DEFAULT_METHOD
 
 CONFIDENCE_RANGE = (0, 100)
 USEFULNESS_RANGE = (1, 5)
@@ -80,7 +81,6 @@ class CaseSpec:
     prediction: int | None = None
     explanation: dict[str, Any] | None = None
     folder: str | None = None
-    panels: list[str] = field(default_factory=list)  # the panel files drawn for it
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,7 @@ def arm_panels(arm: Arm) -> tuple[str, ...]:
     """The panels ``arm`` shows (arms stored before panels were listed: from show_*)."""
     if arm.panels is not None:
         return tuple(arm.panels)
-    return (("prediction",) if arm.show_prediction else ()) + (
-        EXPLANATION_PANELS if arm.show_explanations else ()
-    )
+    return legacy_panels(arm.show_prediction, arm.show_explanations)
 
 
 def arm_method(arm: Arm) -> str:
@@ -363,10 +361,10 @@ def queue_size(session: Session, reader: Reader) -> int:
     )
 
 
-def shown_usefulness(study: Study, arm: Arm) -> list[str]:
-    """The panels whose usefulness the reader rates in ``arm``: those asked about it shows."""
-    shown = arm_panels(arm)
-    return [p for p in study.config["questions"]["usefulness"] if p in shown]
+def shown_usefulness(asked: Sequence[str], panels: Sequence[str]) -> list[str]:
+    """The panels whose usefulness the reader rates: those ``asked`` about that the arm
+    shows (``panels``)."""
+    return [p for p in asked if p in panels]
 
 
 def check_marks(marks: Any, modalities: Sequence[str]) -> list[dict[str, Any]]:
@@ -401,7 +399,7 @@ def _check_answer(answer: AnswerIn, arm: Arm, study: Study) -> dict[str, int]:
     lo, hi = CONFIDENCE_RANGE
     if not isinstance(answer.confidence, int) or not lo <= answer.confidence <= hi:
         raise InvalidAnswer(f"confidence must be an integer from {lo} to {hi}")
-    shown = shown_usefulness(study, arm)
+    shown = shown_usefulness(study.config["questions"]["usefulness"], arm_panels(arm))
     if set(answer.usefulness) != set(shown):
         raise InvalidAnswer(f"rate the usefulness of exactly these panels: {shown}")
     lo, hi = USEFULNESS_RANGE
