@@ -105,8 +105,17 @@ def cxr_overlay(
 ) -> np.ndarray:
     """The radiograph with its cam, downsized (area) so its longer side is <= ``max_side``."""
     image = cxr.image
-    scale = max_side / max(image.shape)
-    if scale < 1.0:
-        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        image = np.clip(cv2.resize(image, size, interpolation=cv2.INTER_AREA), 0.0, 1.0)
+    h, w = downsized_shape(image.shape, max_side)
+    if (h, w) != image.shape[:2]:
+        image = np.clip(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA), 0.0, 1.0)
     return cam_overlay(image, cam, opacity)
+
+
+def downsized_shape(shape: tuple[int, ...], max_side: int) -> tuple[int, int]:
+    """``(height, width)`` of an image of ``shape`` shrunk so its longer side is <= ``max_side``
+    (never enlarged): the geometry :func:`cxr_overlay` draws at."""
+    h, w = int(shape[0]), int(shape[1])
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return h, w
+    return max(1, round(h * scale)), max(1, round(w * scale))

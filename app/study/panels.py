@@ -130,25 +130,16 @@ def render_panels(
     return [w for w in written if w]
 
 
-def _cxr_shape(case: PatientCase) -> tuple[int, int]:
-    """The displayed X-ray's (height, width) (``cxr_overlay``'s downsizing)."""
-    from fuselens.app.image_views import CXR_DISPLAY_SIDE
-
-    h, w = case.cxr.image.shape[:2]
-    scale = CXR_DISPLAY_SIDE / max(h, w)
-    return (max(1, round(h * scale)), max(1, round(w * scale))) if scale < 1.0 else (h, w)
-
-
-def _fit(a: np.ndarray, shape: tuple[int, ...], nearest: bool) -> np.ndarray:
-    """A (h, w) or (F, h, w) array resized to ``shape`` of the same rank (frames by index)."""
+def _mask_fit(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A bool (h, w) or (F, h, w) evidence mask resized (nearest) to ``shape`` of the same rank
+    (frames by nearest index)."""
     import cv2
 
-    a = np.asarray(a, dtype=np.float32)
+    a = np.asarray(mask, dtype=np.uint8)
     if a.ndim == 2:
-        how = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
-        return cv2.resize(a, (shape[1], shape[0]), interpolation=how)
+        return cv2.resize(a, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
     frames = np.linspace(0, a.shape[0] - 1, shape[0]).round().astype(int)
-    return np.stack([_fit(a[f], shape[1:], nearest) for f in frames])
+    return np.stack([_mask_fit(a[f], shape[1:]) for f in frames])
 
 
 def case_regions(
@@ -157,24 +148,27 @@ def case_regions(
     """``{"model": regions, "truth": regions}`` at the displayed geometry, in the form
     :func:`fuselens.app.study.marks.mark_agreement` reads: the model's region is its map at
     or above ``REGION_FRACTION`` of its peak, the truth the case's planted evidence."""
-    from fuselens.app.image_views import ECHO_DISPLAY_SIDE, display_size
+    from fuselens.app.figures.overlays import downsized_shape, resample_cam_frames, resize_cam
+    from fuselens.app.image_views import CXR_DISPLAY_SIDE, ECHO_DISPLAY_SIDE, display_size
     from fuselens.app.study.marks import heat_region
 
     out: dict[str, dict[str, Any]] = {"model": {}, "truth": {}}
     truth = truth or {}
     if case.cxr is not None:
-        shape = _cxr_shape(case)
+        shape = downsized_shape(case.cxr.image.shape, CXR_DISPLAY_SIDE)
         if maps is not None and maps.cxr is not None:
-            out["model"]["cxr"] = heat_region(_fit(maps.cxr, shape, False), REGION_FRACTION)
+            heat = resize_cam(maps.cxr, *shape)  # as the overlay draws it
+            out["model"]["cxr"] = heat_region(heat, REGION_FRACTION)
         if truth.get("cxr") is not None:
-            out["truth"]["cxr"] = _fit(truth["cxr"], shape, True) > 0.5
+            out["truth"]["cxr"] = _mask_fit(truth["cxr"], shape)
     for view, cine in case.echo.items():
-        shape = (cine.frames.shape[0], *display_size(cine.frames.shape[1:], ECHO_DISPLAY_SIDE))
+        n, (h, w) = cine.frames.shape[0], display_size(cine.frames.shape[1:], ECHO_DISPLAY_SIDE)
         if maps is not None and view in maps.echo:
-            heat = _fit(maps.echo[view], shape, False)
+            frames = resample_cam_frames(maps.echo[view], n)  # as the overlay loop draws it
+            heat = np.stack([resize_cam(f, h, w) for f in frames])
             out["model"].setdefault("echo", {})[view] = heat_region(heat, REGION_FRACTION)
         if view in (truth.get("echo") or {}):
-            out["truth"].setdefault("echo", {})[view] = _fit(truth["echo"][view], shape, True) > 0.5
+            out["truth"].setdefault("echo", {})[view] = _mask_fit(truth["echo"][view], (n, h, w))
     if case.ecg is not None:
         if maps is not None and maps.ecg is not None:
             out["model"]["ecg"] = {
