@@ -125,6 +125,12 @@ def _r_times(rng: np.random.Generator, heart_rate: float, af: bool) -> np.ndarra
     return np.array(times)
 
 
+def _wave(w: Wave, dt: np.ndarray) -> np.ndarray:
+    """(3, len(dt)) dipole of one wave at times ``dt`` from its centre (asymmetric Gaussian)."""
+    sigma = np.where(dt < 0, w.sigma_left, w.sigma_right)
+    return np.outer(w.vector, np.exp(-0.5 * (dt / sigma) ** 2))
+
+
 def _render_dipole(
     shape: BeatShape, r_times: np.ndarray, gains: np.ndarray, parts: set[str]
 ) -> np.ndarray:
@@ -140,9 +146,7 @@ def _render_dipole(
             hi = min(N_SAMPLES, int((c + 5 * w.sigma_right) * RATE_HZ) + 1)
             if hi <= lo:
                 continue
-            dt = t[lo:hi] - c
-            sig = np.where(dt < 0, w.sigma_left, w.sigma_right)
-            out[:, lo:hi] += g * np.outer(w.vector, np.exp(-0.5 * (dt / sig) ** 2))
+            out[:, lo:hi] += g * _wave(w, t[lo:hi] - c)
     return out
 
 
@@ -260,9 +264,7 @@ def drawn_intervals(latent: Latent, rng: np.random.Generator) -> dict[str, float
     dipole = np.zeros((3, t.size))
     for w in shape.waves:
         if w.part == "QRS":
-            dt = t - w.center
-            sigma = np.where(dt < 0, w.sigma_left, w.sigma_right)
-            dipole += np.outer(w.vector, np.exp(-0.5 * (dt / sigma) ** 2))
+            dipole += _wave(w, t - w.center)
     seen = t[np.abs(limb_and_chest(DOWER @ dipole)).max(axis=0) > VISIBLE_MV]
     return {
         "heart_rate": 60.0 / float(np.median(np.diff(inside))),
