@@ -509,7 +509,8 @@ def check_report(
             continue
         if modality is None or (read is not None and modality not in read):
             continue
-        clause = _Clause(ADDED[finding].split(), [ADDED_INDEX] * len(ADDED[finding].split()))
+        words = ADDED[finding].split()
+        clause = _Clause(words, [ADDED_INDEX] * len(words))
         if modality == "labs":
             if _named_lab(clause.words, len(clause.words), names) is None:
                 continue  # the case holds no such lab: nothing to state it of
