@@ -72,8 +72,7 @@ def _load_cohort(cohort: str, progress: bool = True, grid: ModelConfig | None = 
 
 
 def _train(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from fuselens.model_zoo.splits import validation_split
     from fuselens.model_zoo.training import TrainingConfig, train_model
 
     cfg = TrainingConfig(epochs=args.epochs, seed=args.seed, threads=args.threads)
@@ -83,10 +82,9 @@ def _train(args: argparse.Namespace) -> int:
         cfg.evidence_weight = 0.0
     cases = _load_cohort(args.cohort, grid=cfg.model if cfg.evidence_weight else None)
     split = args.seed if args.split_seed is None else args.split_seed
-    order = np.random.default_rng(split).permutation(len(cases))
-    n_val = int(round(args.val_fraction * len(cases)))
-    val = [cases[i] for i in sorted(order[:n_val])]
-    train = [cases[i] for i in sorted(order[n_val:])]
+    train_idx, val_idx = validation_split(len(cases), split, args.val_fraction)
+    val = [cases[i] for i in val_idx]
+    train = [cases[i] for i in train_idx]
     result = train_model(train, val, cfg, args.out)
     print(f"checkpoint: {result.out_dir / 'model'} ({result.metrics['train_s']:.0f} s)")
     return 0
@@ -170,16 +168,77 @@ def _eval(args: argparse.Namespace) -> int:
     from fuselens.explain.report_factuality import fact_check
     from fuselens.model_zoo.dataset import add_text_states, build_cohort_data
     from fuselens.model_zoo.evaluation import evaluate_model, format_tables
-    from fuselens.model_zoo.registry import load_model
+    from fuselens.model_zoo.loading import load_card
+    from fuselens.model_zoo.operating_points import card_points
+    from fuselens.model_zoo.registry import load_model, resolve_model_dir
 
     model, config = load_model(args.model)
+    points = card_points(load_card(resolve_model_dir(args.model)))
     cases = _load_cohort(args.cohort)
     data = build_cohort_data(cases, config, model.task_names)
     add_text_states(data, model)
-    result = evaluate_model(model, data, n_boot=args.bootstrap, check=fact_check(model, cases))
+    check = fact_check(model, cases, {t: points.get(t, 0.5) for t in model.task_names})
+    result = evaluate_model(model, data, n_boot=args.bootstrap, check=check)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_tables(result))
+    return 0
+
+
+def _operating_points(args: argparse.Namespace) -> int:
+    """Choose each yes/no task's threshold on a validation cohort; print it, ``--write`` it
+    into the checkpoint's card."""
+    from tqdm.auto import tqdm
+
+    from fuselens.app.cohort import open_cohort
+    from fuselens.model_zoo.loading import is_factory_spec, load_card
+    from fuselens.model_zoo.operating_points import choose_operating_points, format_points
+    from fuselens.model_zoo.predict import predict_cases
+    from fuselens.model_zoo.registry import resolve_model_dir, save_card
+    from fuselens.model_zoo.splits import validation_split
+
+    if args.write and is_factory_spec(args.model):
+        raise SystemExit("fuselens operating-points: --write needs a checkpoint folder")
+    model = _model(args.model)
+    try:
+        cohort = open_cohort(args.cohort, args.labels)
+        yes_no = [t for t, a in model.tasks.items() if sorted(a) == ["no", "yes"]]
+        tasks = args.task or [t for t in yes_no if t in cohort.tasks]
+        for task in tasks:
+            if task not in yes_no:
+                raise ValueError(f"{task} is not a yes/no task of {model.name}")
+            cohort.check_labels(model.tasks, task)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"fuselens operating-points: {exc}") from exc
+    case_ids = cohort.case_ids
+    where = f"{cohort.root} ({len(case_ids)} cases)"
+    if args.split_seed is not None:
+        _, val_idx = validation_split(len(case_ids), args.split_seed, args.val_fraction)
+        case_ids = [case_ids[i] for i in val_idx]
+        where = (
+            f"the validation split of {cohort.root} ({len(case_ids)} cases: split seed "
+            f"{args.split_seed}, fraction {args.val_fraction})"
+        )
+    truth: dict[str, list[str]] = {t: [] for t in tasks}
+    p_yes: dict[str, list[float]] = {t: [] for t in tasks}
+    for start in tqdm(range(0, len(case_ids), 8), desc="operating points", disable=args.json):
+        chunk = case_ids[start : start + 8]
+        results = predict_cases(model, [cohort.load(c) for c in chunk], batch_size=8)
+        for case_id, result in zip(chunk, results, strict=True):
+            for task in tasks:
+                label = cohort.label(case_id, task)
+                if label is not None:
+                    truth[task].append(label)
+                    p_yes[task].append(result["tasks"][task]["probabilities"]["yes"])
+    points = choose_operating_points(truth, p_yes)
+    out = {"model": model.name, "chosen_on": where, "operating_points": points}
+    if args.write:
+        folder = resolve_model_dir(args.model)
+        card = load_card(folder)
+        card["operating_points"] = points
+        card["operating_points_source"] = f"F1-best threshold per task on {where}"
+        save_card(folder, card)
+    print(json.dumps(out, indent=2) if args.json else format_points(out))
     return 0
 
 
@@ -560,6 +619,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     p.add_argument("--out", help="also write the JSON here")
     p.set_defaults(handler=_eval)
+
+    p = sub.add_parser(
+        "operating-points",
+        help="each yes/no task's threshold, chosen on validation cases (F1-best)",
+    )
+    p.add_argument("--cohort", required=True)
+    p.add_argument("--labels", help="labels.csv (default: the cohort's own labels or truth)")
+    p.add_argument("--model", default="demo", help=MODEL_HELP)
+    p.add_argument("--task", action="append", help="this task only (repeatable; default: all)")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="use only the validation split `fuselens train --split-seed` made of this cohort",
+    )
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--write", action="store_true", help="store them in the checkpoint's card")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_operating_points)
 
     p = sub.add_parser("serve", help="the workstation: a Gradio app in the browser")
     p.add_argument("--host", default="127.0.0.1")

@@ -107,6 +107,7 @@ def prediction_card(bundle: ExplanationBundle) -> str:
         bundle.device,
         bundle.model_name,
         bundle.caveat,
+        pred.get("yes_at"),
     )
 
 
@@ -140,7 +141,9 @@ def prediction_context(bundle: ExplanationBundle, truth: GroundTruth | None) -> 
     for task, pred in bundle.prediction.items():
         if task != bundle.task:
             p = pred["probabilities"].get("yes", pred["probability"])
-            others.append(f"{task_label(task)} {p:.0%}")
+            at = pred.get("yes_at", 0.5)
+            point = f" ({pred['answer']}: operating point {at:.0%})" if at != 0.5 else ""
+            others.append(f"{task_label(task)} {p:.0%}{point}")
     lines.append("Other tasks, P(yes): " + " · ".join(others))
     estimates = bundle.measurements.get("model_estimates") or {}
     if estimates:

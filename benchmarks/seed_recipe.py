@@ -1,7 +1,9 @@
 """The training recipe across seeds: validation figures, the held-out figures of each seed,
 their mean and spread, and the checkpoint chosen on the validation split alone.
 
-Each run folder holds what `fuselens train` wrote (`metrics.json`) plus the held-out
+Each run folder holds what `fuselens train` wrote (`metrics.json`; its `model/card.json`
+with the operating points `fuselens operating-points --split-seed 0 --write` chose on the
+validation split) plus the held-out
 `fuselens eval --json --out eval_heldout.json` and `fuselens bench-xai --json --out
 bench_xai_heldout.json` of its checkpoint. The choice reads only `metrics.json` (the
 validation split): the seed with the highest mean validation AUC over all four modalities
@@ -74,6 +76,10 @@ def run_summary(run: Path) -> dict[str, Any]:
         "val_mean_auc": statistics.mean(last["val_auc"][k] for k in VAL_KEYS),
         "val_estimates": metrics.get("val_estimates", {}),
     }
+    card = run / "model" / "card.json"
+    if card.is_file():
+        points = json.loads(card.read_text()).get("operating_points", {})
+        out["val_operating_points"] = points
     ev = run / "eval_heldout.json"
     if ev.is_file():
         e = json.loads(ev.read_text())
@@ -84,6 +90,10 @@ def run_summary(run: Path) -> dict[str, Any]:
             "bleu4": rep["bleu4"],
             "rouge_l": rep["rouge_l"],
             "finding_f1": rep["finding_f1"],
+            "finding_precision": rep["finding_precision"],
+            "finding_recall": rep["finding_recall"],
+            "per_finding_f1": rep["per_finding_f1"],
+            "operating_points": rep.get("operating_points", {}),
             "factuality_shown": {k: rep["factuality"][k] for k in FACTS},
             "contradicting_shown": rep["factuality"]["reports_contradicting_the_model"],
             "factuality_decoded": {k: rep["factuality_decoded"][k] for k in FACTS},

@@ -74,8 +74,12 @@ def _module(model: object) -> Any | None:
 
 
 def model_digest(model: object) -> str:
-    """SHA-256 of the model's name and, for a PyTorch model, every parameter and buffer."""
+    """SHA-256 of the model's name, its operating points (they decide its answers and so its
+    report) and, for a PyTorch model, every parameter and buffer."""
     h = hashlib.sha256(f"model {getattr(model, 'name', type(model).__name__)}".encode())
+    points = getattr(model, "operating_points", None) or {}
+    if points:
+        h.update(json.dumps(points, sort_keys=True).encode())
     module = _module(model)
     if module is not None:
         for name, tensor in module.state_dict().items():

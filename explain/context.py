@@ -23,6 +23,7 @@ from fuselens.model_zoo.contract import (
     Logits,
     answer_log_odds,
 )
+from fuselens.model_zoo.operating_points import answer_index, yes_at
 
 PREDICTED = "<predicted>"  # as a target: the answer the model gives the case
 
@@ -75,7 +76,8 @@ class CaseContext:
         else:
             logits = model.predict(batch)
         if target == PREDICTED:
-            target = answers[int(logits[task][0].float().argmax())]
+            probs = logits[task][0].float().softmax(-1).tolist()
+            target = answers[answer_index(answers, probs, yes_at(model, task))]
         return cls(model, case, batch, features, logits, task, target, cached)
 
     @property

@@ -50,6 +50,7 @@ from fuselens.model_zoo.contract import (
     ReportWriter,
     capabilities,
 )
+from fuselens.model_zoo.operating_points import DEFAULT_YES_AT, yes_at
 from fuselens.model_zoo.predict import task_result
 
 FIRST_STAGES: tuple[str, ...] = ("prediction", "text_lines")
@@ -69,7 +70,9 @@ def prediction_summary(ctx: CaseContext) -> dict[str, Any]:
     """Answer, P(yes) (else the top answer's probability) and per-answer probabilities of
     every task (JSON-ready)."""
     return {
-        task: task_result(answers, ctx.logits[task][0].float().softmax(-1).cpu().tolist())
+        task: task_result(
+            answers, ctx.logits[task][0].float().softmax(-1).cpu().tolist(), yes_at(ctx.model, task)
+        )
         for task, answers in ctx.model.tasks.items()
     }
 
@@ -158,6 +161,15 @@ def model_answers(prediction: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def answer_thresholds(prediction: dict[str, Any]) -> dict[str, float]:
+    """The operating point (P(yes) at which the answer is yes) each yes/no task was answered at."""
+    return {
+        task: float(result.get("yes_at", DEFAULT_YES_AT))
+        for task, result in prediction.items()
+        if set(result.get("probabilities", {})) == {"no", "yes"}
+    }
+
+
 def measured_quantities(measurements: dict[str, Any]) -> dict[str, Measured]:
     """The measurements (and the model's estimates) a report may cite, as it writes them."""
     ecg = measurements.get("ecg") or {}
@@ -184,6 +196,7 @@ def grounded(ctx: CaseContext, bundle: ExplanationBundle, report: GeneratedRepor
         model_answers(bundle.prediction),
         measured_quantities(bundle.measurements),
         ctx.modalities,
+        answer_thresholds(bundle.prediction),
     )
     attention = np.asarray(report.attention)
     # a word added from a finding head (index ADDED_INDEX = -1) takes the appended zero row

@@ -17,7 +17,8 @@ by the words around it and then:
 Each clause's findings are read with the report parser's phrases
 (:data:`fuselens.model_zoo.synth.reports.PATTERNS`) plus the phrases that state a finding
 absent ("chamber sizes are normal"); a clause that contradicts the model's own answer
-for a finding it has a head for (P(yes) against 0.5) is withheld. A finding the model
+for a finding it has a head for (P(yes) against the head's operating point, 0.5 unless
+the model's card holds one chosen on validation) is withheld. A finding the model
 answers yes to that its modality's section leaves out is stated there in the report
 language (:data:`ADDED`), so the report says what the model answers. Every withheld and
 every added clause is listed in :attr:`FactReport.checks`, so the panel shows the
@@ -33,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fuselens.model_zoo.case import LabItem, format_lab_value
+from fuselens.model_zoo.operating_points import DEFAULT_YES_AT
 from fuselens.model_zoo.report import join_words, split_words
 from fuselens.model_zoo.synth.reports import IMPRESSION_TERMS, NEGATION, PATTERNS
 
-YES_AT = 0.5
 _NUMBER = re.compile(r"^\d[\d,]*(\.\d+)?(%|/min)?$")
 _UNIT = re.compile(r"^(ms|%|[a-z0-9.]*/[a-z0-9./]+)$")
 SECTIONS = {"labs": "labs", "ecg": "ecg", "echo": "echo", "chest x-ray": "cxr"}
@@ -402,44 +403,59 @@ def _drop_terms(clause: _Clause, spans: list[tuple[int, int]]) -> _Clause | None
     return _Clause(words, index)
 
 
+class _Answers(dict):
+    """P(yes) per finding head, with the operating point each answers yes at."""
+
+    def __init__(self, p_yes: dict[str, float], yes_at: dict[str, float] | None):
+        super().__init__(p_yes)
+        self.yes_at = yes_at or {}
+
+    def says_yes(self, finding: str) -> bool:
+        return self[finding] >= self.yes_at.get(finding, DEFAULT_YES_AT)
+
+    def describe(self, finding: str) -> str:
+        """ "yes (P(yes) = 0.38 against its operating point 0.31)" or "no (P(yes) = 0.20)"."""
+        at = self.yes_at.get(finding, DEFAULT_YES_AT)
+        point = f" against its operating point {at:.2f}" if at != DEFAULT_YES_AT else ""
+        answer = "yes" if self.says_yes(finding) else "no"
+        return f"{answer} (P(yes) = {self[finding]:.2f}{point})"
+
+
 def _check_findings(
-    section: str | None, clause: _Clause, answers: dict[str, float], checks: list, stated: set
+    section: str | None, clause: _Clause, answers: _Answers, checks: list, stated: set
 ) -> _Clause | None:
     """The clause, or None when it contradicts the model's answer for a finding."""
     if section == IMPRESSION:
         wrong = []
         for finding, start, stop in _impression_terms(clause):
-            if finding in answers and answers[finding] < YES_AT:
+            if finding in answers and not answers.says_yes(finding):
                 wrong.append((start, stop))
                 checks.append(
-                    _contradiction(
-                        finding, " ".join(clause.words[start:stop]), True, answers[finding]
-                    )
+                    _contradiction(finding, " ".join(clause.words[start:stop]), True, answers)
                 )
             elif finding in answers:
                 stated.add((finding, section))
         return _drop_terms(clause, wrong) if wrong else clause
     text = clause.text
-    for finding, p_yes in answers.items():
+    for finding in answers:
         said = _states(text, finding)
         if said is None:
             continue
-        if said != (p_yes >= YES_AT):
-            checks.append(_contradiction(finding, text, said, p_yes))
+        if said != answers.says_yes(finding):
+            checks.append(_contradiction(finding, text, said, answers))
             return None
         if said:
             stated.add((finding, section))
     return clause
 
 
-def _contradiction(finding: str, text: str, said: bool, p_yes: float) -> dict[str, Any]:
-    answer = "yes" if p_yes >= YES_AT else "no"
+def _contradiction(finding: str, text: str, said: bool, answers: _Answers) -> dict[str, Any]:
     return {
         "kind": "withheld",
         "finding": finding,
         "text": text,
         "why": f"states {finding} {'present' if said else 'absent'}; the model's {finding} "
-        f"head answers {answer} (P(yes) = {p_yes:.2f})",
+        f"head answers {answers.describe(finding)}",
     }
 
 
@@ -463,13 +479,16 @@ def check_report(
     answers: dict[str, float],
     measured: dict[str, Measured] | None = None,
     modalities: list[str] | None = None,
+    yes_at: dict[str, float] | None = None,
 ) -> FactReport:
     """The decoded report ``words`` with its numbers sourced and its findings checked.
 
     ``labs`` are the case's lab items, ``answers`` the model's P(yes) per finding head,
     ``measured`` the measurements by quantity, ``modalities`` those the model read (a
-    finding of an absent modality is not expected in the report).
+    finding of an absent modality is not expected in the report), ``yes_at`` each head's
+    operating point (0.5 where not given).
     """
+    answers = _Answers(answers, yes_at)
     measured = measured or {}
     names = _lab_names(labs)
     numbers: list[dict[str, Any]] = []
@@ -503,9 +522,9 @@ def check_report(
             sections.setdefault(section, []).append(fixed)
             numbers += stated_numbers
     read = set(modalities) if modalities is not None else None
-    for finding, p_yes in answers.items():
+    for finding in answers:
         modality = _modality_of(finding)
-        if p_yes < YES_AT or finding not in ADDED or (finding, modality) in stated:
+        if not answers.says_yes(finding) or finding not in ADDED or (finding, modality) in stated:
             continue
         if modality is None or (read is not None and modality not in read):
             continue
@@ -520,7 +539,7 @@ def check_report(
                     {
                         "kind": "disagreement",
                         "finding": finding,
-                        "why": f"the model's {finding} head answers yes (P(yes) = {p_yes:.2f}), "
+                        "why": f"the model's {finding} head answers {answers.describe(finding)}, "
                         f"but {against.split('; ', 1)[-1]}",
                     }
                 )
@@ -531,7 +550,7 @@ def check_report(
                 "kind": "added",
                 "finding": finding,
                 "text": clause.text,
-                "why": f"the model's {finding} head answers yes (P(yes) = {p_yes:.2f}); "
+                "why": f"the model's {finding} head answers {answers.describe(finding)}; "
                 "the decoder did not write it, so the report states it",
             }
         )
@@ -544,22 +563,21 @@ def check_report(
 
 
 def _estimate_disagreements(
-    answers: dict[str, float], measured: dict[str, Measured]
+    answers: _Answers, measured: dict[str, Measured]
 ) -> list[dict[str, Any]]:
     """An estimate head and its finding head that disagree (EF 62% with reduced EF 'yes')."""
     out = []
     for quantity, (finding, present) in ESTIMATE_FINDING.items():
         if quantity not in measured or finding not in answers:
             continue
-        m, p_yes = measured[quantity], answers[finding]
-        if present(m.value) != (p_yes >= YES_AT):
-            answer = "yes" if p_yes >= YES_AT else "no"
+        m = measured[quantity]
+        if present(m.value) != answers.says_yes(finding):
             out.append(
                 {
                     "kind": "disagreement",
                     "finding": finding,
                     "why": f"the model's {quantity.upper()} estimate is {m.text} but its "
-                    f"{finding} head answers {answer} (P(yes) = {p_yes:.2f})",
+                    f"{finding} head answers {answers.describe(finding)}",
                 }
             )
     return out

@@ -19,6 +19,7 @@ from fuselens.explain.pipeline import measured_quantities
 from fuselens.explain.report_facts import Measured, check_report
 from fuselens.model_zoo.case import PatientCase
 from fuselens.model_zoo.estimates import ESTIMATES
+from fuselens.model_zoo.operating_points import thresholds
 from fuselens.model_zoo.report import join_words, split_words
 
 LAB_TOLERANCE = 0.02  # relative: "equal to the case"
@@ -80,17 +81,19 @@ def factuality(
     cases: list[PatientCase],
     answers: list[dict[str, float]],
     measured: list[dict[str, Any]],
+    yes_at: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Per quantity: how many reports state it and the share within tolerance of the case
-    (labs: the input, ±2%) or its truth (HR ±5/min, QRS ±20 ms, EF ±10, CTR ±0.05); and
-    the share of reports with a finding that contradicts the model's own answer."""
+        (labs: the input, ±2%) or its truth (HR ±5/min, QRS ±20 ms, EF ±10, CTR ±0.05); and
+        the share of reports with a finding that contradicts the model's own answer (at its
+    operating points ``yes_at``)."""
     pooled: dict[str, list[tuple[float, float]]] = {}
     contradicted = 0
     for text, case, ans, meas in zip(texts, cases, answers, measured, strict=True):
         for key, pairs in stated_values(text, case).items():
             pooled.setdefault(key, []).extend(pairs)
         labs = case.labs.items if case.labs is not None else []
-        again = check_report(split_words(text), labs, ans, meas, case.modalities())
+        again = check_report(split_words(text), labs, ans, meas, case.modalities(), yes_at)
         contradicted += any(c["kind"] == "withheld" and "finding" in c for c in again.checks)
     return {
         "n": len(texts),
@@ -129,9 +132,11 @@ def estimated(probs: dict[str, np.ndarray], i: int) -> dict[str, Measured]:
     return measured_quantities({"model_estimates": estimates})
 
 
-def fact_check(model, cases: list[PatientCase]):
+def fact_check(model, cases: list[PatientCase], yes_at: dict[str, float] | None = None):
     """A :data:`fuselens.model_zoo.evaluation.ReportCheck` for ``fuselens eval``: the decoded
-    reports of ``cases`` after the workstation's fact checks, with the factuality of both."""
+    reports of ``cases`` after the workstation's fact checks, with the factuality of both;
+    findings answered at ``yes_at`` (default: the model's operating points)."""
+    points = thresholds(model) if yes_at is None else yes_at
 
     def check(texts: list[str], idx: np.ndarray, probs: dict[str, np.ndarray]):
         shown, answers, measured, chosen = [], [], [], []
@@ -140,15 +145,16 @@ def fact_check(model, cases: list[PatientCase]):
             ans, meas = case_facts(model, case, {t: float(probs[t][i]) for t in model.tasks})
             meas |= estimated(probs, int(i))
             labs = case.labs.items if case.labs is not None else []
-            facts = check_report(split_words(text), labs, ans, meas, case.modalities())
+            facts = check_report(split_words(text), labs, ans, meas, case.modalities(), points)
             shown.append(join_words(facts.words))
             answers.append(ans)
             measured.append(meas)
             chosen.append(case)
         return shown, {
             "checked": True,
-            "factuality": factuality(shown, chosen, answers, measured),
-            "factuality_decoded": factuality(texts, chosen, answers, measured),
+            "factuality": factuality(shown, chosen, answers, measured, points),
+            "factuality_decoded": factuality(texts, chosen, answers, measured, points),
+            "operating_points": points,
         }
 
     return check

@@ -14,7 +14,9 @@ activations are not ``(B, C, *spatial)``, a reshape transform) per modality, and
 *Optional capabilities*, each detected with ``isinstance``, never assumed:
 :class:`CachedFeatures` (the encode/fuse split that makes re-running one modality cheap),
 :class:`AttentionReader` (attention maps), :class:`ReportWriter` (a generated report), and
-the optional attributes ``answer_prevalence`` (the Shapley baseline) and ``report_headings``.
+the optional attributes ``answer_prevalence`` (the Shapley baseline), ``report_headings`` and
+``operating_points`` (task -> the P(yes) at which it answers yes; 0.5 where absent:
+:mod:`fuselens.model_zoo.operating_points`).
 
 Tensors follow one layout per modality (:mod:`fuselens.model_zoo.standard_inputs` builds
 them): ``labs`` word-piece ids ``(B, L)`` with ``labs.mask`` and ``labs.lines``; ``ecg``

@@ -87,6 +87,7 @@ class FusionExplainable(nn.Module):
         answer_prevalence: dict[str, dict[str, float]] | None = None,
         report_headings: dict[str, str] | None = None,
         estimate_error: dict[str, dict[str, Any]] | None = None,
+        operating_points: dict[str, float] | None = None,
     ):
         super().__init__()
         self.net = net
@@ -95,6 +96,7 @@ class FusionExplainable(nn.Module):
         self.answer_prevalence = answer_prevalence or {}
         self.report_headings = report_headings or {}
         self.estimate_error = estimate_error or {}
+        self.operating_points = operating_points or {}
         self._line_states = LineStateMemo()
 
     @property

@@ -14,6 +14,7 @@ import torch
 
 from fuselens.model_zoo.contract import ExplainableModel, check_model
 from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT, FusionExplainable
+from fuselens.model_zoo.operating_points import card_points
 from fuselens.model_zoo.registry import CARD_FILE, load_model, resolve_model_dir
 
 
@@ -26,7 +27,7 @@ def is_factory_spec(spec: str) -> bool:
 
 def load_card(folder: Path) -> dict:
     """What a checkpoint carries besides its weights: caveat, answer prevalence, headings,
-    the estimate heads' measured error."""
+    the estimate heads' measured error, the operating points chosen on validation."""
     path = folder / CARD_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
@@ -70,4 +71,5 @@ def load_explainable(
         answer_prevalence=card.get("answer_prevalence"),
         report_headings=card.get("report_headings"),
         estimate_error=card.get("estimate_error"),
+        operating_points=card_points(card),
     ).eval()

@@ -11,6 +11,7 @@ import torch
 
 from fuselens.model_zoo.case import PatientCase
 from fuselens.model_zoo.contract import ExplainableModel
+from fuselens.model_zoo.operating_points import DEFAULT_YES_AT, answer_index, yes_at
 
 
 def _run(model: ExplainableModel, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
@@ -22,17 +23,24 @@ def _run(model: ExplainableModel, batch) -> tuple[dict[str, torch.Tensor], torch
     return logits, attention if isinstance(attention, torch.Tensor) else None
 
 
-def task_result(answers: Sequence[str], probs: Sequence[float]) -> dict[str, Any]:
-    """One task of one case: the top answer, ``probability`` (P(yes) when the task has a
-    "yes" answer, else the top answer's) and every answer's probability."""
+def task_result(
+    answers: Sequence[str], probs: Sequence[float], threshold: float = DEFAULT_YES_AT
+) -> dict[str, Any]:
+    """One task of one case: the answer given (a yes/no task's at its operating point
+    ``threshold``, :func:`~fuselens.model_zoo.operating_points.answer_index`),
+    ``probability`` (P(yes) when the task has a "yes" answer, else the answer's), every
+    answer's probability, and ``yes_at`` for a yes/no task."""
     answers = [str(a) for a in answers]
     probs = [float(p) for p in probs]
-    best = max(range(len(probs)), key=probs.__getitem__)
-    return {
+    best = answer_index(answers, probs, threshold)
+    out = {
         "answer": answers[best],
         "probability": probs[answers.index("yes")] if "yes" in answers else probs[best],
         "probabilities": dict(zip(answers, probs, strict=True)),
     }
+    if sorted(answers) == ["no", "yes"]:
+        out["yes_at"] = float(threshold)
+    return out
 
 
 @torch.no_grad()
@@ -61,7 +69,7 @@ def predict_cases(
                 "modalities_used": used,
                 "modalities_ignored": [m for m in case.modalities() if m not in used],
                 "tasks": {
-                    t: task_result(answers, probs[t][i].tolist())
+                    t: task_result(answers, probs[t][i].tolist(), yes_at(model, t))
                     for t, answers in model.tasks.items()
                 },
             }

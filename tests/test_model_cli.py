@@ -63,3 +63,39 @@ def test_train_writes_a_loadable_checkpoint(cohort, tmp_path, capsys):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["train_cases"] == 4 and metrics["val_cases"] == 2
     assert (tmp_path / "model" / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def cohort30(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cohort30")
+    write_cohort(out, n=30, seed=4, progress=False)
+    return out
+
+
+def test_operating_points_are_chosen_on_the_validation_split_written_and_answered_at(
+    cohort30, tiny_model, tmp_path, capsys
+):
+    import shutil
+
+    from fuselens.model_zoo.loading import load_explainable
+
+    model_dir = shutil.copytree(tiny_model, tmp_path / "m")
+    args = ["operating-points", "--cohort", str(cohort30), "--model", str(model_dir)]
+    assert main([*args, "--split-seed", "0", "--val-fraction", "0.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "validation split" in out["chosen_on"] and "15 cases" in out["chosen_on"]
+    hf = out["operating_points"]["heart_failure"]
+    assert hf["n"] == 15 and 0.05 <= hf["yes_at"] <= 0.95 and hf["f1"] >= hf["f1_at_0.5"]
+    assert main([*args, "--task", "heart_failure", "--write"]) == 0
+    assert "heart_failure" in capsys.readouterr().out
+    card = json.loads((model_dir / "card.json").read_text())
+    assert list(card["operating_points"]) == ["heart_failure"]
+    at = card["operating_points"]["heart_failure"]["yes_at"]
+    assert load_explainable(model_dir).operating_points == {"heart_failure": at}
+    for case in ("P00000", "P00001", "P00002"):
+        assert main(["predict", str(cohort30 / case), "--model", str(model_dir), "--json"]) == 0
+        task = json.loads(capsys.readouterr().out)["tasks"]["heart_failure"]
+        assert task["yes_at"] == at
+        assert task["answer"] == ("yes" if task["probabilities"]["yes"] >= at else "no")
+    with pytest.raises(SystemExit, match="not a yes/no task"):
+        main([*args, "--task", "no_such_task"])

@@ -22,8 +22,10 @@ def prediction_markdown(
     device: str,
     model_name: str,
     caveat: str,
+    yes_at: float | None = None,
 ) -> str:
-    """Markdown for the prediction panel; always ends with the model's ``caveat``."""
+    """Markdown for the prediction panel; always ends with the model's ``caveat``. A yes/no
+    answer given at an operating point other than 0.5 (``yes_at``) says so."""
     p = float(probability)
     if not math.isfinite(p) or not 0.0 <= p <= 1.0:
         raise ValueError(f"probability must be in [0, 1], got {probability!r}")
@@ -33,6 +35,7 @@ def prediction_markdown(
         [
             f"### {_escape(task_label)}",
             f"**{_escape(answer)}** — probability **{p:.1%}**",
+            *_operating_point(yes_at),
             "",
             f"`{bar}`",
             "",
@@ -41,3 +44,9 @@ def prediction_markdown(
             f"> ⚠️ {_escape(caveat)}",
         ]
     )
+
+
+def _operating_point(yes_at: float | None) -> list[str]:
+    if yes_at is None or yes_at == 0.5:
+        return []
+    return ["", f"Answers yes at P(yes) ≥ {yes_at:.0%} (its operating point, chosen on validation)"]
