@@ -349,9 +349,12 @@ def _explanation_updates(
         return
     method = settings.get("method", DEFAULT_METHOD)
     methods = [method]
-    identity = views.identity_markdown(
-        ws.request_key(cur.loaded, task, target, method), cur.loaded.title
-    )
+    key = ws.request_key(cur.loaded, task, target, method)
+    if cur.drawn == key:  # the opening drew this stored bundle whole: nothing left to draw
+        cur.drawn = None  # once: a later request for it draws it again
+        yield {ui.current: cur}
+        return
+    identity = views.identity_markdown(key, cur.loaded.title)
     job = ws.submit(session, cur.loaded, task, target, method)
     yield {
         ui.progress: views.progress_markdown(None, "prediction", methods=methods),
@@ -363,10 +366,6 @@ def _explanation_updates(
             if not ws.is_shown(job, cur.loaded):
                 return
             cur.bundle = bundle
-            if cached and cur.drawn == job.key:  # the opening drew this stored bundle
-                cur.drawn = None  # once: a later request for it draws it again
-                yield {ui.current: cur}
-                return
             cur.drawn = None
             if cached:
                 values = views.bundle_panels(cur.loaded.case, bundle, settings)
