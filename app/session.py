@@ -239,8 +239,6 @@ class Current:
     loaded: LoadedCase
     bundle: ExplanationBundle | None = None
     slots: list[str] = field(default_factory=list)
-    drawn: RequestKey | None = None
-    """The request whose finished bundle the opening drew whole (a stored one)."""
 
 
 class Workstation:

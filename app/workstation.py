@@ -291,13 +291,10 @@ def _opened(
     loaded: LoadedCase,
     session: str,
     request: tuple[str, str, str] | None = None,
-    settings: dict[str, Any] | None = None,
 ) -> dict[Any, Any]:
     """Every update of a newly opened case: file table, story, echo slots, cleared panels;
     the session's explanation of the case it showed before stops, and the explanation of
-    ``request`` (task, class, method) starts at once. A stored explanation of ``request``
-    is drawn whole in this response (with the overlay ``settings``), so the explanation's
-    reader has nothing left to draw."""
+    ``request`` (task, class, method) starts at once."""
     ws.show(session, loaded)
     if request is not None:
         ws.prefetch(session, loaded, *request)
@@ -318,13 +315,7 @@ def _opened(
     if first is not None and first[0] in ("prediction", "cached"):  # one round trip sooner
         key = ws.request_key(loaded, *request)
         out[ui.panels["identity"]] = views.identity_markdown(key, loaded.title)
-        if first[0] == "cached" and settings is not None:
-            cur.bundle, cur.drawn = first[1], key
-            out.update(_to_updates(ui, views.bundle_panels(loaded.case, first[1], settings)))
-            note = views.progress_markdown(first[1], finished=True, methods=[request[2]])
-            out[ui.progress] = note + " (from cache)"
-        else:
-            out.update(_to_updates(ui, views.stage_panels("prediction", loaded.case, first[1])))
+        out.update(_to_updates(ui, views.stage_panels("prediction", loaded.case, first[1])))
     return out
 
 
@@ -349,12 +340,9 @@ def _explanation_updates(
         return
     method = settings.get("method", DEFAULT_METHOD)
     methods = [method]
-    key = ws.request_key(cur.loaded, task, target, method)
-    if cur.drawn == key:  # the opening drew this stored bundle whole: nothing left to draw
-        cur.drawn = None  # once: a later request for it draws it again
-        yield {ui.current: cur}
-        return
-    identity = views.identity_markdown(key, cur.loaded.title)
+    identity = views.identity_markdown(
+        ws.request_key(cur.loaded, task, target, method), cur.loaded.title
+    )
     job = ws.submit(session, cur.loaded, task, target, method)
     yield {
         ui.progress: views.progress_markdown(None, "prediction", methods=methods),
@@ -366,7 +354,6 @@ def _explanation_updates(
             if not ws.is_shown(job, cur.loaded):
                 return
             cur.bundle = bundle
-            cur.drawn = None
             if cached:
                 values = views.bundle_panels(cur.loaded.case, bundle, settings)
                 note = views.progress_markdown(bundle, finished=True, methods=methods)
@@ -397,24 +384,18 @@ def _wire_case_events(
     open_outputs += list(ui.panels.values()) + ui.echo_col + ui.echo_title + ui.echo_scrub
     explain_inputs = [ui.current, ui.task, ui.target, ui.method, ui.cxr_opacity, *ui.echo_opacity]
     explain_outputs = [ui.current, ui.progress, *ui.panels.values()]
-    request = [ui.task, ui.target, ui.method, ui.cxr_opacity, *ui.echo_opacity]
+    request = [ui.task, ui.target, ui.method]
 
-    def asked(values: tuple[Any, ...]) -> tuple[tuple[str, str, str], dict[str, Any]]:
-        """(task, class, method) and the overlay settings from ``request``'s values."""
-        task, target, method, co, *eo = values
-        return (task, target, method), ws.settings(list(eo), co, method)
-
-    def open_demo_case(request: gr.Request, key: str | None, *explain: Any) -> dict[Any, Any]:
+    def open_demo_case(request: gr.Request, key: str | None, *explain: str) -> dict[Any, Any]:
         if not key:
             return {ui.progress: PICK_A_CASE}
-        return _opened(ws, ui, ws.open_demo(key), request.session_hash, *asked(explain))
+        return _opened(ws, ui, ws.open_demo(key), request.session_hash, explain)
 
-    def open_uploaded(request: gr.Request, files: list[str] | None, *explain: Any):
+    def open_uploaded(request: gr.Request, files: list[str] | None, *explain: str):
         if not files:
             return {ui.progress: "Choose files to upload first."}
         loaded = ws.open_uploads([str(f) for f in files])  # the uploads are moved, not kept
-        opened = _opened(ws, ui, loaded, request.session_hash, *asked(explain))
-        return {**opened, ui.uploads: None}
+        return {**_opened(ws, ui, loaded, request.session_hash, explain), ui.uploads: None}
 
     def run_explanations(
         request: gr.Request, cur, task: str, target: str, method: str, co: float, *eo: float
@@ -456,13 +437,10 @@ def _wire_case_events(
         def open_other(
             request: gr.Request, *values: Any, opener: review_ui.CaseOpener = opener
         ) -> dict[Any, Any]:
-            n = len(opener.inputs)
-            loaded = opener.load(*values[:n])
-            opened = _opened(ws, ui, loaded, request.session_hash, *asked(values[n:]))
+            opened = _opened(ws, ui, opener.load(*values), request.session_hash)
             return {**opened, tabs: gr.Tabs(selected=CASE_TAB)}
 
-        inputs = [*opener.inputs, *request]
-        opened = opener.trigger(open_other, inputs, [*open_outputs, tabs])
+        opened = opener.trigger(open_other, opener.inputs, [*open_outputs, tabs])
         running.append(opened.success(**explain_args))
     triggers = (
         ui.demo_pick.change,
