@@ -110,14 +110,48 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labelled_probabilities(
+    model,
+    cohort,
+    case_ids: Sequence[str],
+    tasks: Sequence[str],
+    desc: str,
+    quiet: bool,
+    batch_size: int = 1,
+) -> tuple[dict[str, list[str]], dict[str, list[list[float]]]]:
+    """Per task, the labels of the cases in ``case_ids`` labelled for it and the model's
+    probabilities of its answers (in the model's order) on them; a case labelled for no
+    task is not run."""
+    from tqdm.auto import tqdm
+
+    from fuselens.model_zoo.predict import predict_cases
+
+    truth: dict[str, list[str]] = {t: [] for t in tasks}
+    probs: dict[str, list[list[float]]] = {t: [] for t in tasks}
+    labelled = [(c, {t: cohort.label(c, t) for t in tasks}) for c in case_ids]
+    labelled = [
+        (c, labels) for c, labels in labelled if any(v is not None for v in labels.values())
+    ]
+    with tqdm(total=len(labelled), desc=desc, disable=quiet, unit="case") as bar:
+        for start in range(0, len(labelled), batch_size):
+            chunk = labelled[start : start + batch_size]
+            results = predict_cases(model, [cohort.load(c) for c, _ in chunk], batch_size)
+            for (_, labels), result in zip(chunk, results, strict=True):
+                for t, answer in labels.items():
+                    if answer is not None:
+                        truth[t].append(answer)
+                        p = result["tasks"][t]["probabilities"]
+                        probs[t].append([p[a] for a in model.tasks[t]])
+            bar.update(len(chunk))
+    return truth, probs
+
+
 def _eval_labelled(args: argparse.Namespace) -> dict:
     """Any model on a labelled (or synthetic) cohort, per task: accuracy and AUC with CIs."""
     import numpy as np
-    from tqdm.auto import tqdm
 
     from fuselens.app.cohort import open_cohort
     from fuselens.model_zoo.labelled_eval import task_metrics
-    from fuselens.model_zoo.predict import predict_case
 
     model = _model(args.model)
     try:
@@ -127,18 +161,7 @@ def _eval_labelled(args: argparse.Namespace) -> dict:
             cohort.check_labels(model.tasks, task)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"fuselens eval: {exc}") from exc
-    truth: dict[str, list[str]] = {t: [] for t in tasks}
-    probs: dict[str, list[list[float]]] = {t: [] for t in tasks}
-    for case_id in tqdm(cohort.case_ids, desc="eval", disable=args.json, unit="case"):
-        labels = {t: cohort.label(case_id, t) for t in tasks}
-        if all(v is None for v in labels.values()):
-            continue
-        result = predict_case(model, cohort.load(case_id))
-        for t, answer in labels.items():
-            if answer is not None:
-                truth[t].append(answer)
-                p = result["tasks"][t]["probabilities"]
-                probs[t].append([p[a] for a in model.tasks[t]])
+    truth, probs = _labelled_probabilities(model, cohort, cohort.case_ids, tasks, "eval", args.json)
     return {
         "model": model.name,
         "caveat": model.caveat,
@@ -169,7 +192,7 @@ def _eval(args: argparse.Namespace) -> int:
     from fuselens.model_zoo.dataset import add_text_states, build_cohort_data
     from fuselens.model_zoo.evaluation import evaluate_model, format_tables
     from fuselens.model_zoo.loading import load_card
-    from fuselens.model_zoo.operating_points import card_points
+    from fuselens.model_zoo.operating_points import card_points, thresholds
     from fuselens.model_zoo.registry import load_model, resolve_model_dir
 
     model, config = load_model(args.model)
@@ -177,7 +200,7 @@ def _eval(args: argparse.Namespace) -> int:
     cases = _load_cohort(args.cohort)
     data = build_cohort_data(cases, config, model.task_names)
     add_text_states(data, model)
-    check = fact_check(model, cases, {t: points.get(t, 0.5) for t in model.task_names})
+    check = fact_check(model, cases, thresholds(model) | points)
     result = evaluate_model(model, data, n_boot=args.bootstrap, check=check)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -188,12 +211,13 @@ def _eval(args: argparse.Namespace) -> int:
 def _operating_points(args: argparse.Namespace) -> int:
     """Choose each yes/no task's threshold on a validation cohort; print it, ``--write`` it
     into the checkpoint's card."""
-    from tqdm.auto import tqdm
-
     from fuselens.app.cohort import open_cohort
     from fuselens.model_zoo.loading import is_factory_spec, load_card
-    from fuselens.model_zoo.operating_points import choose_operating_points, format_points
-    from fuselens.model_zoo.predict import predict_cases
+    from fuselens.model_zoo.operating_points import (
+        choose_operating_points,
+        format_points,
+        is_yes_no,
+    )
     from fuselens.model_zoo.registry import resolve_model_dir, save_card
     from fuselens.model_zoo.splits import validation_split
 
@@ -202,7 +226,7 @@ def _operating_points(args: argparse.Namespace) -> int:
     model = _model(args.model)
     try:
         cohort = open_cohort(args.cohort, args.labels)
-        yes_no = [t for t, a in model.tasks.items() if sorted(a) == ["no", "yes"]]
+        yes_no = [t for t, a in model.tasks.items() if is_yes_no(a)]
         tasks = args.task or [t for t in yes_no if t in cohort.tasks]
         for task in tasks:
             if task not in yes_no:
@@ -219,17 +243,10 @@ def _operating_points(args: argparse.Namespace) -> int:
             f"the validation split of {cohort.root} ({len(case_ids)} cases: split seed "
             f"{args.split_seed}, fraction {args.val_fraction})"
         )
-    truth: dict[str, list[str]] = {t: [] for t in tasks}
-    p_yes: dict[str, list[float]] = {t: [] for t in tasks}
-    for start in tqdm(range(0, len(case_ids), 8), desc="operating points", disable=args.json):
-        chunk = case_ids[start : start + 8]
-        results = predict_cases(model, [cohort.load(c) for c in chunk], batch_size=8)
-        for case_id, result in zip(chunk, results, strict=True):
-            for task in tasks:
-                label = cohort.label(case_id, task)
-                if label is not None:
-                    truth[task].append(label)
-                    p_yes[task].append(result["tasks"][task]["probabilities"]["yes"])
+    truth, probs = _labelled_probabilities(
+        model, cohort, case_ids, tasks, "operating points", args.json, batch_size=8
+    )
+    p_yes = {t: [p[list(model.tasks[t]).index("yes")] for p in probs[t]] for t in tasks}
     points = choose_operating_points(truth, p_yes)
     out = {"model": model.name, "chosen_on": where, "operating_points": points}
     if args.write:

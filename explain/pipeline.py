@@ -164,9 +164,7 @@ def model_answers(prediction: dict[str, Any]) -> dict[str, float]:
 def answer_thresholds(prediction: dict[str, Any]) -> dict[str, float]:
     """The operating point (P(yes) at which the answer is yes) each yes/no task was answered at."""
     return {
-        task: float(result.get("yes_at", DEFAULT_YES_AT))
-        for task, result in prediction.items()
-        if set(result.get("probabilities", {})) == {"no", "yes"}
+        t: float(prediction[t].get("yes_at", DEFAULT_YES_AT)) for t in model_answers(prediction)
     }
 
 

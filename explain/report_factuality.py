@@ -84,8 +84,8 @@ def factuality(
     yes_at: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Per quantity: how many reports state it and the share within tolerance of the case
-        (labs: the input, ±2%) or its truth (HR ±5/min, QRS ±20 ms, EF ±10, CTR ±0.05); and
-        the share of reports with a finding that contradicts the model's own answer (at its
+    (labs: the input, ±2%) or its truth (HR ±5/min, QRS ±20 ms, EF ±10, CTR ±0.05); and
+    the share of reports with a finding that contradicts the model's own answer (at its
     operating points ``yes_at``)."""
     pooled: dict[str, list[tuple[float, float]]] = {}
     contradicted = 0

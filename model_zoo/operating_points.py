@@ -22,6 +22,11 @@ MIN_POSITIVES = 5
 """Fewer validation positives than this keep the task at 0.5 (too few to choose on)."""
 
 
+def is_yes_no(answers: Sequence[str]) -> bool:
+    """Whether a task is a yes/no question (its answer turns on a threshold on P(yes))."""
+    return "yes" in answers and "no" in answers and len(answers) == 2
+
+
 def f1_at(truth: np.ndarray, p_yes: np.ndarray, threshold: float) -> float:
     """F1 of answering yes when ``p_yes >= threshold`` (truth 1 = yes)."""
     pred = p_yes >= threshold
@@ -77,14 +82,14 @@ def yes_at(model: Any, task: str) -> float:
 
 def thresholds(model: Any) -> dict[str, float]:
     """:func:`yes_at` of every yes/no task of ``model``."""
-    return {t: yes_at(model, t) for t, a in model.tasks.items() if list(a) == ["no", "yes"]}
+    return {t: yes_at(model, t) for t, a in model.tasks.items() if is_yes_no(a)}
 
 
 def answer_index(answers: Sequence[str], probs: Sequence[float], threshold: float) -> int:
     """The answer given: for a yes/no task, yes when P(yes) >= ``threshold``; for any other,
     the most probable."""
     answers = [str(a) for a in answers]
-    if sorted(answers) == ["no", "yes"]:
+    if is_yes_no(answers):
         yes = answers.index("yes")
         return yes if float(probs[yes]) >= threshold else 1 - yes
     return max(range(len(probs)), key=lambda i: float(probs[i]))

@@ -11,7 +11,7 @@ import torch
 
 from fuselens.model_zoo.case import PatientCase
 from fuselens.model_zoo.contract import ExplainableModel
-from fuselens.model_zoo.operating_points import DEFAULT_YES_AT, answer_index, yes_at
+from fuselens.model_zoo.operating_points import DEFAULT_YES_AT, answer_index, is_yes_no, yes_at
 
 
 def _run(model: ExplainableModel, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
@@ -38,7 +38,7 @@ def task_result(
         "probability": probs[answers.index("yes")] if "yes" in answers else probs[best],
         "probabilities": dict(zip(answers, probs, strict=True)),
     }
-    if sorted(answers) == ["no", "yes"]:
+    if is_yes_no(answers):
         out["yes_at"] = float(threshold)
     return out
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fuselens.model_zoo.operating_points import is_yes_no
+
 BINARY_OUTCOMES = ("TP", "FP", "TN", "FN")
 ANSWER_OUTCOMES = ("correct", "wrong")
 
@@ -19,11 +21,6 @@ def outcome(truth: int, prediction: int) -> str:
     if truth not in (0, 1) or prediction not in (0, 1):
         raise ValueError(f"truth and prediction must be 0 or 1, got {truth!r}, {prediction!r}")
     return ("TN", "FP", "FN", "TP")[2 * truth + prediction]
-
-
-def is_yes_no(answers: Sequence[str]) -> bool:
-    """Whether a task is scored as a yes/no question (TP/FP/TN/FN at a threshold)."""
-    return "yes" in answers and "no" in answers and len(answers) == 2
 
 
 @dataclass(frozen=True)
