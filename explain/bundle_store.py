@@ -74,13 +74,17 @@ def _module(model: object) -> Any | None:
 
 
 def model_digest(model: object) -> str:
-    """SHA-256 of the model's name, its operating points (they decide its answers and so its
-    report) and, for a PyTorch model, every parameter and buffer."""
-    h = hashlib.sha256(f"model {getattr(model, 'name', type(model).__name__)}".encode())
+    """SHA-256 of what decides the model's outputs: its class, its operating points (they
+    decide its answers and so its report) and, for a PyTorch model, every parameter and
+    buffer; a model without weights is known by its name. The name a model was loaded under
+    ("demo" or its checkpoint's path) is not part of it, so both find the same bundles."""
+    module = _module(model)
+    h = hashlib.sha256(f"model {type(model).__module__}.{type(model).__qualname__}".encode())
+    if module is None:
+        h.update(f" {getattr(model, 'name', '')}".encode())
     points = getattr(model, "operating_points", None) or {}
     if points:
         h.update(json.dumps(points, sort_keys=True).encode())
-    module = _module(model)
     if module is not None:
         for name, tensor in module.state_dict().items():
             h.update(name.encode())

@@ -49,6 +49,19 @@ def test_model_digest_follows_the_weights(explained):
     other = tiny_explainable(seed=1)
     assert model_digest(model) == model_digest(tiny_explainable(seed=0))
     assert model_digest(model) != model_digest(other)
+    renamed = tiny_explainable(seed=0)
+    renamed.name = "/checkpoints/the-same-weights"
+    assert model_digest(renamed) == model_digest(model)
+
+
+def test_the_demo_model_has_one_digest_under_either_name():
+    from fuselens.model_zoo.loading import load_explainable
+    from fuselens.model_zoo.registry import resolve_model_dir
+
+    by_name = load_explainable("demo")
+    by_path = load_explainable(str(resolve_model_dir("demo")))
+    assert by_name.name != by_path.name
+    assert model_digest(by_name) == model_digest(by_path)
 
 
 def test_a_key_changes_with_every_part(explained):
