@@ -31,6 +31,7 @@ from fuselens.app.figures.text_highlight import HIGHLIGHT_CLASS, HIGHLIGHT_CSS  
 from fuselens.app.page_warm_up import warm_up_js  # noqa: E402
 from fuselens.app.review import ui as review_ui  # noqa: E402
 from fuselens.app.review.store import Sessions  # noqa: E402
+from fuselens.app.review.workers import explained_class  # noqa: E402
 from fuselens.app.session import (  # noqa: E402
     STATUS_COLUMNS,
     Current,
@@ -319,6 +320,22 @@ def _opened(
     return out
 
 
+def _review_request(ws: Workstation, ui: Layout, loaded: LoadedCase) -> dict[Any, Any]:
+    """A case opened from an explained review run asks for what the run explained (its
+    task, the class every case was explained for, its method), so the stored bundle is
+    drawn instead of computed anew; nothing when the run's task is not this model's."""
+    task = loaded.extras.get("review_task")
+    method = loaded.extras.get("review_method")
+    if task not in ws.model.model.tasks or method not in REGISTRY:
+        return {}
+    answers = list(ws.model.model.tasks[task])
+    return {
+        ui.task: task,
+        ui.target: gr.update(choices=views.target_choices(answers), value=explained_class(answers)),
+        ui.method: method,
+    }
+
+
 def _explanation_updates(
     ws: Workstation,
     ui: Layout,
@@ -437,10 +454,11 @@ def _wire_case_events(
         def open_other(
             request: gr.Request, *values: Any, opener: review_ui.CaseOpener = opener
         ) -> dict[Any, Any]:
-            opened = _opened(ws, ui, opener.load(*values), request.session_hash)
-            return {**opened, tabs: gr.Tabs(selected=CASE_TAB)}
+            loaded = opener.load(*values)
+            opened = _opened(ws, ui, loaded, request.session_hash)
+            return {**opened, **_review_request(ws, ui, loaded), tabs: gr.Tabs(selected=CASE_TAB)}
 
-        opened = opener.trigger(open_other, opener.inputs, [*open_outputs, tabs])
+        opened = opener.trigger(open_other, opener.inputs, [*open_outputs, *request, tabs])
         running.append(opened.success(**explain_args))
     triggers = (
         ui.demo_pick.change,

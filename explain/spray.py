@@ -5,8 +5,9 @@ the strategies a model uses, one modality at a time.
 Each map (already on a common geometry, :mod:`fuselens.explain.cohort_maps`) is scaled to
 sum to 1, so a cluster gathers cases whose relevance falls in the same places whatever its
 strength. The maps are linked in a symmetric k-nearest-neighbour graph; the number of
-clusters is where the normalised graph Laplacian's eigenvalues jump most (the eigengap), and
-spectral clustering on that graph (scikit-learn) assigns the cases.
+clusters is where the normalised graph Laplacian's eigenvalues jump most relative to their
+size (the eigengap, :func:`eigengap`), and spectral clustering on that graph (scikit-learn)
+assigns the cases.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sklearn.neighbors import kneighbors_graph
 
 MAX_CLUSTERS = 8
 NEIGHBOURS = 10
+ZERO = 1e-9  # an eigenvalue below this is 0 (a connected component)
 
 
 @dataclass
@@ -58,15 +60,19 @@ def _spectrum(graph: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _gap(values: np.ndarray, max_clusters: int) -> tuple[int, np.ndarray]:
     values = values[: min(max_clusters + 1, len(values))]
-    gaps = np.diff(values)
-    if len(gaps) < 2:
+    if len(values) < 3:
         return 1, values
-    return int(np.argmax(gaps[1:]) + 2), values
+    after, before = values[2:], values[1:-1]  # eigenvalues k and k - 1, for k = 2, 3, ...
+    jumps = np.where(after > ZERO, (after - before) / np.maximum(after, ZERO), 0.0)
+    return int(np.argmax(jumps) + 2), values
 
 
 def eigengap(graph: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> tuple[int, np.ndarray]:
-    """The number of clusters (2..max_clusters) after which the normalised Laplacian's
-    eigenvalues jump most, and those eigenvalues."""
+    """The number of clusters k (2..max_clusters) at which the normalised Laplacian's
+    eigenvalues jump most relative to their size, (l_k - l_(k-1)) / l_k, and those
+    eigenvalues. k near-disconnected groups have k eigenvalues near 0 and a relative jump
+    near 1 after them; the absolute jump l_k - l_(k-1) grows with k in a k-nearest-neighbour
+    graph's spectrum and so splits a strategy into its variants."""
     return _gap(_spectrum(graph)[0], max_clusters)
 
 

@@ -4,8 +4,10 @@ a reviewed case opened in the Case view from its stored bundle."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,9 +21,11 @@ from fuselens.app.review.runner import Explained, review_cohort
 from fuselens.app.session import LoadedModel, Workstation
 from fuselens.app.storage.db import open_database
 from fuselens.app.storage.models import CaseResult as ResultRow
+from fuselens.app.workstation import _review_request
+from fuselens.explain.context import PREDICTED
 from fuselens.explain.pipeline import explain_case
 from fuselens.model_zoo.model import FusionModel
-from fuselens.model_zoo.registry import save_model
+from fuselens.model_zoo.registry import CARD_FILE, save_model
 from fuselens.model_zoo.synth.cohort import write_cohort
 
 pytestmark = pytest.mark.slow
@@ -36,6 +40,9 @@ def setup(tmp_path_factory):
     write_cohort(root / "cohort", n=N, seed=3, progress=False, workers=1)
     torch.manual_seed(0)
     model = save_model(FusionModel(tiny_config()).eval(), root / "model")
+    # the model answers "no" everywhere: every case is explained for a class it did not give
+    card = {"operating_points": {"heart_failure": {"yes_at": 0.999}}}
+    (model / CARD_FILE).write_text(json.dumps(card))
     return {"root": root, "cohort": root / "cohort", "model": model,
             "url": f"sqlite:///{root / 'review.db'}"}  # fmt: skip
 
@@ -93,6 +100,7 @@ def test_patterns_and_a_reviewed_case_opened_from_its_bundle(setup, first_run):
         patterns = cohort_patterns(sessions, summary.run_id)
         rows = {r["case_id"]: r for r in store.run_rows(sessions, summary.run_id)}
         loaded = views.open_result(sessions, summary.run_id, "P00002")
+        opened = {c: views.open_result(sessions, summary.run_id, c) for c in rows}
     finally:
         engine.dispose()
     assert patterns.n_cases == N and not patterns.missing
@@ -110,10 +118,20 @@ def test_patterns_and_a_reviewed_case_opened_from_its_bundle(setup, first_run):
 
     model = load_explainable(setup["model"], "cpu")
     ws = Workstation(LoadedModel(model, "tiny", "cpu"), [])
+    ui = SimpleNamespace(task="task", target="target", method="method")
     try:
+        request = _review_request(ws, ui, loaded)
         stages = list(ws.explain(loaded, "heart_failure", "yes"))
+        for case_id, other in opened.items():  # whatever the answer, the run's request is stored
+            asked = _review_request(ws, ui, other)
+            got = list(ws.explain(other, asked["task"], asked["target"]["value"], asked["method"]))
+            assert [(s, cached) for s, _, cached in got] == [("cached", True)], case_id
+            assert got[0][1].prediction["heart_failure"]["answer"] == "no"
+            assert ws.stored_bundle(other, "heart_failure", PREDICTED, "gradcam_pp") is None
     finally:
         ws.close()
+    assert request["task"] == "heart_failure" and request["method"] == "gradcam_pp"
+    assert request["target"]["value"] == "yes"
     assert [(s, cached) for s, _, cached in stages] == [("cached", True)]
     got = stages[0][1]
     direct = explain_case(model, loaded.case, "heart_failure", "yes")

@@ -50,3 +50,22 @@ def test_eigengap_counts_disconnected_groups():
     k, values = eigengap(affinity(x, 5))
     assert k == 3
     assert np.all(values[:3] < 1e-8)
+
+
+def test_variants_of_a_strategy_stay_one_strategy():
+    """Cases all looking at the heart, each a little elsewhere along one row, and some also
+    at a corner tag: two strategies (tag or not), not the row's stretches. The absolute
+    eigengap of this spectrum says 7; the relative one says 2."""
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:16, 0:16]
+    maps = rng.uniform(0, 0.05, size=(160, 16, 16))
+    tag = np.arange(160) < 60
+    maps[tag, :2, :2] += 1.0
+    for i, centre in enumerate(rng.uniform(3, 12, 160)):
+        maps[i] += np.exp(-((rows - 8) ** 2 + (cols - centre) ** 2) / 4.0)
+    clusters = spray(maps)
+    assert clusters.k == 2
+    assert len(set(clusters.labels[tag])) == 1
+    assert set(clusters.labels[tag]).isdisjoint(clusters.labels[~tag])
+    gaps = np.diff(clusters.eigenvalues)
+    assert int(np.argmax(gaps[1:])) + 2 == 7

@@ -150,6 +150,7 @@ def open_result(sessions: store.Sessions, run_id: int, case_id: str) -> LoadedCa
     from fuselens.app.ingest import load_case
     from fuselens.app.ingest.errors import IngestError
     from fuselens.app.session import LoadedCase
+    from fuselens.explain.methods import DEFAULT_METHOD
     from fuselens.model_zoo.synth.truth import load_truth
 
     row = store.result(sessions, run_id, case_id)
@@ -170,7 +171,10 @@ def open_result(sessions: store.Sessions, run_id: int, case_id: str) -> LoadedCa
     )
     if row["tags"]:
         story += f"; tags: {', '.join(row['tags'])}"
-    extras = {"bundle_store": run.bundle_store} if row.get("bundle_key") else {}
+    extras: dict = {}
+    if row.get("bundle_key"):  # the request the run explained, so its bundle is found
+        extras = {"bundle_store": run.bundle_store, "review_task": run.task,
+                  "review_method": (run.methods or (DEFAULT_METHOD,))[0]}  # fmt: skip
     return LoadedCase(
         case,
         reports,

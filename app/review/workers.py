@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,12 @@ from fuselens.explain.text_shap import DEFAULT_MAX_EVALS
 
 IN_FLIGHT_PER_WORKER = 2
 OBJECT_STORE_BYTES = 512 * 2**20
+
+
+def explained_class(answers: Sequence[str]) -> str:
+    """The class a review explains in every case: the task's last answer ("yes" of a yes/no
+    task), whatever the model answered, so the cohort's maps are of one class."""
+    return list(answers)[-1]
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ class CaseExplainer:
         self.digest = model_digest(self.model)
         self.cohort = open_cohort(cohort_root, labels)
         self.task, self.plan, self.model_name = task, plan, model_name
-        self.target = list(self.model.tasks[task])[-1]
+        self.target = explained_class(self.model.tasks[task])
         self.store = BundleStore(store_root)
 
     def info(self) -> dict[str, Any]:
