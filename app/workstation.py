@@ -328,12 +328,17 @@ def _review_request(ws: Workstation, ui: Layout, loaded: LoadedCase) -> dict[Any
     method = loaded.extras.get("review_method")
     if task not in ws.model.model.tasks or method not in REGISTRY:
         return {}
-    answers = list(ws.model.model.tasks[task])
+    answers = ws.model.model.tasks[task]
     return {
         ui.task: task,
-        ui.target: gr.update(choices=views.target_choices(answers), value=explained_class(answers)),
+        ui.target: _class_picker(answers, explained_class(answers)),
         ui.method: method,
     }
+
+
+def _class_picker(answers: Sequence[str], value: str) -> Any:
+    """The class picker offering ``answers`` (after "the model's answer") with ``value`` chosen."""
+    return gr.update(choices=views.target_choices(list(answers)), value=value)
 
 
 def _explanation_updates(
@@ -422,8 +427,7 @@ def _wire_case_events(
         yield from _explanation_updates(ws, ui, cur, task, target, settings, session)
 
     def choose_task(task: str) -> dict[Any, Any]:
-        answers = list(ws.model.model.tasks[task])
-        return {ui.target: gr.update(choices=views.target_choices(answers), value=PREDICTED)}
+        return {ui.target: _class_picker(ws.model.model.tasks[task], PREDICTED)}
 
     # The computing runs one job at a time on the workstation's worker thread; these
     # callbacks only wait for its results, so a newer request never queues behind an older.

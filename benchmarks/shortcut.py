@@ -85,7 +85,6 @@ def analyse(cohort: Path, cue: str, url: str, run_id: int) -> dict:
     engine, sessions = open_database(url)
     try:
         patterns = cohort_patterns(sessions, run_id)
-        rows = store.run_rows(sessions, run_id)
     finally:
         engine.dispose()
     planted = cue_truth(cohort, cue)
@@ -98,8 +97,6 @@ def analyse(cohort: Path, cue: str, url: str, run_id: int) -> dict:
     all_mass = [
         float((c.mean_map * region).sum()) for c in p.clusters
     ]  # every cluster, for the clean model's "no such cluster"
-    truth = np.array([r["truth"] for r in rows])
-    prob = np.array([r["probability"] for r in rows])
     clusters = [
         {"cluster": c.index, "size": len(c.cases), "cue_cases": len(cue_cases & set(c.cases)),
          "purity": round(len(cue_cases & set(c.cases)) / len(c.cases), 3),
@@ -123,20 +120,24 @@ def analyse(cohort: Path, cue: str, url: str, run_id: int) -> dict:
         "cue_area": round(area, 4),
         "cue_mass_over_area": round(mass / area, 2) if area else None,
         "max_cluster_cue_mass": round(max(all_mass), 4),
-        "auc": round(float(roc_auc_score(truth, prob)), 4),
     }
 
 
-def auc_of(cohort: Path, model: Path, work: Path, name: str) -> float:
-    url = f"sqlite:///{work / (name + '.db')}"
-    summary = review_cohort(cohort, model, url, name, progress=False)
+def run_auc(url: str, run_id: int) -> float:
+    """The held-out AUC of a stored run's probabilities against its truth."""
     engine, sessions = open_database(url)
     try:
-        rows = store.run_rows(sessions, summary.run_id)
+        rows = store.run_rows(sessions, run_id)
     finally:
         engine.dispose()
     truth = np.array([r["truth"] for r in rows])
     return round(float(roc_auc_score(truth, [r["probability"] for r in rows])), 4)
+
+
+def auc_of(cohort: Path, model: Path, work: Path, name: str) -> float:
+    """Review ``cohort`` without explanations; its AUC."""
+    url = f"sqlite:///{work / (name + '.db')}"
+    return run_auc(url, review_cohort(cohort, model, url, name, progress=False).run_id)
 
 
 def wait_for(*paths: Path, timeout_s: float = 3 * 3600) -> None:
@@ -189,9 +190,7 @@ def main() -> None:
                 "db": info["url"],
             }  # fmt: skip
             print(cue, label, method, result[method], flush=True)
-        result["auc"] = result[methods[0]].pop("auc")
-        for method in methods[1:]:
-            result[method].pop("auc")
+        result["auc"] = run_auc(info["url"], run_id)  # the model's, whichever method
         out["cues"].setdefault(cue, {})[label] = result
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

@@ -99,10 +99,10 @@ def test_patterns_and_a_reviewed_case_opened_from_its_bundle(setup, first_run):
     try:
         patterns = cohort_patterns(sessions, summary.run_id)
         rows = {r["case_id"]: r for r in store.run_rows(sessions, summary.run_id)}
-        loaded = views.open_result(sessions, summary.run_id, "P00002")
         opened = {c: views.open_result(sessions, summary.run_id, c) for c in rows}
     finally:
         engine.dispose()
+    loaded = opened["P00002"]
     assert patterns.n_cases == N and not patterns.missing
     for m in ("ecg", "echo", "cxr"):
         p = patterns.modalities.get(m)
