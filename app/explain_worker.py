@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +32,16 @@ class RequestKey:
 class Job:
     """One session's explanation request: its stages' results as they are produced."""
 
-    def __init__(self, session: str, key: RequestKey | None, run: Callable[[], Iterator[Any]]):
+    def __init__(
+        self,
+        session: str,
+        key: RequestKey | None,
+        run: Callable[[], Iterator[Any]],
+        variant: Hashable = None,
+    ):
         self.session = session
         self.key = key
+        self.variant = variant  # what else its results depend on (e.g. the panels' settings)
         self.run = run
         self.cancelled = threading.Event()
         self.claimed = False  # a reader of its results has taken it
@@ -83,14 +90,16 @@ class ExplainWorker:
         key: RequestKey | None,
         run: Callable[[], Iterator[Any]],
         reuse: bool = False,
+        variant: Hashable = None,
     ) -> Job:
         """Queue ``run`` for ``session``; the session's previous job is cancelled, unless
-        ``reuse`` and it is the same request that no reader has claimed yet (queued ahead,
-        e.g. when the case opened): then that job is returned, now claimed."""
-        job = Job(session, key, run)
+        ``reuse`` and it is the same request (``key`` and ``variant``) that no reader has
+        claimed yet (queued ahead, e.g. when the case opened): then that job is returned,
+        now claimed."""
+        job = Job(session, key, run, variant)
         with self._lock:
             previous = self._latest.get(session)
-            if reuse and previous is not None and self._reusable(previous, key):
+            if reuse and previous is not None and self._reusable(previous, key, variant):
                 previous.claimed = True
                 return previous
             job.claimed = reuse
@@ -101,8 +110,13 @@ class ExplainWorker:
         return job
 
     @staticmethod
-    def _reusable(job: Job, key: RequestKey | None) -> bool:
-        return job.key == key and not job.claimed and not job.cancelled.is_set()
+    def _reusable(job: Job, key: RequestKey | None, variant: Hashable) -> bool:
+        return (
+            job.key == key
+            and job.variant == variant
+            and not job.claimed
+            and not job.cancelled.is_set()
+        )
 
     def latest(self, session: str) -> Job | None:
         """The session's newest job."""

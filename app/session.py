@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from fuselens.app.explain_worker import ExplainWorker, Job, RequestKey
 from fuselens.app.ingest import FileReport, load_case
 from fuselens.app.ingest.archive import case_root, extract_zip
 from fuselens.app.ingest.errors import IngestError
-from fuselens.explain.bundle import ExplanationBundle
+from fuselens.explain.bundle import ExplanationBundle, ModalityMaps
 from fuselens.explain.context import PREDICTED
 from fuselens.explain.methods import DEFAULT_METHOD
 from fuselens.explain.pipeline import explain_stages
@@ -32,6 +32,8 @@ from fuselens.model_zoo.case import PatientCase
 DEVICES = ("auto", "cpu", "cuda")
 STATUS_COLUMNS = ["File", "Read as", "Status", "Details"]
 WARM_UP_SESSION = "fuselens-warm-up"
+CACHED = "cached"  # a finished bundle, from memory or the bundle store
+PANELS = "panels"  # every panel of a cached bundle, built on the worker thread
 DETAIL_KEYS = (
     ("view", "view {}"),
     ("frames", "{} frames"),
@@ -44,6 +46,14 @@ DETAIL_KEYS = (
     ("items", "{} lab items"),
     ("format", "{}"),
 )
+
+
+def settings_variant(settings: dict[str, Any] | None) -> Hashable:
+    """What of the panels' ``settings`` their values depend on, hashable."""
+    if settings is None:
+        return None
+    opacities = tuple(float(o) for o in settings.get("echo_opacity", ()))
+    return opacities, settings.get("cxr_opacity"), settings.get("method")
 
 
 @dataclass
@@ -239,6 +249,11 @@ class Current:
     loaded: LoadedCase
     bundle: ExplanationBundle | None = None
     slots: list[str] = field(default_factory=list)
+    method: str | None = None  # the map method its panels show (a bundle may hold several)
+
+    def shown_maps(self) -> ModalityMaps | None:
+        """The maps its overlays draw: the shown method's, once there is a bundle."""
+        return self.bundle.shown_maps(self.method) if self.bundle is not None else None
 
 
 class Workstation:
@@ -281,23 +296,46 @@ class Workstation:
         return RequestKey(loaded.key, task, target, method, self.model.name)
 
     def _queue(
-        self, session: str, loaded: LoadedCase, request: tuple[str, str, str], reuse: bool
+        self,
+        session: str,
+        loaded: LoadedCase,
+        request: tuple[str, str, str],
+        settings: dict[str, Any] | None,
+        reuse: bool,
     ) -> Job:
         key = self.request_key(loaded, *request)
-        return self.worker.submit(session, key, lambda: self.explain(loaded, *request), reuse)
+        variant = settings_variant(settings)
+        run = lambda: self.explain(loaded, *request, settings=settings)  # noqa: E731
+        return self.worker.submit(session, key, run, reuse, variant)
 
-    def submit(self, session: str, loaded: LoadedCase, task: str, target: str, method: str) -> Job:
+    def submit(
+        self,
+        session: str,
+        loaded: LoadedCase,
+        task: str,
+        target: str,
+        method: str,
+        settings: dict[str, Any] | None = None,
+    ) -> Job:
         """Queue the explanation on the worker thread (or take the one the case's opening
-        already queued for the same request); the session's older one is superseded."""
-        return self._queue(session, loaded, (task, target, method), reuse=True)
+        already queued for the same request and settings); the session's older one is
+        superseded. With ``settings``, a cached bundle's panels are built there too."""
+        return self._queue(session, loaded, (task, target, method), settings, reuse=True)
 
     def prefetch(
-        self, session: str, loaded: LoadedCase, task: str, target: str, method: str
+        self,
+        session: str,
+        loaded: LoadedCase,
+        task: str,
+        target: str,
+        method: str,
+        settings: dict[str, Any] | None = None,
     ) -> None:
-        """Start explaining a just-opened case while its panels travel to the browser; the
-        session's request for it then takes this job (:meth:`submit`)."""
+        """Start explaining a just-opened case (and, for a cached bundle, building its
+        panels) while the opening response travels to the browser; the session's request
+        for it then takes this job (:meth:`submit`)."""
         if loaded.case.modalities():
-            self._queue(session, loaded, (task, target, method), reuse=False)
+            self._queue(session, loaded, (task, target, method), settings, reuse=False)
 
     def first_result(
         self, session: str, loaded: LoadedCase, wait_s: float
@@ -340,14 +378,25 @@ class Workstation:
         }
 
     def explain(
-        self, loaded: LoadedCase, task: str, target: str, method: str = DEFAULT_METHOD
-    ) -> Iterator[tuple[str, ExplanationBundle, bool]]:
-        """``(stage, bundle, from_cache)``: the cached bundle at once, or each stage as done."""
+        self,
+        loaded: LoadedCase,
+        task: str,
+        target: str,
+        method: str = DEFAULT_METHOD,
+        settings: dict[str, Any] | None = None,
+    ) -> Iterator[tuple[str, ExplanationBundle, Any]]:
+        """``(stage, bundle, from_cache)``: the cached bundle at once, or each stage as done.
+        With ``settings``, a cached bundle is followed by ``(PANELS, bundle, values)``, every
+        panel of it built here (:func:`fuselens.app.views.bundle_panels`)."""
         key = (loaded.key, task, target, method)
         cached = self.cache.get(key) or self.stored_bundle(loaded, task, target, method)
         if cached is not None:
             self.cache.put(key, cached)
-            yield "cached", cached, True
+            yield CACHED, cached, True
+            if settings is not None:
+                from fuselens.app.views import bundle_panels
+
+                yield PANELS, cached, bundle_panels(loaded.case, cached, settings)
             return
         bundle = None
         m = self.model
@@ -371,7 +420,8 @@ class Workstation:
         self, loaded: LoadedCase, task: str, target: str, method: str
     ) -> ExplanationBundle | None:
         """The explanation a review run stored for this very content, model and request
-        (``loaded.extras["bundle_store"]``, set when the case was opened from the run)."""
+        (``loaded.extras["bundle_store"]``, set when the case was opened from the run; a run
+        of several map methods stored one bundle holding them all)."""
         folder = loaded.extras.get("bundle_store")
         if not folder or not Path(folder).is_dir():
             return None
@@ -384,8 +434,10 @@ class Workstation:
         from fuselens.app.review.workers import ExplainPlan
         from fuselens.explain.bundle_store import BundleStore, bundle_key
 
-        settings = ExplainPlan((method,)).settings()
-        key = bundle_key(loaded.case, self.model_digest(), task, target, (method,), settings)
+        run_methods = tuple(loaded.extras.get("review_methods", ()))
+        methods = run_methods if method in run_methods else (method,)  # one bundle holds them
+        settings = ExplainPlan(methods).settings()
+        key = bundle_key(loaded.case, self.model_digest(), task, target, methods, settings)
         return BundleStore(folder).get(key, case_id=loaded.case.case_id)
 
     def is_finished(self, loaded: LoadedCase, bundle: ExplanationBundle) -> bool:

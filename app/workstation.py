@@ -33,6 +33,8 @@ from fuselens.app.review import ui as review_ui  # noqa: E402
 from fuselens.app.review.store import Sessions  # noqa: E402
 from fuselens.app.review.workers import explained_class  # noqa: E402
 from fuselens.app.session import (  # noqa: E402
+    CACHED,
+    PANELS,
     STATUS_COLUMNS,
     Current,
     LoadedCase,
@@ -292,13 +294,15 @@ def _opened(
     loaded: LoadedCase,
     session: str,
     request: tuple[str, str, str] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[Any, Any]:
     """Every update of a newly opened case: file table, story, echo slots, cleared panels;
     the session's explanation of the case it showed before stops, and the explanation of
-    ``request`` (task, class, method) starts at once."""
+    ``request`` (task, class, method) starts at once (a cached bundle's panels, drawn with
+    ``settings``, are built while this response travels)."""
     ws.show(session, loaded)
     if request is not None:
-        ws.prefetch(session, loaded, *request)
+        ws.prefetch(session, loaded, *request, settings=settings)
     cur = Current(loaded, None, image_views.echo_slots(loaded.case))
     story = f"**{loaded.title}**" + (f" — {loaded.story}" if loaded.story else "")
     out: dict[Any, Any] = {
@@ -313,25 +317,34 @@ def _opened(
     out.update(_slot_updates(ui, cur))
     out.update(_to_updates(ui, views.opened_panels(loaded.case)))
     first = ws.first_result(session, loaded, FIRST_RESULT_WAIT_S) if request else None
-    if first is not None and first[0] in ("prediction", "cached"):  # one round trip sooner
+    if first is not None and first[0] in ("prediction", CACHED):  # one round trip sooner
         key = ws.request_key(loaded, *request)
         out[ui.panels["identity"]] = views.identity_markdown(key, loaded.title)
         out.update(_to_updates(ui, views.stage_panels("prediction", loaded.case, first[1])))
     return out
 
 
-def _review_request(ws: Workstation, ui: Layout, loaded: LoadedCase) -> dict[Any, Any]:
+def _review_request(ws: Workstation, loaded: LoadedCase) -> tuple[str, str, str] | None:
     """A case opened from an explained review run asks for what the run explained (its
     task, the class every case was explained for, its method), so the stored bundle is
-    drawn instead of computed anew; nothing when the run's task is not this model's."""
+    drawn instead of computed anew; None when the run's task is not this model's."""
     task = loaded.extras.get("review_task")
     method = loaded.extras.get("review_method")
     if task not in ws.model.model.tasks or method not in REGISTRY:
+        return None
+    return task, explained_class(ws.model.model.tasks[task]), method
+
+
+def _request_updates(
+    ws: Workstation, ui: Layout, request: tuple[str, str, str] | None
+) -> dict[Any, Any]:
+    """The task, class and method pickers set to ``request`` (nothing when None)."""
+    if request is None:
         return {}
-    answers = ws.model.model.tasks[task]
+    task, target, method = request
     return {
         ui.task: task,
-        ui.target: _class_picker(answers, explained_class(answers)),
+        ui.target: _class_picker(ws.model.model.tasks[task], target),
         ui.method: method,
     }
 
@@ -365,19 +378,21 @@ def _explanation_updates(
     identity = views.identity_markdown(
         ws.request_key(cur.loaded, task, target, method), cur.loaded.title
     )
-    job = ws.submit(session, cur.loaded, task, target, method)
+    job = ws.submit(session, cur.loaded, task, target, method, settings)
     yield {
         ui.progress: views.progress_markdown(None, "prediction", methods=methods),
         ui.panels["identity"]: identity,
     }
     stage, stages = "prediction", stage_names(methods)
     try:
-        for stage, bundle, cached in job.results():
+        for stage, bundle, built in job.results():
             if not ws.is_shown(job, cur.loaded):
                 return
-            cur.bundle = bundle
-            if cached:
-                values = views.bundle_panels(cur.loaded.case, bundle, settings)
+            cur.bundle, cur.method = bundle, method
+            if stage == CACHED:
+                continue  # its panels, built on the worker thread, come next
+            if stage == PANELS:
+                values = built
                 note = views.progress_markdown(bundle, finished=True, methods=methods)
                 note += " (from cache)"
             else:
@@ -404,20 +419,27 @@ def _wire_case_events(
 ) -> None:
     open_outputs = [ui.current, ui.status, ui.story, ui.progress, ui.html_file, ui.zip_file]
     open_outputs += list(ui.panels.values()) + ui.echo_col + ui.echo_title + ui.echo_scrub
-    explain_inputs = [ui.current, ui.task, ui.target, ui.method, ui.cxr_opacity, *ui.echo_opacity]
+    overlays = [ui.cxr_opacity, *ui.echo_opacity]
+    explain_inputs = [ui.current, ui.task, ui.target, ui.method, *overlays]
     explain_outputs = [ui.current, ui.progress, *ui.panels.values()]
     request = [ui.task, ui.target, ui.method]
 
-    def open_demo_case(request: gr.Request, key: str | None, *explain: str) -> dict[Any, Any]:
+    def asked(values: Sequence[Any]) -> tuple[tuple[str, str, str], dict[str, Any]]:
+        """The request and panel settings of ``[*request, *overlays]`` values."""
+        task, target, method, cxr_opacity, *echo_opacity = values
+        return (task, target, method), ws.settings(echo_opacity, cxr_opacity, method)
+
+    def open_demo_case(request: gr.Request, key: str | None, *explain: Any) -> dict[Any, Any]:
         if not key:
             return {ui.progress: PICK_A_CASE}
-        return _opened(ws, ui, ws.open_demo(key), request.session_hash, explain)
+        return _opened(ws, ui, ws.open_demo(key), request.session_hash, *asked(explain))
 
-    def open_uploaded(request: gr.Request, files: list[str] | None, *explain: str):
+    def open_uploaded(request: gr.Request, files: list[str] | None, *explain: Any):
         if not files:
             return {ui.progress: "Choose files to upload first."}
         loaded = ws.open_uploads([str(f) for f in files])  # the uploads are moved, not kept
-        return {**_opened(ws, ui, loaded, request.session_hash, explain), ui.uploads: None}
+        opened = _opened(ws, ui, loaded, request.session_hash, *asked(explain))
+        return {**opened, ui.uploads: None}
 
     def run_explanations(
         request: gr.Request, cur, task: str, target: str, method: str, co: float, *eo: float
@@ -441,11 +463,14 @@ def _wire_case_events(
     )
     running = [
         ui.demo_pick.change(
-            open_demo_case, [ui.demo_pick, *request], open_outputs, show_progress="minimal"
+            open_demo_case,
+            [ui.demo_pick, *request, *overlays],
+            open_outputs,
+            show_progress="minimal",
         ).then(**explain_args),
         ui.open_btn.click(
             open_uploaded,
-            [ui.uploads, *request],
+            [ui.uploads, *request, *overlays],
             [*open_outputs, ui.uploads],
             show_progress="minimal",
         ).then(**explain_args),
@@ -458,11 +483,16 @@ def _wire_case_events(
         def open_other(
             request: gr.Request, *values: Any, opener: review_ui.CaseOpener = opener
         ) -> dict[Any, Any]:
-            loaded = opener.load(*values)
-            opened = _opened(ws, ui, loaded, request.session_hash)
-            return {**opened, **_review_request(ws, ui, loaded), tabs: gr.Tabs(selected=CASE_TAB)}
+            n = len(opener.inputs)
+            loaded = opener.load(*values[:n])
+            run = _review_request(ws, loaded)  # an explained review's request, or None
+            settings = asked([*run, *values[n:]])[1] if run else None
+            opened = _opened(ws, ui, loaded, request.session_hash, run, settings)
+            return {**opened, **_request_updates(ws, ui, run), tabs: gr.Tabs(selected=CASE_TAB)}
 
-        opened = opener.trigger(open_other, opener.inputs, [*open_outputs, *request, tabs])
+        opened = opener.trigger(
+            open_other, [*opener.inputs, *overlays], [*open_outputs, *request, tabs]
+        )
         running.append(opened.success(**explain_args))
     triggers = (
         ui.demo_pick.change,
@@ -477,7 +507,7 @@ def _wire_case_events(
 
 def _wire_overlay_events(ws: Workstation, ui: Layout) -> None:
     def slot(cur: Current, i: int):
-        gradcam = cur.bundle.shown_maps() if cur.bundle is not None else None
+        gradcam = cur.shown_maps()
         return cur.loaded.case.echo[cur.slots[i]], image_views.echo_cam(gradcam, cur.slots[i])
 
     def redraw_loop(cur: Current | None, opacity: float, frame: int, i: int, media):
@@ -510,7 +540,7 @@ def _wire_overlay_events(ws: Workstation, ui: Layout) -> None:
     def redraw_cxr(cur: Current | None, opacity: float):
         if cur is None:
             return gr.skip()
-        gradcam = cur.bundle.shown_maps() if cur.bundle is not None else None
+        gradcam = cur.shown_maps()
         return image_views.cxr_panel(cur.loaded.case, gradcam, opacity)
 
     ui.cxr_opacity.release(redraw_cxr, [ui.current, ui.cxr_opacity], [ui.panels["cxr"]])

@@ -12,6 +12,7 @@ assigns the cases.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,29 @@ def relevance_distribution(maps: np.ndarray) -> np.ndarray:
     return np.where(sums > 0, flat / np.where(sums > 0, sums, 1.0), uniform)
 
 
+def hellinger_rows(maps: np.ndarray) -> np.ndarray:
+    """The square roots of the relevance distributions: Euclidean distance between them is
+    (up to sqrt 2) the Hellinger distance, which weighs a small share of relevance that two
+    maps hold in common against their large peaks elsewhere less unevenly than the plain
+    distribution does."""
+    return np.sqrt(relevance_distribution(maps))
+
+
+def time_profile_rows(maps: np.ndarray) -> np.ndarray:
+    """(N, rows, T) maps -> the distribution of relevance over time alone (rows summed: an
+    ECG's leads)."""
+    maps = np.clip(np.asarray(maps, dtype=np.float64), 0.0, None)
+    return relevance_distribution(maps.reshape(len(maps), -1, maps.shape[-1]).sum(axis=1))
+
+
+REPRESENTATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "distribution": relevance_distribution,
+    "hellinger": hellinger_rows,
+    "time_profile": time_profile_rows,
+    "time_profile_hellinger": lambda maps: np.sqrt(time_profile_rows(maps)),
+}
+
+
 def affinity(x: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:
     """A symmetric 0/1 k-nearest-neighbour graph of the rows of ``x`` (dense)."""
     k = max(1, min(neighbours, len(x) - 1))
@@ -77,13 +101,18 @@ def eigengap(graph: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> tuple[int, 
 
 
 def spray(
-    maps: np.ndarray, k: int | None = None, seed: int = 0, neighbours: int = NEIGHBOURS
+    maps: np.ndarray,
+    k: int | None = None,
+    seed: int = 0,
+    neighbours: int = NEIGHBOURS,
+    representation: str = "distribution",
 ) -> Clustering:
-    """Cluster ``maps`` (N, ...): ``k`` clusters, or as many as the eigengap says."""
+    """Cluster ``maps`` (N, ...): ``k`` clusters, or as many as the eigengap says; the
+    neighbour graph links rows of ``REPRESENTATIONS[representation]``."""
     n = len(maps)
     if n < 3:
         return Clustering(np.zeros(n, dtype=int), 1, np.zeros(0), np.zeros((n, 2)))
-    graph = affinity(relevance_distribution(maps), neighbours)
+    graph = affinity(REPRESENTATIONS[representation](maps), neighbours)
     spectrum, vectors = _spectrum(graph)
     chosen, values = _gap(spectrum, MAX_CLUSTERS)
     k = int(k or chosen)

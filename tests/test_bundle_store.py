@@ -139,3 +139,38 @@ def test_image_pooling_is_a_box_mean():
     img[:64, :64] = 1.0
     out = pool_image(img, 2)
     np.testing.assert_allclose(out, [[1.0, 0.0], [0.0, 0.0]], atol=1e-6)
+
+
+def test_a_case_of_a_multi_method_run_finds_its_one_bundle_for_either_method(tmp_path):
+    """A review of several map methods stores one bundle holding them all; the Case view,
+    which asks for one method, finds it for each of them and draws that method's maps."""
+    from fuselens.app.ingest import load_case
+    from fuselens.app.review.workers import ExplainPlan
+    from fuselens.app.session import Current, LoadedCase, LoadedModel, Workstation
+
+    write_cohort(tmp_path / "cohort", n=1, seed=3, progress=False, workers=1)
+    model = tiny_explainable()
+    case, reports = load_case(tmp_path / "cohort" / "P00000")
+    methods = ("gradcam_pp", "integrated_gradients")
+    bundle = explain_case(model, case, "heart_failure", "yes", methods=methods)
+    key = bundle_key(
+        case, model_digest(model), "heart_failure", "yes", methods, ExplainPlan(methods).settings()
+    )
+    BundleStore(tmp_path / "store").put(key, bundle)
+    extras = {"bundle_store": str(tmp_path / "store"), "review_methods": methods}
+    loaded = LoadedCase(case, reports, key="k", title="t", extras=extras)
+    ws = Workstation(LoadedModel(model, "tiny", "cpu"), [])
+    try:
+        for method in methods:
+            got = ws.stored_bundle(loaded, "heart_failure", "yes", method)
+            assert got is not None and set(got.maps) == set(methods), method
+            shown = Current(loaded, got, method=method).shown_maps()
+            assert shown is got.maps[method]
+        alone = LoadedCase(
+            case, reports, key="k", title="t", extras={**extras, "review_methods": ()}
+        )
+        assert ws.stored_bundle(alone, "heart_failure", "yes", methods[1]) is None
+    finally:
+        ws.close()
+    a, b = (got.maps[m].cxr for m in methods)
+    assert not np.allclose(a, b)  # the two methods' maps differ, so the choice matters

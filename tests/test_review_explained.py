@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,9 +17,16 @@ from fuselens.app.cli import main
 from fuselens.app.review import store, views
 from fuselens.app.review.patterns import cohort_patterns
 from fuselens.app.review.runner import Explained, review_cohort
-from fuselens.app.session import LoadedModel, Workstation
+from fuselens.app.session import (
+    CACHED,
+    PANELS,
+    LoadedModel,
+    Workstation,
+    settings_variant,
+)
 from fuselens.app.storage.db import open_database
 from fuselens.app.storage.models import CaseResult as ResultRow
+from fuselens.app.views import bundle_panels
 from fuselens.app.workstation import _review_request
 from fuselens.explain.context import PREDICTED
 from fuselens.explain.pipeline import explain_case
@@ -118,24 +124,45 @@ def test_patterns_and_a_reviewed_case_opened_from_its_bundle(setup, first_run):
 
     model = load_explainable(setup["model"], "cpu")
     ws = Workstation(LoadedModel(model, "tiny", "cpu"), [])
-    ui = SimpleNamespace(task="task", target="target", method="method")
     try:
-        request = _review_request(ws, ui, loaded)
+        request = _review_request(ws, loaded)
         stages = list(ws.explain(loaded, "heart_failure", "yes"))
         for case_id, other in opened.items():  # whatever the answer, the run's request is stored
-            asked = _review_request(ws, ui, other)
-            got = list(ws.explain(other, asked["task"], asked["target"]["value"], asked["method"]))
-            assert [(s, cached) for s, _, cached in got] == [("cached", True)], case_id
+            asked = _review_request(ws, other)
+            got = list(ws.explain(other, *asked))
+            assert [(s, cached) for s, _, cached in got] == [(CACHED, True)], case_id
             assert got[0][1].prediction["heart_failure"]["answer"] == "no"
             assert ws.stored_bundle(other, "heart_failure", PREDICTED, "gradcam_pp") is None
+        panels = _prefetched_panels(ws, opened["P00003"])
     finally:
         ws.close()
-    assert request["task"] == "heart_failure" and request["method"] == "gradcam_pp"
-    assert request["target"]["value"] == "yes"
-    assert [(s, cached) for s, _, cached in stages] == [("cached", True)]
+    assert request == ("heart_failure", "yes", "gradcam_pp")
+    assert [(s, cached) for s, _, cached in stages] == [(CACHED, True)]
     got = stages[0][1]
     direct = explain_case(model, loaded.case, "heart_failure", "yes")
     assert got.case_id == loaded.case.case_id
     assert got.probability == pytest.approx(direct.probability, abs=1e-6)
     # 8-bit storage (<= 1/510) plus a worker's one torch thread against this process's pool
     assert np.abs(got.shown_maps().cxr - direct.shown_maps().cxr).max() <= 0.01
+    assert panels["prediction"] and panels["shapley"] is not None and panels["cxr"] is not None
+
+
+def _prefetched_panels(ws: Workstation, loaded) -> dict:
+    """Open ``loaded`` on its run's request: the worker builds the stored bundle's panels
+    while the opening response travels, and the Case view's request (same settings) takes
+    that job; other settings start a job of their own."""
+    request = _review_request(ws, loaded)
+    settings = ws.settings([0.5, 0.5, 0.5], 0.4, request[2])
+    ws.show("tab", loaded)
+    ws.prefetch("tab", loaded, *request, settings=settings)
+    first = ws.first_result("tab", loaded, 30.0)
+    assert first is not None and first[0] == CACHED
+    job = ws.submit("tab", loaded, *request, ws.settings([0.5, 0.5, 0.5], 0.4, request[2]))
+    assert job is ws.worker.latest("tab") and job.variant == settings_variant(settings)
+    results = list(job.results())
+    assert [stage for stage, _, _ in results] == [CACHED, PANELS]
+    panels = results[1][2]
+    assert set(panels) == set(bundle_panels(loaded.case, results[0][1], settings))
+    again = ws.submit("tab", loaded, *request, ws.settings([0.5, 0.5, 0.5], 0.9, request[2]))
+    assert again is not job and [s for s, _, _ in again.results()] == [CACHED, PANELS]
+    return panels

@@ -149,33 +149,45 @@ def modality_patterns(
     return ModalityPatterns(modality, cases, means, counts, clustering, clusters)
 
 
-def cohort_patterns(sessions: store.Sessions, run_id: int, seed: int = 0) -> CohortPatterns:
-    """The patterns of run ``run_id`` from its stored bundles' features."""
+def run_features(
+    sessions: store.Sessions, run_id: int
+) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, np.ndarray]]]:
+    """Run ``run_id``'s outcomes (case -> outcome), its explained cases' bundle keys and the
+    stored features of those the bundle store holds (case -> name -> array)."""
     run = store.get_run(sessions, run_id)
     rows = store.run_rows(sessions, run_id)
     outcomes = {r["case_id"]: r["outcome"] for r in rows}
     keys = {r["case_id"]: r["bundle_key"] for r in rows if r.get("bundle_key")}
-    out = CohortPatterns(run_id, len(keys), outcomes)
-    out.missing = sorted(set(outcomes) - set(keys))
     if not keys or run.bundle_store is None:
-        return out
+        return outcomes, keys, {}
     bundles = BundleStore(run.bundle_store)
-    maps: dict[str, tuple[list[str], list[np.ndarray]]] = {m: ([], []) for m in SPATIAL}
+    features = {c: bundles.features(k) for c, k in sorted(keys.items()) if bundles.has(k)}
+    return outcomes, keys, features
+
+
+def modality_maps(
+    features: dict[str, dict[str, np.ndarray]], modality: str
+) -> tuple[list[str], np.ndarray | None]:
+    """The cases with a ``modality`` map and their maps ``(N, *SHAPES[modality])``."""
+    cases = [c for c, f in features.items() if f"map_{modality}" in f]
+    if not cases:
+        return [], None
+    return cases, np.stack([features[c][f"map_{modality}"] for c in cases])
+
+
+def cohort_patterns(sessions: store.Sessions, run_id: int, seed: int = 0) -> CohortPatterns:
+    """The patterns of run ``run_id`` from its stored bundles' features."""
+    outcomes, keys, features = run_features(sessions, run_id)
+    out = CohortPatterns(run_id, len(keys), outcomes)
+    out.missing = sorted(set(outcomes) - set(keys)) + sorted(set(keys) - set(features))
     names = _outcome_names(outcomes)
-    for case_id in sorted(keys):
-        if not bundles.has(keys[case_id]):
-            out.missing.append(case_id)
-            continue
-        feats = bundles.features(keys[case_id])
-        for m in SPATIAL:
-            if f"map_{m}" in feats:
-                maps[m][0].append(case_id)
-                maps[m][1].append(feats[f"map_{m}"])
+    for case_id, feats in features.items():
         for name, value in feats.items():
             if name.startswith("shapley_"):
                 by = out.shapley.setdefault(name[len("shapley_") :], {o: [] for o in names})
                 by[outcomes[case_id]].append(float(value))
-    for m, (cases, arrays) in maps.items():
+    for m in SPATIAL:
+        cases, maps = modality_maps(features, m)
         if cases:
-            out.modalities[m] = modality_patterns(m, cases, np.stack(arrays), outcomes, seed)
+            out.modalities[m] = modality_patterns(m, cases, maps, outcomes, seed)
     return out
