@@ -31,17 +31,19 @@ import argparse
 import json
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from fuselens.app.review import store
-from fuselens.app.review.patterns import cohort_patterns
+from fuselens.app.review.patterns import cohort_patterns, modality_maps, run_features
 from fuselens.app.review.runner import Explained, review_cohort
 from fuselens.app.review.workers import ExplainPlan
 from fuselens.app.storage.db import open_database
 from fuselens.explain.cohort_maps import cxr_grid, ecg_grid, echo_grid
+from fuselens.explain.spray import spray
 from fuselens.model_zoo.case import STANDARD_LEADS
 
 CUES = ("cxr", "ecg", "echo")
@@ -54,6 +56,41 @@ def cue_truth(cohort: Path, cue: str) -> dict[str, bool]:
     for truth in sorted(cohort.glob("*/truth.json")):
         out[truth.parent.name] = bool(json.loads(truth.read_text())["cues"][cue])
     return out
+
+
+def modality_findings(cohort: Path, modality: str) -> dict[str, list[str]]:
+    """case -> the findings planted in ``modality`` (truth.json ``findings``)."""
+    out = {}
+    for truth in sorted(cohort.glob("*/truth.json")):
+        out[truth.parent.name] = json.loads(truth.read_text())["findings"].get(modality, [])
+    return out
+
+
+def cue_only(
+    labels: np.ndarray, cases: list[str], planted: dict[str, bool], findings: dict[str, list[str]]
+) -> dict:
+    """The cue cases with no finding planted in the cue's modality (the cue is all there is
+    for the model to see there): how many, the share of them in the cluster holding most,
+    and that cluster's purity (its share of cue cases)."""
+    only = np.array([planted[c] and not findings[c] for c in cases])
+    cue = np.array([planted[c] for c in cases])
+    if not only.any():
+        return {"cases": 0}
+    best = int(np.bincount(labels[only]).argmax())
+    members = labels == best
+    return {
+        "cases": int(only.sum()),
+        "share": round(float((only & members).sum() / only.sum()), 3),
+        "cluster_purity": round(float((cue & members).sum() / members.sum()), 3),
+        "cluster_size": int(members.sum()),
+    }
+
+
+def k_sweep(maps: np.ndarray, cases: list[str], planted: dict, findings: dict) -> dict:
+    """A diagnostic, not a tuned choice: the cue-only figures with k fixed at 2..6."""
+    return {
+        str(k): cue_only(spray(maps, k=k).labels, cases, planted, findings) for k in range(2, 7)
+    }
 
 
 def cue_region(cohort: Path, cue: str, case_id: str) -> np.ndarray:
@@ -85,9 +122,11 @@ def analyse(cohort: Path, cue: str, url: str, run_id: int) -> dict:
     engine, sessions = open_database(url)
     try:
         patterns = cohort_patterns(sessions, run_id)
+        cases, maps = modality_maps(run_features(sessions, run_id)[2], cue)
     finally:
         engine.dispose()
     planted = cue_truth(cohort, cue)
+    findings = modality_findings(cohort, cue)
     p = patterns.modalities[cue]
     cue_cases = {c for c in p.cases if planted[c]}
     best = max(p.clusters, key=lambda c: len(cue_cases & set(c.cases)))
@@ -100,7 +139,8 @@ def analyse(cohort: Path, cue: str, url: str, run_id: int) -> dict:
     clusters = [
         {"cluster": c.index, "size": len(c.cases), "cue_cases": len(cue_cases & set(c.cases)),
          "purity": round(len(cue_cases & set(c.cases)) / len(c.cases), 3),
-         "cue_mass": round(m, 4)}
+         "cue_mass": round(m, 4),
+         "findings": dict(Counter(f for case in c.cases for f in findings[case] or ["none"]))}
         for c, m in zip(p.clusters, all_mass, strict=True)
     ]  # fmt: skip
     dominated = [c for c in clusters if c["purity"] >= PURE]
@@ -120,6 +160,8 @@ def analyse(cohort: Path, cue: str, url: str, run_id: int) -> dict:
         "cue_area": round(area, 4),
         "cue_mass_over_area": round(mass / area, 2) if area else None,
         "max_cluster_cue_mass": round(max(all_mass), 4),
+        "cue_only": cue_only(p.clustering.labels, p.cases, planted, findings),
+        "cue_only_k_sweep": k_sweep(maps, cases, planted, findings),
     }
 
 

@@ -34,6 +34,7 @@ class Clustering:
     k: int
     eigenvalues: np.ndarray  # smallest MAX_CLUSTERS + 1 of the normalised Laplacian
     embedding: np.ndarray  # (N, 2)
+    eigengap_k: int = 1  # what the eigengap says (``k`` unless it was asked for)
 
     def sizes(self) -> list[int]:
         return np.bincount(self.labels, minlength=self.k).tolist()
@@ -126,4 +127,4 @@ def spray(
     relabel = np.empty(k, dtype=int)
     relabel[order] = np.arange(k)
     embedding = vectors[:, 1:3] if vectors.shape[1] >= 3 else np.zeros((n, 2))
-    return Clustering(relabel[labels], k, values, embedding)
+    return Clustering(relabel[labels], k, values, embedding, chosen)

@@ -234,3 +234,25 @@ def test_cohort_view_shows_patterns_and_a_cluster_filters_the_table(page, review
     pg.click("#fl-review-cluster input")
     pg.get_by_role("option", name="All cases").click()
     _wait_rows(pg, 5)
+
+    # the reviewer asks for another number of ECG strategies than the eigengap's: the
+    # clusters and the filter follow that split
+    k = 3 if patterns.modalities["ecg"].clustering.eigengap_k == 2 else 2
+    engine, sessions = open_database(f"sqlite:///{db}")
+    try:
+        asked = cohort_patterns(sessions, 1, strategies={"ecg": k}).modalities["ecg"]
+    finally:
+        engine.dispose()
+    pg.click("#fl-review-strategies input")
+    pg.get_by_role("option", name=str(k), exact=True).click()
+    pg.wait_for_function(
+        "document.querySelector('#fl-review-patterns-md').innerText"
+        f".includes('shown: {k}, as asked')"
+    )
+    picked = asked.clusters[-1]
+    mix = ", ".join(f"{o} {n}" for o, n in picked.outcomes.items() if n)
+    pg.click("#fl-review-cluster input")
+    pg.get_by_role(
+        "option", name=f"ecg cluster {picked.index}: {len(picked.cases)} cases ({mix})"
+    ).click()
+    assert sorted(_wait_rows(pg, len(picked.cases))) == sorted(picked.cases)

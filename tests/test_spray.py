@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fuselens.explain.spray import affinity, eigengap, relevance_distribution, spray
 
@@ -69,3 +70,24 @@ def test_variants_of_a_strategy_stay_one_strategy():
     assert set(clusters.labels[tag]).isdisjoint(clusters.labels[~tag])
     gaps = np.diff(clusters.eigenvalues)
     assert int(np.argmax(gaps[1:])) + 2 == 7
+
+
+def test_the_other_inputs_keep_their_defining_properties():
+    """Hellinger rows are unit vectors whose distance is the Hellinger distance; the time
+    profile sums an ECG's leads before it becomes a distribution."""
+    from fuselens.explain.spray import REPRESENTATIONS
+
+    rng = np.random.default_rng(3)
+    maps = rng.uniform(0, 1, size=(4, 12, 50))
+    h = REPRESENTATIONS["hellinger"](maps)
+    np.testing.assert_allclose((h**2).sum(axis=1), 1.0)
+    p, q = relevance_distribution(maps[:2])
+    hellinger = np.sqrt(0.5 * ((np.sqrt(p) - np.sqrt(q)) ** 2).sum())
+    assert np.linalg.norm(h[0] - h[1]) / np.sqrt(2) == pytest.approx(hellinger)
+    profile = REPRESENTATIONS["time_profile"](maps)
+    assert profile.shape == (4, 50)
+    np.testing.assert_allclose(profile[0], maps[0].sum(axis=0) / maps[0].sum())
+    moved = maps.copy()
+    moved[:, [0, 5]] = moved[:, [5, 0]]  # the same moments in other leads
+    np.testing.assert_allclose(REPRESENTATIONS["time_profile"](moved), profile)
+    assert not np.allclose(relevance_distribution(moved), relevance_distribution(maps))

@@ -10,6 +10,7 @@ its mean. Per modality, the distribution of modality Shapley values by outcome.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,16 +123,22 @@ def _outcome_names(outcomes: dict[str, str]) -> list[str]:
 
 
 def modality_patterns(
-    modality: str, cases: list[str], maps: np.ndarray, outcomes: dict[str, str], seed: int = 0
+    modality: str,
+    cases: list[str],
+    maps: np.ndarray,
+    outcomes: dict[str, str],
+    seed: int = 0,
+    k: int | None = None,
 ) -> ModalityPatterns:
-    """Outcome means and SpRAy clusters of one modality's maps ``(N, *SHAPES[modality])``."""
+    """Outcome means and SpRAy clusters (``k``, or as many as the eigengap says) of one
+    modality's maps ``(N, *SHAPES[modality])``."""
     dist = relevance_distribution(maps)
     names = _outcome_names({c: outcomes[c] for c in cases})
     labels = np.array([outcomes[c] for c in cases])
     shape = SHAPES[modality]
     means = {o: dist[labels == o].mean(axis=0).reshape(shape) for o in names}
     counts = {o: int((labels == o).sum()) for o in names}
-    clustering = spray(maps, seed=seed)
+    clustering = spray(maps, k=k, seed=seed)
     clusters = []
     for k in range(clustering.k):
         members = np.flatnonzero(clustering.labels == k)
@@ -175,8 +182,14 @@ def modality_maps(
     return cases, np.stack([features[c][f"map_{modality}"] for c in cases])
 
 
-def cohort_patterns(sessions: store.Sessions, run_id: int, seed: int = 0) -> CohortPatterns:
-    """The patterns of run ``run_id`` from its stored bundles' features."""
+def cohort_patterns(
+    sessions: store.Sessions,
+    run_id: int,
+    seed: int = 0,
+    strategies: Mapping[str, int] | None = None,
+) -> CohortPatterns:
+    """The patterns of run ``run_id`` from its stored bundles' features; ``strategies``
+    fixes the number of SpRAy clusters of a modality (else the eigengap's)."""
     outcomes, keys, features = run_features(sessions, run_id)
     out = CohortPatterns(run_id, len(keys), outcomes)
     out.missing = sorted(set(outcomes) - set(keys)) + sorted(set(keys) - set(features))
@@ -189,5 +202,6 @@ def cohort_patterns(sessions: store.Sessions, run_id: int, seed: int = 0) -> Coh
     for m in SPATIAL:
         cases, maps = modality_maps(features, m)
         if cases:
-            out.modalities[m] = modality_patterns(m, cases, maps, outcomes, seed)
+            k = (strategies or {}).get(m)
+            out.modalities[m] = modality_patterns(m, cases, maps, outcomes, seed, k)
     return out

@@ -75,6 +75,7 @@ class ReviewLayout:
     tax_rename: Any
     tax_remove: Any
     tax_status: Any
+    strategies: Any
     cluster: Any
     patterns_md: Any
     pattern_modality: Any
@@ -215,6 +216,12 @@ def _pattern_controls() -> dict[str, Any]:
                 label="Heat maps of",
                 elem_id="fl-review-pattern-modality",
             )
+            out["strategies"] = gr.Dropdown(
+                views.STRATEGY_CHOICES,
+                value=0,
+                label="Strategies (SpRAy clusters) of these maps",
+                elem_id="fl-review-strategies",
+            )
             out["cluster"] = gr.Dropdown(
                 [("All cases", "")],
                 value="",
@@ -235,7 +242,8 @@ def _filters(sessions: store.Sessions, run_id: int, *values: Any) -> views.Filte
     try:
         filters = views.make_filters(*controls)
         if cluster:
-            filters.cases = views.cluster_cases(views.patterns_of(sessions, run_id), cluster)
+            patterns = views.patterns_of(sessions, run_id, views.cluster_strategies(cluster))
+            filters.cases = views.cluster_cases(patterns, cluster)
         return filters
     except ValueError as exc:
         raise gr.Error(str(exc)) from exc
@@ -263,14 +271,17 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
             figures = views.cohort_figures(views.run_table(sessions, run_id), task)
         return {**out, rl.confusion: figures[0], rl.calibration: figures[1]}
 
-    def show_patterns(run_id: int | None, modality: str, cluster: str | None) -> dict[Any, Any]:
+    def show_patterns(
+        run_id: int | None, modality: str, k: int | None, cluster: str | None
+    ) -> dict[Any, Any]:
         plots = [rl.outcome_maps, rl.cluster_maps, rl.embedding, rl.shapley]
         if run_id is None:
             empty = gr.update(choices=[("All cases", "")], value="")
             return {rl.patterns_md: views.NO_RUN, rl.cluster: empty, **dict.fromkeys(plots)}
-        patterns = views.patterns_of(sessions, run_id)
+        strategies = {modality: int(k)} if k else {}
+        patterns = views.patterns_of(sessions, run_id, strategies)
         figures = views.pattern_figures(patterns, modality)
-        choices = views.cluster_choices(patterns)
+        choices = views.cluster_choices(patterns, strategies)
         value = cluster if cluster in {v for _, v in choices} else ""
         return {
             rl.patterns_md: views.patterns_markdown(patterns)
@@ -298,7 +309,7 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
     run_out.append(rl.cluster)
     pattern_out = [rl.patterns_md, rl.outcome_maps, rl.cluster_maps, rl.embedding, rl.shapley]
     pattern_out.append(rl.cluster)
-    pattern_in = [rl.run, rl.pattern_modality, rl.cluster]
+    pattern_in = [rl.run, rl.pattern_modality, rl.strategies, rl.cluster]
     rl.run.change(show_run, inputs, run_out, **IN_ORDER).then(
         show_patterns, pattern_in, pattern_out
     )
@@ -306,6 +317,7 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
         show_run, inputs, run_out, **IN_ORDER
     ).then(show_patterns, pattern_in, pattern_out)
     rl.pattern_modality.change(show_patterns, pattern_in, pattern_out)
+    rl.strategies.change(show_patterns, pattern_in, pattern_out)
 
     def refresh_choices(run_id: int | None, picked: list[str], wanted: list[str]) -> tuple:
         """New runs and taxonomy edits made elsewhere (another reviewer, the CLI)."""

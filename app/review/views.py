@@ -199,43 +199,69 @@ def annotation_status(change: dict[str, Any]) -> str:
     return f"Saved {change['case']}: " + ("; ".join(parts) if parts else "no change")
 
 
-PATTERNS_CACHE: dict[tuple[int, int], Any] = {}
+PATTERNS_CACHE: dict[tuple[int, int, tuple[tuple[str, int], ...]], Any] = {}
 NO_PATTERNS = (
     "No explanations stored for this run: `fuselens review` explains every case unless "
     "given `--no-explain`."
 )
+STRATEGY_CHOICES = [("as the eigengap says", 0)] + [(str(k), k) for k in range(2, 9)]
 
 
-def patterns_of(sessions: store.Sessions, run_id: int) -> CohortPatterns:
-    """The run's :class:`CohortPatterns`, computed once per number of explained results."""
+def patterns_of(
+    sessions: store.Sessions, run_id: int, strategies: dict[str, int] | None = None
+) -> CohortPatterns:
+    """The run's :class:`CohortPatterns` (``strategies``: a modality's number of SpRAy
+    clusters, else the eigengap's), computed once per number of explained results."""
     n = len(store.bundle_keys(sessions, run_id))
-    key = (run_id, n)
+    fixed = tuple(sorted((m, int(k)) for m, k in (strategies or {}).items() if k))
+    key = (run_id, n, fixed)
     if key not in PATTERNS_CACHE:
-        for old in [k for k in PATTERNS_CACHE if k[0] == run_id]:
+        for old in [k for k in PATTERNS_CACHE if k[0] == run_id and k[1] != n]:
             del PATTERNS_CACHE[old]
-        PATTERNS_CACHE[key] = cohort_patterns(sessions, run_id)
+        PATTERNS_CACHE[key] = cohort_patterns(sessions, run_id, strategies=dict(fixed))
     return PATTERNS_CACHE[key]
 
 
-def cluster_choices(patterns: CohortPatterns) -> list[tuple[str, str]]:
-    """The cluster filter's (label, value) pairs: every case, then each modality's clusters."""
+def cluster_choices(
+    patterns: CohortPatterns, strategies: dict[str, int] | None = None
+) -> list[tuple[str, str]]:
+    """The cluster filter's (label, value) pairs: every case, then each modality's clusters
+    (a value ``"<modality>:<index>"``, with ``":<k>"`` where ``strategies`` fixed k)."""
     out = [("All cases", "")]
     for m, p in patterns.modalities.items():
+        k = (strategies or {}).get(m)
         for c in p.clusters:
             mix = ", ".join(f"{o} {n}" for o, n in c.outcomes.items() if n)
-            out.append((f"{m} cluster {c.index}: {len(c.cases)} cases ({mix})", f"{m}:{c.index}"))
+            value = f"{m}:{c.index}" + (f":{k}" if k else "")
+            out.append((f"{m} cluster {c.index}: {len(c.cases)} cases ({mix})", value))
     return out
 
 
+def _parse_cluster(choice: str) -> tuple[str, int, int]:
+    modality, index, *k = choice.split(":")
+    if not index.isdigit() or len(k) > 1 or (k and not k[0].isdigit()):
+        raise ValueError(f"no cluster {choice!r} in this run")
+    return modality, int(index), int(k[0]) if k else 0
+
+
+def cluster_strategies(choice: str | None) -> dict[str, int]:
+    """The number of clusters a cluster choice was made among (empty: the eigengap's)."""
+    if not choice:
+        return {}
+    modality, _, k = _parse_cluster(choice)
+    return {modality: k} if k else {}
+
+
 def cluster_cases(patterns: CohortPatterns, choice: str | None) -> frozenset[str] | None:
-    """The cases of the cluster ``"<modality>:<index>"`` (``None``: no cluster chosen)."""
+    """The cases of the cluster ``"<modality>:<index>[:<k>]"`` (``None``: no cluster
+    chosen); ``patterns`` made with that k (:func:`cluster_strategies`)."""
     if not choice:
         return None
-    modality, _, index = choice.partition(":")
+    modality, index, _ = _parse_cluster(choice)
     p = patterns.modalities.get(modality)
-    if p is None or not index.isdigit() or int(index) >= len(p.clusters):
+    if p is None or index >= len(p.clusters):
         raise ValueError(f"no cluster {choice!r} in this run")
-    return frozenset(p.clusters[int(index)].cases)
+    return frozenset(p.clusters[index].cases)
 
 
 def patterns_markdown(patterns: CohortPatterns) -> str:
@@ -256,10 +282,19 @@ def clusters_markdown(patterns: CohortPatterns, modality: str) -> str:
     p = patterns.modalities.get(modality)
     if p is None:
         return f"No {modality} maps in this run."
-    lines = ["| cluster | cases | outcomes | nearest its mean map |", "| --- | --- | --- | --- |"]
-    for c in p.clusters:
-        mix = ", ".join(f"{o} {n}" for o, n in c.outcomes.items() if n)
-        lines.append(f"| {c.index} | {len(c.cases)} | {mix} | {', '.join(c.examples)} |")
+    c = p.clustering
+    spectrum = ", ".join(f"{v:.3f}" for v in c.eigenvalues)
+    asked = "" if c.k == c.eigengap_k else f"; shown: {c.k}, as asked"
+    lines = [
+        f"{modality}: the eigengap of the neighbour graph's Laplacian says **{c.eigengap_k}** "
+        f"strategies{asked} (smallest eigenvalues {spectrum}).",
+        "",
+        "| cluster | cases | outcomes | nearest its mean map |",
+        "| --- | --- | --- | --- |",
+    ]
+    for cl in p.clusters:
+        mix = ", ".join(f"{o} {n}" for o, n in cl.outcomes.items() if n)
+        lines.append(f"| {cl.index} | {len(cl.cases)} | {mix} | {', '.join(cl.examples)} |")
     return "\n".join(lines)
 
 
