@@ -402,7 +402,7 @@ def _explanation_updates(
                 note = views.progress_markdown(bundle, running, methods=methods)
             yield {**_to_updates(ui, values), ui.progress: note, ui.current: cur}
         finished = cur.bundle is not None and ws.is_finished(cur.loaded, cur.bundle)
-        if finished and ws.is_shown(job, cur.loaded):
+        if finished and stage != PANELS and ws.is_shown(job, cur.loaded):  # a cached one said
             done = views.progress_markdown(cur.bundle, finished=True, methods=methods)
             yield {ui.progress: done}
     except Exception as exc:
