@@ -326,10 +326,10 @@ def _opened(
 
 def _review_request(ws: Workstation, loaded: LoadedCase) -> tuple[str, str, str] | None:
     """A case opened from an explained review run asks for what the run explained (its
-    task, the class every case was explained for, its method), so the stored bundle is
-    drawn instead of computed anew; None when the run's task is not this model's."""
+    task, the class every case was explained for, its first method), so the stored bundle
+    is drawn instead of computed anew; None when the run's task is not this model's."""
     task = loaded.extras.get("review_task")
-    method = loaded.extras.get("review_method")
+    method = next(iter(loaded.extras.get("review_methods", ())), None)
     if task not in ws.model.model.tasks or method not in REGISTRY:
         return None
     return task, explained_class(ws.model.model.tasks[task]), method

@@ -173,9 +173,8 @@ def open_result(sessions: store.Sessions, run_id: int, case_id: str) -> LoadedCa
         story += f"; tags: {', '.join(row['tags'])}"
     extras: dict = {}
     if row.get("bundle_key"):  # the request the run explained, so its bundle is found
-        methods = tuple(run.methods or (DEFAULT_METHOD,))
         extras = {"bundle_store": run.bundle_store, "review_task": run.task,
-                  "review_method": methods[0], "review_methods": methods}  # fmt: skip
+                  "review_methods": tuple(run.methods or (DEFAULT_METHOD,))}  # fmt: skip
     return LoadedCase(
         case,
         reports,
