@@ -45,22 +45,42 @@ class Job:
         self.run = run
         self.cancelled = threading.Event()
         self.claimed = False  # a reader of its results has taken it
-        self.first: Any = None  # its first result, readable without taking it from the queue
-        self.first_ready = threading.Event()
+        self.delivered = 0  # how many of its first results a case's opening already showed
+        self._produced: list[Any] = []  # its results so far, readable without taking them
+        self._changed = threading.Condition()
         self._results: queue.Queue[Any] = queue.Queue()
+        self._ended = False
 
     def cancel(self) -> None:
         self.cancelled.set()
         self._results.put(_DONE)
+        self._wake()
 
     def put(self, item: Any) -> None:
-        if not self.first_ready.is_set() and not isinstance(item, BaseException):
-            self.first = item
-            self.first_ready.set()
+        if not isinstance(item, BaseException):
+            with self._changed:
+                self._produced.append(item)
+                self._changed.notify_all()
         self._results.put(item)
 
+    def peek(self, count: int, wait_s: float) -> list[Any]:
+        """Its first ``count`` results, waiting up to ``wait_s`` for them (fewer when the job
+        ends, is cancelled or takes longer); they stay queued for its reader."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: len(self._produced) >= count or self._ended or self.cancelled.is_set(),
+                wait_s,
+            )
+            return self._produced[:count]
+
+    def _wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
     def finish(self) -> None:
+        self._ended = True
         self._results.put(_DONE)
+        self._wake()
 
     def results(self) -> Iterator[Any]:
         """Each result as the worker produces it, until the job ends or is cancelled; an

@@ -34,6 +34,8 @@ STATUS_COLUMNS = ["File", "Read as", "Status", "Details"]
 WARM_UP_SESSION = "fuselens-warm-up"
 CACHED = "cached"  # a finished bundle, from memory or the bundle store
 PANELS = "panels"  # every panel of a cached bundle, built on the worker thread
+PREPARING = "#picked"  # the worker-queue name of a session's picked, not yet opened, case
+PREPARED_KEPT = 4  # picked cases whose built panels are kept until they are opened
 DETAIL_KEYS = (
     ("view", "view {}"),
     ("frames", "{} frames"),
@@ -274,6 +276,7 @@ class Workstation:
         self.upload_dir = Path(tempfile.mkdtemp(prefix="fuselens-uploads-"))  # never served
         self.cache = ExplanationCache()
         self.worker = ExplainWorker()
+        self._prepared: dict[tuple, dict[str, Any]] = {}  # panels built for a picked case
         self._on_screen: dict[str, str] = {}
         self._model_digest: str | None = None
 
@@ -285,6 +288,7 @@ class Workstation:
     def forget(self, session: str) -> None:
         """The browser tab closed: stop its explanation and drop what it showed."""
         self.worker.cancel_session(session)
+        self.worker.cancel_session(session + PREPARING)
         self._on_screen.pop(session, None)
 
     def on_screen(self, session: str, loaded: LoadedCase) -> bool:
@@ -337,15 +341,49 @@ class Workstation:
         if loaded.case.modalities():
             self._queue(session, loaded, (task, target, method), settings, reuse=False)
 
-    def first_result(
-        self, session: str, loaded: LoadedCase, wait_s: float
-    ) -> tuple[str, ExplanationBundle, bool] | None:
-        """The first stage of the session's explanation of ``loaded`` when it is ready within
-        ``wait_s`` (the prediction, or a cached bundle), left for the explanation's reader."""
+    def opening_results(
+        self, session: str, loaded: LoadedCase, wait_s: float, panels_wait_s: float
+    ) -> list[tuple[str, ExplanationBundle, Any]]:
+        """What the opening of ``loaded`` can show at once, from the session's explanation of
+        it: its first stage when ready within ``wait_s`` (the prediction, or a cached bundle),
+        and then a cached bundle's built panels when ready within ``panels_wait_s``. They
+        are marked as shown, so the explanation's reader does not send them again."""
         job = self.worker.latest(session)
         if job is None or job.key is None or job.key.case != loaded.key:
-            return None
-        return job.first if job.first_ready.wait(wait_s) else None
+            return []
+        shown = job.peek(1, wait_s)
+        if shown and shown[0][0] == CACHED:
+            both = job.peek(2, panels_wait_s)
+            shown = both if len(both) == 2 and both[1][0] == PANELS else shown
+        job.delivered = len(shown)
+        return shown
+
+    def prepare(
+        self,
+        session: str,
+        loaded: LoadedCase,
+        request: tuple[str, str, str],
+        settings: dict[str, Any],
+    ) -> None:
+        """A case was picked (in a table) but not opened yet: when its explanation is stored,
+        build its panels on the worker thread now, beside the session's own explanation
+        (untouched), so opening it takes them; a newer pick replaces an older one."""
+
+        def run() -> Iterator[str]:
+            task, target, method = request
+            bundle = self.cache.get((loaded.key, *request))
+            bundle = bundle or self.stored_bundle(loaded, task, target, method)
+            if bundle is not None:
+                self.cache.put((loaded.key, *request), bundle)
+                from fuselens.app.views import bundle_panels
+
+                built = bundle_panels(loaded.case, bundle, settings)
+                while len(self._prepared) >= PREPARED_KEPT:
+                    self._prepared.pop(next(iter(self._prepared)))
+                self._prepared[(loaded.key, request, settings_variant(settings))] = built
+                yield PANELS
+
+        self.worker.submit(session + PREPARING, None, run)
 
     def is_shown(self, job: Job, loaded: LoadedCase) -> bool:
         """Whether ``job``'s results may still be shown: newest request, case on screen."""
@@ -396,7 +434,9 @@ class Workstation:
             if settings is not None:
                 from fuselens.app.views import bundle_panels
 
-                yield PANELS, cached, bundle_panels(loaded.case, cached, settings)
+                picked = (loaded.key, (task, target, method), settings_variant(settings))
+                built = self._prepared.pop(picked, None)
+                yield PANELS, cached, built or bundle_panels(loaded.case, cached, settings)
             return
         bundle = None
         m = self.model

@@ -42,6 +42,7 @@ from fuselens.app.session import (  # noqa: E402
     load_workstation_model,
     status_table,
 )
+from fuselens.explain.bundle import ExplanationBundle  # noqa: E402
 from fuselens.explain.context import PREDICTED  # noqa: E402
 from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY  # noqa: E402
 from fuselens.explain.pipeline import stage_names  # noqa: E402
@@ -57,6 +58,7 @@ PICK_A_CASE = "Pick a demo case or open files."
 LOG = logging.getLogger("fuselens.workstation")
 CASE_TAB = "case"
 FIRST_RESULT_WAIT_S = 1.0  # how long opening a case waits for its prediction
+PANELS_WAIT_S = 2.0  # and then for a cached bundle's panels, built on the worker thread
 EXPLAIN_WAITERS = 16  # browser sessions waiting for their explanation at once
 SELECTED_COLOUR = "#ffd54f"
 
@@ -298,8 +300,9 @@ def _opened(
 ) -> dict[Any, Any]:
     """Every update of a newly opened case: file table, story, echo slots, cleared panels;
     the session's explanation of the case it showed before stops, and the explanation of
-    ``request`` (task, class, method) starts at once (a cached bundle's panels, drawn with
-    ``settings``, are built while this response travels)."""
+    ``request`` (task, class, method) starts at once, and what it gives within a moment
+    comes with this response: the prediction, or every panel of a cached bundle, drawn with
+    ``settings`` on the worker thread."""
     ws.show(session, loaded)
     if request is not None:
         ws.prefetch(session, loaded, *request, settings=settings)
@@ -316,12 +319,26 @@ def _opened(
     }
     out.update(_slot_updates(ui, cur))
     out.update(_to_updates(ui, views.opened_panels(loaded.case)))
-    first = ws.first_result(session, loaded, FIRST_RESULT_WAIT_S) if request else None
-    if first is not None and first[0] in ("prediction", CACHED):  # one round trip sooner
-        key = ws.request_key(loaded, *request)
-        out[ui.panels["identity"]] = views.identity_markdown(key, loaded.title)
-        out.update(_to_updates(ui, views.stage_panels("prediction", loaded.case, first[1])))
+    shown = []
+    if request is not None:
+        shown = ws.opening_results(session, loaded, FIRST_RESULT_WAIT_S, PANELS_WAIT_S)
+    if shown:  # one round trip sooner: the prediction, or a cached bundle's every panel
+        stage, bundle, built = shown[-1]
+        out[ui.panels["identity"]] = views.identity_markdown(
+            ws.request_key(loaded, *request), loaded.title
+        )
+        if stage == PANELS:
+            cur.bundle, cur.method = bundle, request[2]
+            out.update(_to_updates(ui, built))
+            out[ui.progress] = _cached_note(bundle, request[2])
+        else:
+            out.update(_to_updates(ui, views.stage_panels("prediction", loaded.case, bundle)))
     return out
+
+
+def _cached_note(bundle: ExplanationBundle, method: str) -> str:
+    """The progress line of a finished explanation taken from the cache."""
+    return views.progress_markdown(bundle, finished=True, methods=[method]) + " (from cache)"
 
 
 def _review_request(ws: Workstation, loaded: LoadedCase) -> tuple[str, str, str] | None:
@@ -379,22 +396,23 @@ def _explanation_updates(
         ws.request_key(cur.loaded, task, target, method), cur.loaded.title
     )
     job = ws.submit(session, cur.loaded, task, target, method, settings)
-    yield {
-        ui.progress: views.progress_markdown(None, "prediction", methods=methods),
-        ui.panels["identity"]: identity,
-    }
+    if job.delivered:  # the opening showed its first results: change nothing yet (a Gradio
+        yield {ui.progress: gr.skip()}  # generator that yields nothing sets every output None)
+    else:
+        yield {
+            ui.progress: views.progress_markdown(None, "prediction", methods=methods),
+            ui.panels["identity"]: identity,
+        }
     stage, stages = "prediction", stage_names(methods)
     try:
-        for stage, bundle, built in job.results():
+        for i, (stage, bundle, built) in enumerate(job.results()):
             if not ws.is_shown(job, cur.loaded):
                 return
             cur.bundle, cur.method = bundle, method
-            if stage == CACHED:
-                continue  # its panels, built on the worker thread, come next
+            if stage == CACHED or i < job.delivered:
+                continue  # its panels come next, or the case's opening already showed them
             if stage == PANELS:
-                values = built
-                note = views.progress_markdown(bundle, finished=True, methods=methods)
-                note += " (from cache)"
+                values, note = built, _cached_note(bundle, method)
             else:
                 values = views.stage_panels(stage, cur.loaded.case, bundle, settings)
                 nxt = stages.index(stage) + 1
@@ -478,21 +496,42 @@ def _wire_case_events(
         ui.target.input(**explain_args),
         ui.method.input(**explain_args),
     ]
-    for opener in openers:  # another tab opens a case here, then shows the Case tab
+    pending = gr.State(None)  # a case another tab opens, read before the Case tab shows
+    for opener in openers:  # another tab reads a case, shows the Case tab, then opens it there
 
-        def open_other(
-            request: gr.Request, *values: Any, opener: review_ui.CaseOpener = opener
-        ) -> dict[Any, Any]:
-            n = len(opener.inputs)
-            loaded = opener.load(*values[:n])
+        def read_other(*values: Any, opener: review_ui.CaseOpener = opener) -> dict[Any, Any]:
+            return {pending: opener.load(*values), tabs: gr.Tabs(selected=CASE_TAB)}
+
+        def open_other(request: gr.Request, loaded: LoadedCase, *overlay: Any) -> dict[Any, Any]:
             run = _review_request(ws, loaded)  # an explained review's request, or None
-            settings = asked([*run, *values[n:]])[1] if run else None
+            settings = asked([*run, *overlay])[1] if run else None
             opened = _opened(ws, ui, loaded, request.session_hash, run, settings)
-            return {**opened, **_request_updates(ws, ui, run), tabs: gr.Tabs(selected=CASE_TAB)}
+            return {**opened, **_request_updates(ws, ui, run)}
 
-        opened = opener.trigger(
-            open_other, [*opener.inputs, *overlays], [*open_outputs, *request, tabs]
-        )
+        def prepare_other(
+            request: gr.Request, *values: Any, opener: review_ui.CaseOpener = opener
+        ) -> None:
+            n = len(opener.inputs)
+            try:
+                loaded = opener.load(*values[:n])
+            except gr.Error:  # nothing picked (yet)
+                return
+            run = _review_request(ws, loaded)
+            if run is not None:
+                ws.prepare(request.session_hash, loaded, run, asked([*run, *values[n:]])[1])
+
+        if opener.picked is not None:  # build a picked case's stored panels before it opens
+            opener.picked(
+                prepare_other,
+                [*opener.inputs, *overlays],
+                None,
+                show_progress="hidden",
+                trigger_mode="always_last",
+            )
+        # The panels are drawn once the Case tab shows: a plot updated in the response that
+        # also switches to its tab stays empty.
+        read = opener.trigger(read_other, opener.inputs, [pending, tabs])
+        opened = read.success(open_other, [pending, *overlays], [*open_outputs, *request])
         running.append(opened.success(**explain_args))
     triggers = (
         ui.demo_pick.change,
@@ -684,6 +723,7 @@ def serve(
             js=warm_up_js(),
             show_error=True,
             footer_links=[],
+            run_history=False,  # Gradio's run history keeps every call's inputs and outputs
             auth=auth,
             allowed_paths=[str(ws.media_dir)],
             blocked_paths=[str(ws.upload_dir)],

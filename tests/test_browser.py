@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -182,6 +183,16 @@ def test_demo_case_fills_every_panel(server, page):
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
 
 
+def test_the_browser_keeps_no_run_history_of_a_case(server, page):
+    """Gradio 6 records every call's inputs and outputs (lab text, figures) in the browser's
+    localStorage and offers to copy them to a Hugging Face bucket: off, and its page gone."""
+    kept = "Object.keys(localStorage).filter((k) => k.startsWith('gradio:run-history'))"
+    assert page.evaluate(kept) == []
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(server["url"] + "gradio_api/runs", timeout=30)
+    assert err.value.code == 404
+
+
 def test_changing_the_class_changes_the_highlights(page):
     pg = page
     before = _token_colours(pg)
@@ -327,7 +338,11 @@ def test_switching_case_five_times_while_explaining_shows_only_the_last(server, 
         time.sleep(0.4)
         _open_case(pg, title)
     last = picks[-1]
-    _wait_done(pg)
+    pg.wait_for_function(  # the last case's own "done" (the one before, cached, says done too)
+        "document.querySelector('#fl-identity').innerText.includes(" + json.dumps(last) + ")"
+        " && document.querySelector('#fl-progress').innerText.includes('done')",
+        timeout=180_000,
+    )
     time.sleep(1.0)  # anything stale would arrive now
     case = _case_of(last, tmp_path)
     identity = pg.inner_text("#fl-identity")

@@ -185,6 +185,8 @@ def test_filter_tag_export_and_open_in_case_view(page, review_db, tmp_path):
     assert "Planted truth" in pg.inner_text("#fl-prediction-context")
     pg.wait_for_function("document.querySelectorAll('#fl-ecg .scatterlayer .trace').length >= 14")
     pg.wait_for_function("document.querySelectorAll('#fl-shapley .barlayer .point').length == 4")
+    kept = "Object.keys(localStorage).filter((k) => k.startsWith('gradio:run-history'))"
+    assert pg.evaluate(kept) == [], "no call's inputs or outputs are kept in the browser"
     pg.screenshot(path=str(ARTIFACTS / "review-opened-case.png"), full_page=True)
 
 

@@ -20,6 +20,7 @@ from fuselens.app.review.runner import Explained, review_cohort
 from fuselens.app.session import (
     CACHED,
     PANELS,
+    PREPARING,
     LoadedModel,
     Workstation,
     settings_variant,
@@ -134,6 +135,7 @@ def test_patterns_and_a_reviewed_case_opened_from_its_bundle(setup, first_run):
             assert got[0][1].prediction["heart_failure"]["answer"] == "no"
             assert ws.stored_bundle(other, "heart_failure", PREDICTED, "gradcam_pp") is None
         panels = _prefetched_panels(ws, opened["P00003"])
+        _picked_panels(ws, opened["P00003"])
     finally:
         ws.close()
     assert request == ("heart_failure", "yes", "gradcam_pp")
@@ -149,20 +151,44 @@ def test_patterns_and_a_reviewed_case_opened_from_its_bundle(setup, first_run):
 
 def _prefetched_panels(ws: Workstation, loaded) -> dict:
     """Open ``loaded`` on its run's request: the worker builds the stored bundle's panels
-    while the opening response travels, and the Case view's request (same settings) takes
-    that job; other settings start a job of their own."""
+    while the case opens, the opening takes them, and the Case view's request (same
+    settings) takes that job; other settings start a job of their own."""
     request = _review_request(ws, loaded)
     settings = ws.settings([0.5, 0.5, 0.5], 0.4, request[2])
     ws.show("tab", loaded)
     ws.prefetch("tab", loaded, *request, settings=settings)
-    first = ws.first_result("tab", loaded, 30.0)
-    assert first is not None and first[0] == CACHED
+    shown = ws.opening_results("tab", loaded, 30.0, 30.0)
+    assert [stage for stage, _, _ in shown] == [CACHED, PANELS]
     job = ws.submit("tab", loaded, *request, ws.settings([0.5, 0.5, 0.5], 0.4, request[2]))
     assert job is ws.worker.latest("tab") and job.variant == settings_variant(settings)
+    assert job.delivered == 2
     results = list(job.results())
     assert [stage for stage, _, _ in results] == [CACHED, PANELS]
     panels = results[1][2]
+    assert panels is shown[1][2], "the opening's panels are the job's, built once"
     assert set(panels) == set(bundle_panels(loaded.case, results[0][1], settings))
     again = ws.submit("tab", loaded, *request, ws.settings([0.5, 0.5, 0.5], 0.9, request[2]))
-    assert again is not job and [s for s, _, _ in again.results()] == [CACHED, PANELS]
+    assert again is not job and again.delivered == 0
+    assert [s for s, _, _ in again.results()] == [CACHED, PANELS]
     return panels
+
+
+def _picked_panels(ws: Workstation, loaded) -> None:
+    """A case picked in the review table has its stored bundle's panels built before it is
+    opened, beside the session's own explanation; opening it with the same settings takes
+    them, and other settings build their own."""
+    request = _review_request(ws, loaded)
+    settings = ws.settings([0.5, 0.5, 0.5], 0.4, request[2])
+    shown = ws.worker.latest("tab")
+    ws.prepare("tab", loaded, request, settings)
+    assert list(ws.worker.latest("tab" + PREPARING).results()) == [PANELS]
+    assert ws.worker.latest("tab") is shown, "the session's own explanation is untouched"
+    (built,) = ws._prepared.values()
+    opened = list(ws.explain(loaded, *request, settings=settings))
+    assert [stage for stage, _, _ in opened] == [CACHED, PANELS] and opened[1][2] is built
+    assert not ws._prepared, "taken once"
+    other = ws.settings([0.5, 0.5, 0.5], 0.9, request[2])
+    ws.prepare("tab", loaded, request, settings)
+    list(ws.worker.latest("tab" + PREPARING).results())
+    list(ws.explain(loaded, *request, settings=other))
+    assert len(ws._prepared) == 1, "panels built for other settings are not taken"

@@ -101,3 +101,24 @@ def test_a_loop_of_unknown_view_says_read_but_not_used_where_the_user_looks(ws, 
     assert table["Details"][0].startswith("read but not used: view unknown")
     story = _opened(ws, ui, loaded, "tab-u")[ui.story]
     assert "Read but not used" in story and "loop.dcm" in story and "views.json" in story
+
+
+def test_reopening_a_cached_case_sends_every_panel_with_the_opening_and_not_again(ws, ui):
+    """A cached bundle's panels come in the opening response (one round trip, one redraw);
+    the explanation request that follows sends none of them again."""
+    request = ("heart_failure", "yes", DEFAULT_METHOD)
+    computed = current(ws, ui, "hf-clear", "tab-r")
+    list(_explanation_updates(ws, ui, computed, *request[:2], settings(ws), "tab-r"))
+    opened = _opened(ws, ui, ws.open_demo("hf-clear"), "tab-r", request, settings(ws))
+    cur = opened[ui.current]
+    assert cur.bundle is not None and cur.method == DEFAULT_METHOD
+    assert opened[ui.panels["shapley"]] is not None and opened[ui.panels["ecg"]] is not None
+    assert opened[ui.panels["echo_video:0"]] and opened[ui.panels["echo_frame:0"]] is not None
+    assert "done" in opened[ui.progress] and "(from cache)" in opened[ui.progress]
+    rest = list(_explanation_updates(ws, ui, cur, *request[:2], settings(ws), "tab-r"))
+    sent = {component for update in rest for component in update}
+    assert rest and not sent & set(ui.panels.values()), "the opening showed every panel"
+    other = ws.settings([0.9] * image_views.ECHO_SLOTS, 0.5, DEFAULT_METHOD)
+    redrawn = list(_explanation_updates(ws, ui, cur, *request[:2], other, "tab-r"))
+    assert ui.panels["shapley"] in {c for u in redrawn for c in u}, "other settings: all again"
+    assert "(from cache)" in texts(redrawn, ui.progress)[-1]

@@ -33,11 +33,13 @@ IN_ORDER: dict[str, Any] = {"concurrency_id": "review-table", "concurrency_limit
 
 @dataclass
 class CaseOpener:
-    """Another tab's way into the Case view: ``trigger`` opens ``load(*inputs)`` there."""
+    """Another tab's way into the Case view: ``trigger`` opens ``load(*inputs)`` there;
+    ``picked`` (optional) fires when the user picks a case, before asking to open it."""
 
     trigger: Callable[..., Any]
     load: Callable[..., LoadedCase]
     inputs: list[Any]
+    picked: Callable[..., Any] | None = None
 
 
 @dataclass
@@ -489,4 +491,4 @@ def wire_review_events(sessions: store.Sessions, rl: ReviewLayout) -> CaseOpener
         except (KeyError, ValueError) as exc:
             raise gr.Error(str(exc)) from exc
 
-    return CaseOpener(rl.open_case.click, load, [rl.run, rl.selected])
+    return CaseOpener(rl.open_case.click, load, [rl.run, rl.selected], rl.selected.change)
