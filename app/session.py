@@ -58,6 +58,13 @@ def settings_variant(settings: dict[str, Any] | None) -> Hashable:
     return opacities, settings.get("cxr_opacity"), settings.get("method")
 
 
+def _picked_key(
+    loaded: LoadedCase, request: tuple[str, str, str], settings: dict[str, Any]
+) -> tuple:
+    """What a picked case's prepared panels are kept under (and found by when it opens)."""
+    return loaded.key, tuple(request), settings_variant(settings)
+
+
 @dataclass
 class LoadedModel:
     """A contract model ready for the workstation, with what the header shows about it."""
@@ -370,17 +377,14 @@ class Workstation:
         (untouched), so opening it takes them; a newer pick replaces an older one."""
 
         def run() -> Iterator[str]:
-            task, target, method = request
-            bundle = self.cache.get((loaded.key, *request))
-            bundle = bundle or self.stored_bundle(loaded, task, target, method)
+            bundle = self._finished_bundle(loaded, *request)
             if bundle is not None:
-                self.cache.put((loaded.key, *request), bundle)
                 from fuselens.app.views import bundle_panels
 
                 built = bundle_panels(loaded.case, bundle, settings)
                 while len(self._prepared) >= PREPARED_KEPT:
                     self._prepared.pop(next(iter(self._prepared)))
-                self._prepared[(loaded.key, request, settings_variant(settings))] = built
+                self._prepared[_picked_key(loaded, request, settings)] = built
                 yield PANELS
 
         self.worker.submit(session + PREPARING, None, run)
@@ -427,14 +431,13 @@ class Workstation:
         With ``settings``, a cached bundle is followed by ``(PANELS, bundle, values)``, every
         panel of it built here (:func:`fuselens.app.views.bundle_panels`)."""
         key = (loaded.key, task, target, method)
-        cached = self.cache.get(key) or self.stored_bundle(loaded, task, target, method)
+        cached = self._finished_bundle(loaded, task, target, method)
         if cached is not None:
-            self.cache.put(key, cached)
             yield CACHED, cached, True
             if settings is not None:
                 from fuselens.app.views import bundle_panels
 
-                picked = (loaded.key, (task, target, method), settings_variant(settings))
+                picked = _picked_key(loaded, (task, target, method), settings)
                 built = self._prepared.pop(picked, None)
                 yield PANELS, cached, built or bundle_panels(loaded.case, cached, settings)
             return
@@ -447,6 +450,17 @@ class Workstation:
         if bundle is not None:
             self.cache.put(key, bundle)
             self.cache.put((loaded.key, task, bundle.target, method), bundle)  # the answer itself
+
+    def _finished_bundle(
+        self, loaded: LoadedCase, task: str, target: str, method: str
+    ) -> ExplanationBundle | None:
+        """The finished explanation of this request, from memory or the bundle store (then
+        kept in memory), or None."""
+        key = (loaded.key, task, target, method)
+        bundle = self.cache.get(key) or self.stored_bundle(loaded, task, target, method)
+        if bundle is not None:
+            self.cache.put(key, bundle)
+        return bundle
 
     def model_digest(self) -> str:
         """The model's weights digest (computed once): half of a bundle-store key."""

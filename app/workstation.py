@@ -462,7 +462,7 @@ def _wire_case_events(
     def run_explanations(
         request: gr.Request, cur, task: str, target: str, method: str, co: float, *eo: float
     ):
-        settings = ws.settings(list(eo), co, method)
+        settings = asked([task, target, method, co, *eo])[1]
         session = request.session_hash
         yield from _explanation_updates(ws, ui, cur, task, target, settings, session)
 
@@ -496,6 +496,13 @@ def _wire_case_events(
         ui.target.input(**explain_args),
         ui.method.input(**explain_args),
     ]
+
+    def review_asked(loaded: LoadedCase, overlay: Sequence[Any]) -> tuple[Any, Any]:
+        """An explained review case's request (:func:`_review_request`) and its panel
+        settings with the ``overlay`` values; (None, None) for any other case."""
+        run = _review_request(ws, loaded)
+        return (run, asked([*run, *overlay])[1]) if run else (None, None)
+
     pending = gr.State(None)  # a case another tab opens, read before the Case tab shows
     for opener in openers:  # another tab reads a case, shows the Case tab, then opens it there
 
@@ -503,8 +510,7 @@ def _wire_case_events(
             return {pending: opener.load(*values), tabs: gr.Tabs(selected=CASE_TAB)}
 
         def open_other(request: gr.Request, loaded: LoadedCase, *overlay: Any) -> dict[Any, Any]:
-            run = _review_request(ws, loaded)  # an explained review's request, or None
-            settings = asked([*run, *overlay])[1] if run else None
+            run, settings = review_asked(loaded, overlay)
             opened = _opened(ws, ui, loaded, request.session_hash, run, settings)
             return {**opened, **_request_updates(ws, ui, run)}
 
@@ -516,9 +522,9 @@ def _wire_case_events(
                 loaded = opener.load(*values[:n])
             except gr.Error:  # nothing picked (yet)
                 return
-            run = _review_request(ws, loaded)
+            run, settings = review_asked(loaded, values[n:])
             if run is not None:
-                ws.prepare(request.session_hash, loaded, run, asked([*run, *values[n:]])[1])
+                ws.prepare(request.session_hash, loaded, run, settings)
 
         if opener.picked is not None:  # build a picked case's stored panels before it opens
             opener.picked(
