@@ -10,6 +10,7 @@ computed from a test without a browser.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -57,6 +58,7 @@ CSS = (
 PICK_A_CASE = "Pick a demo case or open files."
 LOG = logging.getLogger("fuselens.workstation")
 CASE_TAB = "case"
+CASE_TAB_ELEM = "fl-tab-case"
 FIRST_RESULT_WAIT_S = 1.0  # how long opening a case waits for its prediction
 PANELS_WAIT_S = 2.0  # and then for a cached bundle's panels, built on the worker thread
 EXPLAIN_WAITERS = 16  # browser sessions waiting for their explanation at once
@@ -371,6 +373,22 @@ def _class_picker(answers: Sequence[str], value: str) -> Any:
     return gr.update(choices=views.target_choices(list(answers)), value=value)
 
 
+def show_case_tab(n_plots: int, nothing: str | None = None) -> str:
+    """The browser's part of opening another tab's case, before its request: show the Case
+    tab and clear its ``n_plots`` plots; unless the other tab's ``shown`` value is ``nothing``.
+
+    As an output, the Tabs would be updated on every later event's status message, each time
+    walking every component of the app (Gradio 6.31's frontend); and a plot updated in the
+    response that switches to its tab stays empty.
+    """
+    guard = "" if nothing is None else f"if (shown === {json.dumps(nothing)}) return skip;"
+    return (
+        f"(shown) => {{ const skip = Array({n_plots}).fill(undefined); {guard}"
+        f" document.getElementById('{CASE_TAB_ELEM}-button')?.click();"
+        f" return Array({n_plots}).fill(null); }}"
+    )
+
+
 def _explanation_updates(
     ws: Workstation,
     ui: Layout,
@@ -433,7 +451,7 @@ def _explanation_updates(
 
 
 def _wire_case_events(
-    ws: Workstation, ui: Layout, openers: Sequence[review_ui.CaseOpener] = (), tabs: Any = None
+    ws: Workstation, ui: Layout, openers: Sequence[review_ui.CaseOpener] = ()
 ) -> None:
     open_outputs = [ui.current, ui.status, ui.story, ui.progress, ui.html_file, ui.zip_file]
     open_outputs += list(ui.panels.values()) + ui.echo_col + ui.echo_title + ui.echo_scrub
@@ -503,14 +521,17 @@ def _wire_case_events(
         run = _review_request(ws, loaded)
         return (run, asked([*run, *overlay])[1]) if run else (None, None)
 
-    pending = gr.State(None)  # a case another tab opens, read before the Case tab shows
-    for opener in openers:  # another tab reads a case, shows the Case tab, then opens it there
+    # Its plots are cleared in the browser as it opens: Gradio's Plot draws a changed figure
+    # twice (on the old plot, then on a new one), an empty one once.
+    plots = [c for c in ui.panels.values() if isinstance(c, gr.Plot)]
+    for opener in openers:  # another tab's case: the browser shows the Case tab, then it opens
 
-        def read_other(*values: Any, opener: review_ui.CaseOpener = opener) -> dict[Any, Any]:
-            return {pending: opener.load(*values), tabs: gr.Tabs(selected=CASE_TAB)}
-
-        def open_other(request: gr.Request, loaded: LoadedCase, *overlay: Any) -> dict[Any, Any]:
-            run, settings = review_asked(loaded, overlay)
+        def open_other(
+            request: gr.Request, *values: Any, opener: review_ui.CaseOpener = opener
+        ) -> dict[Any, Any]:
+            n = len(opener.inputs)
+            loaded = opener.load(*values[:n])
+            run, settings = review_asked(loaded, values[n:])
             opened = _opened(ws, ui, loaded, request.session_hash, run, settings)
             return {**opened, **_request_updates(ws, ui, run)}
 
@@ -534,10 +555,9 @@ def _wire_case_events(
                 show_progress="hidden",
                 trigger_mode="always_last",
             )
-        # The panels are drawn once the Case tab shows: a plot updated in the response that
-        # also switches to its tab stays empty.
-        read = opener.trigger(read_other, opener.inputs, [pending, tabs])
-        opened = read.success(open_other, [pending, *overlays], [*open_outputs, *request])
+        shown = [opener.shown] if opener.shown is not None else []
+        opener.trigger(None, shown, plots, js=show_case_tab(len(plots), opener.nothing))
+        opened = opener.trigger(open_other, [*opener.inputs, *overlays], [*open_outputs, *request])
         running.append(opened.success(**explain_args))
     triggers = (
         ui.demo_pick.change,
@@ -636,12 +656,10 @@ def _wire_report_and_export(ws: Workstation, ui: Layout) -> None:
     ui.export_btn.click(export, [ui.current], [ui.html_file, ui.zip_file])
 
 
-def wire_events(
-    ws: Workstation, ui: Layout, openers: Sequence[review_ui.CaseOpener] = (), tabs: Any = None
-) -> None:
+def wire_events(ws: Workstation, ui: Layout, openers: Sequence[review_ui.CaseOpener] = ()) -> None:
     """Connect the layout's components to their callbacks (``openers``: other tabs' ways
-    into the Case view, which switch ``tabs`` to it)."""
-    _wire_case_events(ws, ui, openers, tabs)
+    into the Case view, which show the Case tab)."""
+    _wire_case_events(ws, ui, openers)
     _wire_overlay_events(ws, ui)
     _wire_loop_pausing(ui)
     _wire_report_and_export(ws, ui)
@@ -659,11 +677,11 @@ def build_app(ws: Workstation, review: Sessions | None = None) -> gr.Blocks:
         if review is None:
             wire_events(ws, declare_layout(ws))
             return app
-        with gr.Tabs() as tabs:
-            with gr.Tab("Case", id=CASE_TAB, elem_id="fl-tab-case"):
+        with gr.Tabs():
+            with gr.Tab("Case", id=CASE_TAB, elem_id=CASE_TAB_ELEM):
                 ui = declare_layout(ws)
             review_layout = review_ui.declare_review_tab(review)
-        wire_events(ws, ui, [review_ui.wire_review_events(review, review_layout)], tabs)
+        wire_events(ws, ui, [review_ui.wire_review_events(review, review_layout)])
     return app
 
 

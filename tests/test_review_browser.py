@@ -57,6 +57,20 @@ def page(server):
         yield pg
 
 
+# Marks every plot on the page, then records each Plotly draw: (panel, drawn on a marked plot)
+REDRAWS = """() => {
+  document.querySelectorAll('[data-testid=plotly]').forEach((g) => { g.__before = true; });
+  window.__draws = [];
+  if (window.__drawsWrapped) return;
+  const react = window.Plotly.react;
+  window.Plotly.react = function (g, ...rest) {
+    window.__draws.push([(g.closest('[id^=fl-]') || {}).id, Boolean(g.__before)]);
+    return react.call(this, g, ...rest);
+  };
+  window.__drawsWrapped = true;
+}"""
+
+
 def _table_case_ids(pg) -> list[str]:
     return pg.eval_on_selector_all(
         "#fl-review-table [role=gridcell][data-col='0']",
@@ -121,6 +135,10 @@ def test_filter_tag_export_and_open_in_case_view(page, review_db, tmp_path):
     assert len(_wait_rows(pg, 5)) == 5
     pg.wait_for_selector("#fl-review-confusion .heatmaplayer")
     pg.wait_for_selector("#fl-review-calibration .scatterlayer")
+
+    pg.click("#fl-review-open")  # nothing picked yet: the tab stays and says why
+    pg.get_by_text("Select a case in the table first.").first.wait_for()
+    assert pg.locator("#fl-review-table").is_visible() and not pg.locator("#fl-demo").is_visible()
 
     pg.locator("#fl-review-outcomes").get_by_label("FN").check()
     pg.wait_for_function(
@@ -188,6 +206,23 @@ def test_filter_tag_export_and_open_in_case_view(page, review_db, tmp_path):
     kept = "Object.keys(localStorage).filter((k) => k.startsWith('gradio:run-history'))"
     assert pg.evaluate(kept) == [], "no call's inputs or outputs are kept in the browser"
     pg.screenshot(path=str(ARTIFACTS / "review-opened-case.png"), full_page=True)
+
+    # another case: its figures go to new plots; the first case's plots are not redrawn first
+    pg.get_by_role("tab", name="Error review").click()
+    other = _wait_rows(pg, 4)[1]
+    pg.click("#fl-review-table [data-testid='cell-1-0']")
+    pg.wait_for_function(
+        f"document.querySelector('#fl-review-case').innerText.includes('{other} · FN')"
+    )
+    pg.evaluate(REDRAWS)
+    pg.click("#fl-review-open")
+    pg.wait_for_function(
+        f"document.querySelector('#fl-story').innerText.includes('Cohort case {other}')"
+    )
+    pg.wait_for_function("document.querySelectorAll('#fl-ecg .scatterlayer .trace').length >= 14")
+    drawn = pg.evaluate("window.__draws")
+    assert [d for d in drawn if d[0] == "fl-ecg"], "the ECG print was drawn"
+    assert [d for d in drawn if d[1]] == [], "no plot of the previous case was redrawn"
 
 
 def test_cohort_view_shows_patterns_and_a_cluster_filters_the_table(page, review_db):

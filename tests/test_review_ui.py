@@ -64,6 +64,17 @@ def test_app_has_case_and_error_review_tabs(sessions, tmp_path):
     assert "missed reduced EF" in [value for _, value in tags.choices]
 
 
+def test_no_event_updates_the_tabs(sessions, tmp_path):
+    """Gradio's frontend walks every component under an event's output on each status
+    message; the Case tab is shown in the browser instead (``show_case_tab``)."""
+    app = build_app(tiny_workstation(0, tmp_path), sessions)
+    tabs = {b._id for b in app.blocks.values() if isinstance(b, gr.Tabs)}
+    assert tabs
+    deps = app.get_config_file()["dependencies"]
+    assert [d for d in deps if tabs & set(d["outputs"])] == []
+    assert [d for d in deps if d["js"] and "fl-tab-case-button" in d["js"]]
+
+
 def test_opening_needs_a_selection_and_a_readable_folder(sessions):
     with gr.Blocks(), gr.Tabs():
         opener = wire_review_events(sessions, declare_review_tab(sessions))

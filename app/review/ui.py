@@ -34,12 +34,16 @@ IN_ORDER: dict[str, Any] = {"concurrency_id": "review-table", "concurrency_limit
 @dataclass
 class CaseOpener:
     """Another tab's way into the Case view: ``trigger`` opens ``load(*inputs)`` there;
-    ``picked`` (optional) fires when the user picks a case, before asking to open it."""
+    ``picked`` (optional) fires when the user picks a case, before asking to open it;
+    ``shown`` (optional) is a component of that tab whose value is ``nothing`` until a case
+    is picked (the browser then stays on that tab)."""
 
     trigger: Callable[..., Any]
     load: Callable[..., LoadedCase]
     inputs: list[Any]
     picked: Callable[..., Any] | None = None
+    shown: Any = None
+    nothing: str | None = None
 
 
 @dataclass
@@ -491,4 +495,11 @@ def wire_review_events(sessions: store.Sessions, rl: ReviewLayout) -> CaseOpener
         except (KeyError, ValueError) as exc:
             raise gr.Error(str(exc)) from exc
 
-    return CaseOpener(rl.open_case.click, load, [rl.run, rl.selected], rl.selected.change)
+    return CaseOpener(
+        rl.open_case.click,
+        load,
+        [rl.run, rl.selected],
+        picked=rl.selected.change,
+        shown=rl.case_md,
+        nothing=views.case_markdown(None),
+    )
