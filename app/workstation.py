@@ -487,6 +487,10 @@ def _wire_case_events(
     def choose_task(task: str) -> dict[Any, Any]:
         return {ui.target: _class_picker(ws.model.model.tasks[task], PREDICTED)}
 
+    # Their progress shows on the progress line only: Gradio's frontend updates the loading
+    # status of every component that was ever an event's progress target, on every status
+    # message of any event, so each target costs a little on every later call.
+    opening = dict(show_progress="minimal", show_progress_on=[ui.progress])
     # The computing runs one job at a time on the workstation's worker thread; these
     # callbacks only wait for its results, so a newer request never queues behind an older.
     explain_args = dict(
@@ -494,6 +498,7 @@ def _wire_case_events(
         inputs=explain_inputs,
         outputs=explain_outputs,
         show_progress="hidden",
+        show_progress_on=[ui.progress],
         concurrency_id="explain",
         concurrency_limit=EXPLAIN_WAITERS,
     )
@@ -502,13 +507,13 @@ def _wire_case_events(
             open_demo_case,
             [ui.demo_pick, *request, *overlays],
             open_outputs,
-            show_progress="minimal",
+            **opening,
         ).then(**explain_args),
         ui.open_btn.click(
             open_uploaded,
             [ui.uploads, *request, *overlays],
             [*open_outputs, ui.uploads],
-            show_progress="minimal",
+            **opening,
         ).then(**explain_args),
         ui.task.input(choose_task, [ui.task], [ui.target]).then(**explain_args),
         ui.target.input(**explain_args),
@@ -557,7 +562,12 @@ def _wire_case_events(
             )
         shown = [opener.shown] if opener.shown is not None else []
         opener.trigger(None, shown, plots, js=show_case_tab(len(plots), opener.nothing))
-        opened = opener.trigger(open_other, [*opener.inputs, *overlays], [*open_outputs, *request])
+        opened = opener.trigger(
+            open_other,
+            [*opener.inputs, *overlays],
+            [*open_outputs, *request],
+            **opening,
+        )
         running.append(opened.success(**explain_args))
     triggers = (
         ui.demo_pick.change,

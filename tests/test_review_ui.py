@@ -75,6 +75,20 @@ def test_no_event_updates_the_tabs(sessions, tmp_path):
     assert [d for d in deps if d["js"] and "fl-tab-case-button" in d["js"]]
 
 
+def test_events_with_many_outputs_show_progress_on_few(sessions, tmp_path):
+    """Gradio's frontend updates the loading status of every component that was ever an
+    event's progress target, on every status message: opening and explaining a case (dozens
+    of outputs) and the review tab's table and patterns name one component for it."""
+    deps = build_app(tiny_workstation(0, tmp_path), sessions).get_config_file()["dependencies"]
+    crowded = [
+        d["api_name"]
+        for d in deps
+        if d["backend_fn"] and len(d["show_progress_on"] or d["outputs"]) > 5
+    ]
+    assert crowded == []
+    assert max(len(d["outputs"]) for d in deps) > 30  # the opening's outputs
+
+
 def test_opening_needs_a_selection_and_a_readable_folder(sessions):
     with gr.Blocks(), gr.Tabs():
         opener = wire_review_events(sessions, declare_review_tab(sessions))

@@ -316,14 +316,17 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
     pattern_out = [rl.patterns_md, rl.outcome_maps, rl.cluster_maps, rl.embedding, rl.shapley]
     pattern_out.append(rl.cluster)
     pattern_in = [rl.run, rl.pattern_modality, rl.strategies, rl.cluster]
-    rl.run.change(show_run, inputs, run_out, **IN_ORDER).then(
-        show_patterns, pattern_in, pattern_out
-    )
+    # Progress shows on one component of each: Gradio's frontend updates the loading status
+    # of every component that was ever an event's progress target on every status message.
+    on_table = {"show_progress_on": [rl.summary], **IN_ORDER}
+    patterns = {"fn": show_patterns, "inputs": pattern_in, "outputs": pattern_out}
+    patterns["show_progress_on"] = [rl.patterns_md]
+    rl.run.change(show_run, inputs, run_out, **on_table).then(**patterns)
     rl.refresh.click(refresh_runs, [rl.run], [rl.run]).then(
-        show_run, inputs, run_out, **IN_ORDER
-    ).then(show_patterns, pattern_in, pattern_out)
-    rl.pattern_modality.change(show_patterns, pattern_in, pattern_out)
-    rl.strategies.change(show_patterns, pattern_in, pattern_out)
+        show_run, inputs, run_out, **on_table
+    ).then(**patterns)
+    rl.pattern_modality.change(**patterns)
+    rl.strategies.change(**patterns)
 
     def refresh_choices(run_id: int | None, picked: list[str], wanted: list[str]) -> tuple:
         """New runs and taxonomy edits made elsewhere (another reviewer, the CLI)."""
@@ -341,12 +344,11 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
         refresh_choices,
         [rl.run, rl.tags, rl.tag_filter],
         [rl.run, rl.tags, rl.tag_filter, rl.tax_pick],
-    ).then(show_overview, inputs, overview_out, **IN_ORDER).then(
-        show_patterns, pattern_in, pattern_out
-    )
+        show_progress_on=[rl.run],
+    ).then(show_overview, inputs, overview_out, **on_table).then(**patterns)
     for control in rl.filters:
         event = control.release if isinstance(control, gr.Slider) else control.change
-        event(show_table, inputs, table_out, show_progress="hidden", **IN_ORDER)
+        event(show_table, inputs, table_out, show_progress="hidden", **on_table)
 
     def export(run_id: int | None, *filter_values: Any) -> str:
         if run_id is None:
@@ -369,7 +371,12 @@ def _wire_annotations(sessions: store.Sessions, rl: ReviewLayout) -> None:
             rl.status: "",
         }
 
-    rl.table.select(select, [rl.run], [rl.selected, rl.case_md, rl.tags, rl.status])
+    rl.table.select(
+        select,
+        [rl.run],
+        [rl.selected, rl.case_md, rl.tags, rl.status],
+        show_progress_on=[rl.case_md],
+    )
 
     def save(
         request: gr.Request, run_id, case_id, tags, note, actor, *filter_values
