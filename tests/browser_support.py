@@ -110,3 +110,18 @@ def workstation_page(url: str) -> Iterator[Any]:
             yield pg
         finally:
             browser.close()
+
+
+# Marks every plot on the page, then records each Plotly draw as (panel, drawn on a marked plot)
+# in ``window.__draws``: a figure of a newly opened case must not be drawn on a plot of the last.
+REDRAWS = """() => {
+  document.querySelectorAll('[data-testid=plotly]').forEach((g) => { g.__before = true; });
+  window.__draws = [];
+  if (window.__drawsWrapped) return;
+  const react = window.Plotly.react;
+  window.Plotly.react = function (g, ...rest) {
+    window.__draws.push([(g.closest('[id^=fl-]') || {}).id, Boolean(g.__before)]);
+    return react.call(this, g, ...rest);
+  };
+  window.__drawsWrapped = true;
+}"""

@@ -16,7 +16,13 @@ import urllib.request
 
 import pytest
 from app_support import REPORTING_SEED
-from browser_support import ARTIFACTS, require_chromium, serve_workstation, workstation_page
+from browser_support import (
+    ARTIFACTS,
+    REDRAWS,
+    require_chromium,
+    serve_workstation,
+    workstation_page,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -181,6 +187,25 @@ def test_demo_case_fills_every_panel(server, page):
         "progress": pg.inner_text("#fl-progress"),
     }
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+
+
+def test_another_case_is_not_drawn_on_the_plots_of_the_last(page):
+    """The opening response empties the plots (``views.opened_panels``), so each of the new
+    case's figures goes to a new plot and is drawn once."""
+    pg = page
+    _open_case(pg, HF_CASE)
+    _wait_done(pg)
+    pg.evaluate(REDRAWS)
+    title = "Clearly no heart failure"
+    _open_case(pg, title)
+    pg.wait_for_function(
+        "document.querySelector('#fl-identity').innerText.includes(" + json.dumps(title) + ")"
+        " && document.querySelector('#fl-progress').innerText.includes('done')",
+        timeout=180_000,
+    )
+    drawn = pg.evaluate("window.__draws")
+    assert [d for d in drawn if d[0] == "fl-ecg"], "the ECG print was drawn"
+    assert [d for d in drawn if d[1]] == [], "no plot of the last case was redrawn"
 
 
 def test_the_browser_keeps_no_run_history_of_a_case(server, page):

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from browser_support import ARTIFACTS, require_chromium, serve_workstation, workstation_page
+from browser_support import (
+    ARTIFACTS,
+    REDRAWS,
+    require_chromium,
+    serve_workstation,
+    workstation_page,
+)
 from sqlalchemy import create_engine, text
 from test_model_support import tiny_config
 
@@ -55,20 +61,6 @@ def server(review_db, tmp_path_factory):
 def page(server):
     with workstation_page(server["url"]) as pg:
         yield pg
-
-
-# Marks every plot on the page, then records each Plotly draw: (panel, drawn on a marked plot)
-REDRAWS = """() => {
-  document.querySelectorAll('[data-testid=plotly]').forEach((g) => { g.__before = true; });
-  window.__draws = [];
-  if (window.__drawsWrapped) return;
-  const react = window.Plotly.react;
-  window.Plotly.react = function (g, ...rest) {
-    window.__draws.push([(g.closest('[id^=fl-]') || {}).id, Boolean(g.__before)]);
-    return react.call(this, g, ...rest);
-  };
-  window.__drawsWrapped = true;
-}"""
 
 
 def _table_case_ids(pg) -> list[str]:
