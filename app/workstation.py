@@ -520,11 +520,16 @@ def _wire_case_events(
         ui.method.input(**explain_args),
     ]
 
-    def review_asked(loaded: LoadedCase, overlay: Sequence[Any]) -> tuple[Any, Any]:
-        """An explained review case's request (:func:`_review_request`) and its panel
-        settings with the ``overlay`` values; (None, None) for any other case."""
+    def read_other(
+        opener: review_ui.CaseOpener, values: Sequence[Any]
+    ) -> tuple[LoadedCase, Any, Any]:
+        """The case ``opener`` reads from ``values`` (its inputs, then the overlay values),
+        with an explained review case's request (:func:`_review_request`) and its panel
+        settings; (case, None, None) for any other case."""
+        n = len(opener.inputs)
+        loaded = opener.load(*values[:n])
         run = _review_request(ws, loaded)
-        return (run, asked([*run, *overlay])[1]) if run else (None, None)
+        return (loaded, run, asked([*run, *values[n:]])[1]) if run else (loaded, None, None)
 
     # Its plots are cleared in the browser as it opens: Gradio's Plot draws a changed figure
     # twice (on the old plot, then on a new one), an empty one once.
@@ -534,21 +539,17 @@ def _wire_case_events(
         def open_other(
             request: gr.Request, *values: Any, opener: review_ui.CaseOpener = opener
         ) -> dict[Any, Any]:
-            n = len(opener.inputs)
-            loaded = opener.load(*values[:n])
-            run, settings = review_asked(loaded, values[n:])
+            loaded, run, settings = read_other(opener, values)
             opened = _opened(ws, ui, loaded, request.session_hash, run, settings)
             return {**opened, **_request_updates(ws, ui, run)}
 
         def prepare_other(
             request: gr.Request, *values: Any, opener: review_ui.CaseOpener = opener
         ) -> None:
-            n = len(opener.inputs)
             try:
-                loaded = opener.load(*values[:n])
+                loaded, run, settings = read_other(opener, values)
             except gr.Error:  # nothing picked (yet)
                 return
-            run, settings = review_asked(loaded, values[n:])
             if run is not None:
                 ws.prepare(request.session_hash, loaded, run, settings)
 

@@ -76,6 +76,15 @@ def _wait_done(pg) -> None:
     )
 
 
+def _wait_case_done(pg, title: str) -> None:
+    """Until the identity line names the case ``title`` and the progress says done."""
+    pg.wait_for_function(
+        "document.querySelector('#fl-identity').innerText.includes(" + json.dumps(title) + ")"
+        " && document.querySelector('#fl-progress').innerText.includes('done')",
+        timeout=180_000,
+    )
+
+
 def _load_lazy_images(pg) -> None:
     """Gradio's images load lazily: scroll the whole page once."""
     height = pg.evaluate("document.body.scrollHeight")
@@ -198,11 +207,7 @@ def test_another_case_is_not_drawn_on_the_plots_of_the_last(page):
     pg.evaluate(REDRAWS)
     title = "Clearly no heart failure"
     _open_case(pg, title)
-    pg.wait_for_function(
-        "document.querySelector('#fl-identity').innerText.includes(" + json.dumps(title) + ")"
-        " && document.querySelector('#fl-progress').innerText.includes('done')",
-        timeout=180_000,
-    )
+    _wait_case_done(pg, title)
     drawn = pg.evaluate("window.__draws")
     assert [d for d in drawn if d[0] == "fl-ecg"], "the ECG print was drawn"
     assert [d for d in drawn if d[1]] == [], "no plot of the last case was redrawn"
@@ -363,11 +368,7 @@ def test_switching_case_five_times_while_explaining_shows_only_the_last(server, 
         time.sleep(0.4)
         _open_case(pg, title)
     last = picks[-1]
-    pg.wait_for_function(  # the last case's own "done" (the one before, cached, says done too)
-        "document.querySelector('#fl-identity').innerText.includes(" + json.dumps(last) + ")"
-        " && document.querySelector('#fl-progress').innerText.includes('done')",
-        timeout=180_000,
-    )
+    _wait_case_done(pg, last)  # its own "done" (the one before, cached, says done too)
     time.sleep(1.0)  # anything stale would arrive now
     case = _case_of(last, tmp_path)
     identity = pg.inner_text("#fl-identity")

@@ -319,8 +319,12 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
     # Progress shows on one component of each: Gradio's frontend updates the loading status
     # of every component that was ever an event's progress target on every status message.
     on_table = {"show_progress_on": [rl.summary], **IN_ORDER}
-    patterns = {"fn": show_patterns, "inputs": pattern_in, "outputs": pattern_out}
-    patterns["show_progress_on"] = [rl.patterns_md]
+    patterns = {
+        "fn": show_patterns,
+        "inputs": pattern_in,
+        "outputs": pattern_out,
+        "show_progress_on": [rl.patterns_md],
+    }
     rl.run.change(show_run, inputs, run_out, **on_table).then(**patterns)
     rl.refresh.click(refresh_runs, [rl.run], [rl.run]).then(
         show_run, inputs, run_out, **on_table
