@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from fuselens.app.figures.contributions import modality_title
 from fuselens.app.figures.ecg_print import MAJOR_GRID, MINOR_GRID, PRINT_S
+from fuselens.app.figures.margins import label_margin
 from fuselens.app.figures.overlays import cam_overlay, resample_cam_frames
 from fuselens.app.figures.text_highlight import Segment
 from fuselens.app.image_views import ECHO_DISPLAY_SIDE, bbox_image, echo_cam
@@ -29,6 +30,7 @@ EVIDENCE_OPACITY = 0.3
 CXR_EVIDENCE_SIDE = 512
 MAX_EVIDENCE_LEADS = 4
 DRAW_RATE_HZ = 250.0
+MV_TICKS = ("-0.25",)  # the longest millivolt tick of an evidence lead
 WINDOW_FILL = "rgba(255, 0, 160, 0.22)"
 
 
@@ -121,7 +123,7 @@ def ecg_evidence_figure(ecg: ECG, windows: Sequence[dict[str, Any]]) -> go.Figur
     fig.update_layout(
         title=dict(text="Evidence windows (shaded) on the evidence leads", x=0.01),
         height=90 + 120 * len(leads),
-        margin=dict(l=10, r=10, t=45, b=35),
+        margin=dict(l=label_margin(MV_TICKS, titled=True), r=20, t=45, b=55),
         plot_bgcolor="#fffafb",
         showlegend=False,
         shapes=shapes,

@@ -114,6 +114,18 @@ def workstation_page(url: str) -> Iterator[Any]:
 
 # Marks every plot on the page, then records each Plotly draw as (panel, drawn on a marked plot)
 # in ``window.__draws``: a figure of a newly opened case must not be drawn on a plot of the last.
+# Every drawn plot whose margins plotly.js had to widen for a label or colour bar (which
+# draws the figure again): [panel id, side, margin asked, margin drawn]; and how many plots.
+PUSHED_MARGINS = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')].filter((g) => g._fullLayout);
+  const pushed = plots.flatMap((g) => {
+    const asked = g.layout.margin || {}, drawn = g._fullLayout._size;
+    return ['l', 'r', 't', 'b'].filter((k) => Math.round(drawn[k]) > (asked[k] ?? 80))
+      .map((k) => [(g.closest('[id^=fl-]') || {}).id, k, asked[k], Math.round(drawn[k])]);
+  });
+  return {plots: plots.length, pushed};
+}"""
+
 REDRAWS = """() => {
   document.querySelectorAll('[data-testid=plotly]').forEach((g) => { g.__before = true; });
   window.__draws = [];

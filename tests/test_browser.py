@@ -18,6 +18,7 @@ import pytest
 from app_support import REPORTING_SEED
 from browser_support import (
     ARTIFACTS,
+    PUSHED_MARGINS,
     REDRAWS,
     require_chromium,
     serve_workstation,
@@ -162,6 +163,8 @@ def test_demo_case_fills_every_panel(server, page):
     assert pg.locator("#fl-interactions .heatmaplayer .hm").count() == 1
     assert pg.locator("#fl-attention .heatmaplayer .hm").count() == 1
     assert pg.locator("#fl-guidance .heatmaplayer .hm").count() == 1
+    margins = pg.evaluate(PUSHED_MARGINS)  # each figure's margins hold its labels: drawn once
+    assert margins["plots"] >= 5 and margins["pushed"] == []
 
     playing = pg.evaluate(
         "Array.from(document.querySelectorAll('[id^=fl-echo-video] video'))"

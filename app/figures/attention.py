@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
+from fuselens.app.figures.margins import COLORBAR_X, colorbar_margin, label_margin, text_px
+
 ANNOTATE_MAX_CELLS = 400
+CROWDED_COLUMNS = 12  # more columns than this may have their labels slanted at 30°
+WEIGHT_TICKS = ("0.0025",)  # the longest tick plotly writes on a 0–1 weight scale
 
 
 def attention_heatmap_figure(
@@ -43,15 +48,21 @@ def attention_heatmap_figure(
             text=text,
             texttemplate="%{text}" if annotate else None,
             hovertemplate="%{y} → %{x}: %{z:.4f}<extra></extra>",
-            colorbar=dict(title=dict(text="weight")),
+            colorbar=dict(title=dict(text="weight"), x=COLORBAR_X),
         )
     )
+    slant = math.ceil(0.7 * text_px(col_labels)) if len(col_labels) > CROWDED_COLUMNS else 0
     fig.update_layout(
         title=dict(text=title, x=0.01),
         xaxis=dict(title="attended to (key)", side="bottom"),
         yaxis=dict(title="attending (query)", autorange="reversed"),
         height=180 + 40 * min(len(row_labels), 16),
-        margin=dict(l=10, r=10, t=50, b=50),
+        margin=dict(
+            l=label_margin(row_labels, titled=True),
+            r=colorbar_margin(WEIGHT_TICKS),
+            t=50,
+            b=56 + slant,
+        ),
         plot_bgcolor="white",
     )
     return fig

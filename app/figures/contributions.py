@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from fuselens.app.figures.margins import COLORBAR_X, colorbar_margin, label_margin
+
 RAISES_COLOR = "#d62728"
 LOWERS_COLOR = "#1f5fbf"
 MODALITY_TITLES = {"labs": "Labs", "ecg": "ECG", "echo": "Echo", "cxr": "Chest X-ray"}
@@ -70,11 +72,14 @@ def shapley_bar_figure(
         ),
         yaxis=dict(automargin=True),
         height=120 + 45 * len(names),
-        margin=dict(l=10, r=20, t=70, b=40),
+        margin=dict(l=label_margin(names), r=20, t=70, b=56),
         plot_bgcolor="white",
         showlegend=False,
     )
     return fig
+
+
+INTERACTION_TICKS = ["redundancy", "0", "synergy"]
 
 
 def interaction_matrix_figure(matrix: np.ndarray, modalities: Sequence[str]) -> go.Figure:
@@ -103,7 +108,8 @@ def interaction_matrix_figure(matrix: np.ndarray, modalities: Sequence[str]) -> 
             colorbar=dict(
                 title=dict(text="interaction", side="right"),
                 tickvals=[-span, 0, span],
-                ticktext=["redundancy", "0", "synergy"],
+                ticktext=INTERACTION_TICKS,
+                x=COLORBAR_X,
             ),
         )
     )
@@ -116,7 +122,9 @@ def interaction_matrix_figure(matrix: np.ndarray, modalities: Sequence[str]) -> 
         xaxis=dict(side="bottom", constrain="domain"),
         yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
         height=160 + 70 * n,
-        margin=dict(l=10, r=10, t=70, b=40),
+        margin=dict(
+            l=label_margin(names), r=colorbar_margin(INTERACTION_TICKS, side_title=True), t=70, b=40
+        ),
         plot_bgcolor="white",
     )
     return fig

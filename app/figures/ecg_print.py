@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from scipy.signal import resample_poly
 
+from fuselens.app.figures.margins import COLORBAR_X, colorbar_margin
 from fuselens.model_zoo.case import ECG
 
 MM_PER_S = 25.0
@@ -94,6 +95,9 @@ def _binned_heat(ecg: ECG, heat: np.ndarray) -> np.ndarray:
     return out
 
 
+SHADE_TICKS = ["0 none", "0.5", "1 high"]
+
+
 def _shading_trace(z: np.ndarray, row: int, label: str, show_scale: bool) -> go.Heatmap:
     base = row_baseline(row)
     edges = np.round(np.arange(z.size + 1) / SHADE_BINS_PER_S, 6)
@@ -108,9 +112,10 @@ def _shading_trace(z: np.ndarray, row: int, label: str, show_scale: bool) -> go.
         colorbar=dict(
             title=dict(text=label, side="right"),
             tickvals=[0, 0.5, 1],
-            ticktext=["0 none", "0.5", "1 high"],
+            ticktext=SHADE_TICKS,
             len=0.6,
             thickness=14,
+            x=COLORBAR_X,
         ),
         hoverinfo="skip",
         name=f"{label} (row {row + 1})",
@@ -307,7 +312,9 @@ def ecg_print_figure(
         plot_bgcolor="#fffafb",
         paper_bgcolor="white",
         height=height,
-        margin=dict(l=10, r=90, t=45, b=35),
+        margin=dict(
+            l=10, r=colorbar_margin(SHADE_TICKS, side_title=True, thickness=14), t=45, b=35
+        ),
         dragmode="zoom",
     )
     return fig

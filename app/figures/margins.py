@@ -1,0 +1,39 @@
+"""Figure margins that already hold a figure's tick labels and colour bar.
+
+A label or colour bar that does not fit its margin makes plotly.js widen the margin and draw
+the whole figure a second time: on an opened review case that was about a third of the
+browser's Plotly time. An estimate that falls short costs only that second drawing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+GLYPH_PX = 6.5  # mean glyph width of Plotly's 12 px default font (Open Sans), rounded up
+AXIS_TITLE_PX = 26  # a rotated axis title (or a colour bar's side title) with its padding
+EDGE_PX = 10  # the figure's own edge
+TICK_PX = 12  # a colour bar's tick marks and the gap to their labels
+# A colour bar at x=1 sits at the plot's right edge, so the margin it needs does not grow
+# with the plot's width (plotly's default, x=1.02, adds 2 % of the width).
+COLORBAR_X = 1.0
+
+
+def text_px(labels: Iterable[object], size: float = 12.0) -> int:
+    """Width in pixels of the longest of ``labels`` at ``size`` px."""
+    longest = max((len(str(s)) for s in labels), default=0)
+    return math.ceil(longest * GLYPH_PX * size / 12.0)
+
+
+def label_margin(labels: Iterable[object], titled: bool = False) -> int:
+    """A left margin for y tick ``labels`` (and the axis title beside them)."""
+    return EDGE_PX + text_px(labels) + (AXIS_TITLE_PX if titled else 0)
+
+
+def colorbar_margin(
+    tick_labels: Iterable[object], side_title: bool = False, thickness: int = 30
+) -> int:
+    """A right margin for a colour bar at :data:`COLORBAR_X`: its padding, bar, ticks and
+    tick labels, and a title written along its side."""
+    ticks = TICK_PX + text_px(tick_labels)
+    return EDGE_PX + thickness + ticks + (AXIS_TITLE_PX if side_title else 0)
