@@ -112,8 +112,6 @@ def workstation_page(url: str) -> Iterator[Any]:
             browser.close()
 
 
-# Marks every plot on the page, then records each Plotly draw as (panel, drawn on a marked plot)
-# in ``window.__draws``: a figure of a newly opened case must not be drawn on a plot of the last.
 # Every drawn plot whose margins plotly.js had to widen for a label or colour bar (which
 # draws the figure again): [panel id, side, margin asked, margin drawn]; and how many plots.
 PUSHED_MARGINS = """() => {
@@ -126,6 +124,8 @@ PUSHED_MARGINS = """() => {
   return {plots: plots.length, pushed};
 }"""
 
+# Marks every plot on the page, then records each Plotly draw as (panel, drawn on a marked plot)
+# in ``window.__draws``: a figure of a newly opened case must not be drawn on a plot of the last.
 REDRAWS = """() => {
   document.querySelectorAll('[data-testid=plotly]').forEach((g) => { g.__before = true; });
   window.__draws = [];

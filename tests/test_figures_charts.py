@@ -78,3 +78,18 @@ def test_attention_heatmap_skips_text_on_large_maps_and_checks_shape() -> None:
     assert fig.data[0].text is None
     with pytest.raises(ValueError, match="does not match"):
         attention_heatmap_figure(big, labels[:3], labels, "tokens")
+
+
+def test_margins_hold_the_labels_and_colour_bars_they_are_built_for() -> None:
+    """plotly.js widens a margin too small for its labels and draws the figure again (the
+    browser test checks the drawn ones); here: a longer label asks for a wider margin, and
+    each colour bar sits at the plot's edge, its margin not growing with the plot's width."""
+    short = attention_heatmap_figure(np.eye(2), ["a", "b"], ["a", "b"], "t")
+    long = attention_heatmap_figure(np.eye(2), ["a", "a much longer token"], ["a", "b"], "t")
+    assert long.layout.margin.l - short.layout.margin.l >= 6 * len("a much longer token") - 6
+    columns = [f"token {i}" for i in range(20)]
+    crowded = attention_heatmap_figure(np.eye(20), list("abcdefghijklmnopqrst"), columns, "t")
+    assert crowded.layout.margin.b > short.layout.margin.b  # room for slanted column labels
+    for fig in (short, interaction_matrix_figure(np.zeros((2, 2)), ["ecg", "cxr"])):
+        assert fig.data[0].colorbar.x == 1.0
+        assert fig.layout.margin.r >= 70  # padding, the 30 px bar, its ticks and labels
