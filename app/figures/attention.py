@@ -12,7 +12,9 @@ from fuselens.app.figures.margins import COLORBAR_X, colorbar_margin, label_marg
 
 ANNOTATE_MAX_CELLS = 400
 CROWDED_COLUMNS = 12  # more columns than this may have their labels slanted at 30°
-WEIGHT_TICKS = ("0.0025",)  # the longest tick plotly writes on a 0–1 weight scale
+# Room for the ticks plotly writes on a 0-1 weight scale ("0.05", "0.2") and the "weight"
+# title above the bar (5 characters and 6 px of tick marks fell 1 px short on the demo maps).
+WEIGHT_TICKS = ("0.0025",)
 
 
 def attention_heatmap_figure(

@@ -19,10 +19,9 @@ TICK_PX = 12  # a colour bar's tick marks and the gap to their labels
 COLORBAR_X = 1.0
 
 
-def text_px(labels: Iterable[object], size: float = 12.0) -> int:
-    """Width in pixels of the longest of ``labels`` at ``size`` px."""
-    longest = max((len(str(s)) for s in labels), default=0)
-    return math.ceil(longest * GLYPH_PX * size / 12.0)
+def text_px(labels: Iterable[object]) -> int:
+    """Width in pixels of the longest of ``labels`` in Plotly's default font."""
+    return math.ceil(max((len(str(s)) for s in labels), default=0) * GLYPH_PX)
 
 
 def label_margin(labels: Iterable[object], titled: bool = False) -> int:
