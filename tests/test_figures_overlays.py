@@ -130,6 +130,8 @@ def test_mp4_loop_is_browser_h264_with_every_frame(echo_frames: np.ndarray, tmp_
     back = np.stack(list(iio.imiter(path, plugin="FFMPEG")))
     assert back.shape == frames.shape
     assert np.abs(back.astype(int) - frames.astype(int)).mean() < 6
+    data = path.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # the index first, so it plays at once
 
 
 def test_gif_loop_keeps_every_distinct_frame_and_the_timing(
@@ -152,11 +154,12 @@ def test_gif_loop_keeps_every_distinct_frame_and_the_timing(
     assert np.abs(back[0, ..., :3].astype(int) - frames[0].astype(int)).mean() < 12
 
 
-def test_mp4_pads_odd_frame_sizes(tmp_path: Path) -> None:
+def test_mp4_pads_odd_frame_sizes_and_keeps_a_fractional_rate(tmp_path: Path) -> None:
     frames = np.random.default_rng(1).integers(0, 255, (5, 33, 47, 3), dtype=np.uint8)
-    path = write_loop(frames, 10, tmp_path / "odd.mp4")
+    path = write_loop(frames, 29.97, tmp_path / "odd.mp4")
     reader = iio2.get_reader(path, format="FFMPEG")
     assert reader.get_meta_data()["size"] == (48, 34)
+    assert reader.get_meta_data()["fps"] == pytest.approx(29.97)
     assert reader.count_frames() == 5
     reader.close()
 

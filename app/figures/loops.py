@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
-import imageio.v2 as iio2
+import av
 import imageio.v3 as iio
 import numpy as np
 
 # ultrafast: a quarter of the CPU of the default preset for a 32-frame 256² loop (0.27 vs
-# 1.12 CPU-s for three loops), so encoding takes little from the explanation running beside it
-MP4_FFMPEG_PARAMS = ["-movflags", "+faststart", "-preset", "ultrafast"]
+# 1.12 CPU-s for three loops), so encoding takes little from the explanation running beside it;
+# crf 10 is what imageio's quality 8 asked of libx264 before
+MP4_CODEC_OPTIONS = {"preset": "ultrafast", "crf": "10"}
+MP4_CONTAINER_OPTIONS = {"movflags": "+faststart"}
 
 
 def _check_rgb_frames(frames_rgb: np.ndarray) -> np.ndarray:
@@ -31,6 +34,20 @@ def _pad_even(frames: np.ndarray) -> np.ndarray:
     return np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
 
 
+def _write_mp4(frames: np.ndarray, fps: float, path: Path) -> None:
+    """H.264 encoded in this process by PyAV, not in an ffmpeg child process (about 80 ms to
+    start each): a review case's three echo loops, overlays included, took 0.29 s instead
+    of 0.52 s (median of 12 cases)."""
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w", options=MP4_CONTAINER_OPTIONS) as container:
+        stream = container.add_stream("libx264", rate=rate, options=MP4_CODEC_OPTIONS)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
 def write_loop(frames_rgb: np.ndarray, fps: float, path: str | Path) -> Path:
     """Write ``frames_rgb`` (F, H, W, 3) uint8 as a looping ``.gif`` or an H.264 ``.mp4``.
 
@@ -48,19 +65,7 @@ def write_loop(frames_rgb: np.ndarray, fps: float, path: str | Path) -> Path:
     if suffix == ".gif":
         iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
     elif suffix == ".mp4":
-        with iio2.get_writer(
-            path,
-            format="FFMPEG",
-            mode="I",
-            fps=fps,
-            codec="libx264",
-            pixelformat="yuv420p",
-            macro_block_size=2,
-            ffmpeg_params=MP4_FFMPEG_PARAMS,
-            quality=8,
-        ) as writer:
-            for frame in _pad_even(frames):
-                writer.append_data(frame)
+        _write_mp4(_pad_even(frames), fps, path)
     else:
         raise ValueError(f"loop path must end in .gif or .mp4, got {path.name!r}")
     return path
