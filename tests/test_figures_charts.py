@@ -93,3 +93,20 @@ def test_margins_hold_the_labels_and_colour_bars_they_are_built_for() -> None:
     for fig in (short, interaction_matrix_figure(np.zeros((2, 2)), ["ecg", "cxr"])):
         assert fig.data[0].colorbar.x == 1.0
         assert fig.layout.margin.r >= 70  # padding, the 30 px bar, its ticks and labels
+
+
+def test_legend_and_axis_title_margins_grow_with_what_they_hold() -> None:
+    """A right-hand legend's margin follows its longest name, an x axis title deepens the
+    bottom margin, and the calibration legend has a row of its own under the axis."""
+    from fuselens.app.figures.margins import bottom_margin, legend_margin
+    from fuselens.app.review.figures import calibration_figure
+    from fuselens.app.review.metrics import calibration
+
+    names = ["TP", "cluster 12 (1234)"]
+    assert legend_margin(names) - legend_margin(["TP"]) >= 6 * (len(names[1]) - 2)
+    assert bottom_margin(titled=True) >= bottom_margin() + 26
+    rng = np.random.default_rng(0)
+    p = rng.random(200)
+    fig = calibration_figure(calibration((rng.random(200) < p).astype(int), p))
+    assert fig.layout.legend.yref == "container" and fig.layout.legend.y == 0
+    assert fig.layout.margin.b >= bottom_margin(titled=True) + 24

@@ -14,6 +14,7 @@ import pytest
 import torch
 from browser_support import (
     ARTIFACTS,
+    PUSHED_MARGINS,
     REDRAWS,
     require_chromium,
     serve_workstation,
@@ -252,6 +253,9 @@ def test_cohort_view_shows_patterns_and_a_cluster_filters_the_table(page, review
     pg.wait_for_function(
         "document.querySelector('#fl-review-outcome-maps').innerText.includes('ECG: mean')"
     )
+    pg.wait_for_selector("#fl-review-embedding .legend .traces")
+    drawn = pg.evaluate(PUSHED_MARGINS)  # each figure's margins hold its labels and legend
+    assert drawn["plots"] >= 6 and drawn["pushed"] == [], drawn
     pg.screenshot(path=str(ARTIFACTS / "review-cohort-view.png"), full_page=True)
 
     cluster = cxr.clusters[-1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from fuselens.app.figures.margins import LEGEND_ROW_PX, bottom_margin
 from fuselens.app.review.metrics import Calibration
 
 CELL_NAMES = (("TN", "FP"), ("FN", "TP"))
@@ -90,7 +91,7 @@ def calibration_figure(
         xaxis={"title": x_title, "range": [0, 1]},
         yaxis={"title": y_title, "range": [-0.02, 1.02]},
         height=340,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        legend={"orientation": "h", "y": -0.25},
+        margin={"l": 60, "r": 20, "t": 50, "b": bottom_margin(titled=True) + LEGEND_ROW_PX},
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
     )
     return fig

@@ -9,6 +9,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from fuselens.app.figures.margins import (
+    COLORBAR_X,
+    LEGEND_X,
+    bottom_margin,
+    colorbar_margin,
+    label_margin,
+    legend_margin,
+)
 from fuselens.app.review.patterns import CohortPatterns, ModalityPatterns
 from fuselens.explain.cohort_maps import ECG_BINS
 from fuselens.model_zoo.case import STANDARD_LEADS
@@ -30,7 +38,7 @@ def _heatmap(modality: str, z: np.ndarray, show_scale: bool) -> go.Heatmap:
         "colorscale": "Inferno",
         "zmin": 0.0,
         "showscale": show_scale,
-        "colorbar": {"title": "% of relevance"},
+        "colorbar": {"title": {"text": "% of relevance", "side": "right"}, "x": COLORBAR_X},
     }
     if modality == "ecg":
         x = np.arange(ECG_BINS) / ECG_BINS * 100
@@ -57,7 +65,8 @@ def _grid(
         fig.layout[f"xaxis{axis}"].update(showticklabels=modality == "ecg")
         if i:
             fig.layout[f"yaxis{axis}"].update(showticklabels=False)
-    fig.update_layout(title=title, height=300, margin={"l": 50, "r": 20, "t": 70, "b": 30})
+    right = colorbar_margin([f"{zmax:.3g}"], side_title=True)  # plotly's ticks are no longer
+    fig.update_layout(title=title, height=300, margin={"l": 50, "r": right, "t": 70, "b": 30})
     return fig
 
 
@@ -91,24 +100,34 @@ def cluster_maps_figure(p: ModalityPatterns) -> go.Figure:
 def embedding_figure(p: ModalityPatterns, outcomes: dict[str, str]) -> go.Figure:
     """The cases on the graph's first two spectral coordinates, coloured by cluster."""
     fig = go.Figure()
+    names = []
     for c in p.clusters:
         idx = [p.cases.index(case) for case in c.cases]
         xy = p.clustering.embedding[idx]
+        names.append(f"cluster {c.index} ({len(c.cases)})")
         fig.add_trace(
             go.Scattergl(
                 x=xy[:, 0],
                 y=xy[:, 1],
                 mode="markers",
-                name=f"cluster {c.index} ({len(c.cases)})",
+                name=names[-1],
                 marker={"color": CLUSTER_COLOURS[c.index % len(CLUSTER_COLOURS)], "size": 7},
                 text=[f"{case} · {outcomes.get(case, '')}" for case in c.cases],
                 hovertemplate="%{text}<extra></extra>",
             )
         )
+    y = p.clustering.embedding[:, 1] if len(p.cases) else np.zeros(1)
+    y_ticks = [f"{v:.3g}" for v in (y.min(), y.max())]  # as long as plotly's, or longer
     fig.update_layout(
         title=f"{NAMES[p.modality]} maps: spectral embedding",
         height=320,
-        margin={"l": 40, "r": 20, "t": 50, "b": 30},
+        margin={
+            "l": label_margin(y_ticks, titled=True),
+            "r": legend_margin(names),
+            "t": 50,
+            "b": bottom_margin(titled=True),
+        },
+        legend={"x": LEGEND_X},
         xaxis={"title": "spectral coordinate 1"},
         yaxis={"title": "spectral coordinate 2"},
     )
@@ -133,6 +152,7 @@ def shapley_figure(patterns: CohortPatterns) -> go.Figure:
         title="Modality Shapley values by outcome",
         yaxis={"title": "contribution to the log-odds", "zeroline": True},
         height=320,
-        margin={"l": 60, "r": 20, "t": 50, "b": 30},
+        margin={"l": 60, "r": legend_margin(outcomes), "t": 50, "b": 30},
+        legend={"x": LEGEND_X},
     )
     return fig
