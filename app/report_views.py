@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 
 from fuselens.app.figures.contributions import modality_title
 from fuselens.app.figures.ecg_print import MAJOR_GRID, MINOR_GRID, PRINT_S
-from fuselens.app.figures.margins import label_margin
+from fuselens.app.figures.margins import bottom_margin, label_margin
 from fuselens.app.figures.overlays import cam_overlay, resample_cam_frames
 from fuselens.app.figures.text_highlight import Segment
 from fuselens.app.image_views import ECHO_DISPLAY_SIDE, bbox_image, echo_cam
@@ -123,7 +123,9 @@ def ecg_evidence_figure(ecg: ECG, windows: Sequence[dict[str, Any]]) -> go.Figur
     fig.update_layout(
         title=dict(text="Evidence windows (shaded) on the evidence leads", x=0.01),
         height=90 + 120 * len(leads),
-        margin=dict(l=label_margin(MV_TICKS, titled=True), r=20, t=45, b=55),
+        margin=dict(
+            l=label_margin(MV_TICKS, titled=True), r=20, t=45, b=bottom_margin(titled=True)
+        ),
         plot_bgcolor="#fffafb",
         showlegend=False,
         shapes=shapes,

@@ -12,6 +12,9 @@ from fuselens.app.figures.contributions import (
     interaction_matrix_figure,
     shapley_bar_figure,
 )
+from fuselens.app.figures.margins import bottom_margin, legend_margin
+from fuselens.app.review.figures import calibration_figure
+from fuselens.app.review.metrics import calibration
 
 
 def test_shapley_bars_sorted_coloured_and_annotated() -> None:
@@ -98,10 +101,6 @@ def test_margins_hold_the_labels_and_colour_bars_they_are_built_for() -> None:
 def test_legend_and_axis_title_margins_grow_with_what_they_hold() -> None:
     """A right-hand legend's margin follows its longest name, an x axis title deepens the
     bottom margin, and the calibration legend has a row of its own under the axis."""
-    from fuselens.app.figures.margins import bottom_margin, legend_margin
-    from fuselens.app.review.figures import calibration_figure
-    from fuselens.app.review.metrics import calibration
-
     names = ["TP", "cluster 12 (1234)"]
     assert legend_margin(names) - legend_margin(["TP"]) >= 6 * (len(names[1]) - 2)
     assert bottom_margin(titled=True) >= bottom_margin() + 26

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from fuselens.app.figures.margins import COLORBAR_X, colorbar_margin, label_margin, text_px
+from fuselens.app.figures.margins import (
+    COLORBAR_X,
+    bottom_margin,
+    colorbar_margin,
+    label_margin,
+    text_px,
+)
 
 ANNOTATE_MAX_CELLS = 400
 CROWDED_COLUMNS = 12  # more columns than this may have their labels slanted at 30°
@@ -63,7 +69,7 @@ def attention_heatmap_figure(
             l=label_margin(row_labels, titled=True),
             r=colorbar_margin(WEIGHT_TICKS),
             t=50,
-            b=56 + slant,
+            b=bottom_margin(titled=True) + slant,
         ),
         plot_bgcolor="white",
     )

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from fuselens.app.figures.margins import COLORBAR_X, colorbar_margin, label_margin
+from fuselens.app.figures.margins import COLORBAR_X, bottom_margin, colorbar_margin, label_margin
 
 RAISES_COLOR = "#d62728"
 LOWERS_COLOR = "#1f5fbf"
@@ -72,7 +72,7 @@ def shapley_bar_figure(
         ),
         yaxis=dict(automargin=True),
         height=120 + 45 * len(names),
-        margin=dict(l=label_margin(names), r=20, t=70, b=56),
+        margin=dict(l=label_margin(names), r=20, t=70, b=bottom_margin(titled=True)),
         plot_bgcolor="white",
         showlegend=False,
     )

@@ -116,7 +116,7 @@ def embedding_figure(p: ModalityPatterns, outcomes: dict[str, str]) -> go.Figure
                 hovertemplate="%{text}<extra></extra>",
             )
         )
-    y = p.clustering.embedding[:, 1] if len(p.cases) else np.zeros(1)
+    y = p.clustering.embedding[:, 1]
     y_ticks = [f"{v:.3g}" for v in (y.min(), y.max())]  # as long as plotly's, or longer
     fig.update_layout(
         title=f"{NAMES[p.modality]} maps: spectral embedding",
