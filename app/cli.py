@@ -753,7 +753,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.cpu_count() or 1,
         help="Ray workers (default: one per CPU)",
     )
-    p.add_argument("--address", help="an existing Ray cluster (default: a local one)")
+    p.add_argument(
+        "--address",
+        help="an existing Ray cluster, host:port or 'auto' (RAY_ADDRESS, else the one `ray start`"
+        " began); default: a new local one, whatever RAY_ADDRESS says",
+    )
     p.add_argument(
         "--store", help="bundle store folder (default: FUSELENS_BUNDLE_DIR or the data folder)"
     )

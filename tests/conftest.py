@@ -1,7 +1,9 @@
-"""Shared test helpers: the real files shipped by pydicom / pydicom-data, and a DICOM writer."""
+"""Shared test helpers: the real files shipped by pydicom / pydicom-data, and a DICOM writer;
+how many pytest-xdist workers share the machine, and the slow modules handed out first."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,25 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+GIB_PER_WORKER = 8
+"""Memory one test worker may take at its peak: a Ray review (driver and two workers) beside
+a workstation server and chromium."""
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per usable core, but no more than memory allows."""
+    cores = len(os.sched_getaffinity(0))
+    gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    return max(1, min(cores, int(gib // GIB_PER_WORKER)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a slow test first (each keeps its order), so that with ``--dist loadfile
+    --no-loadscope-reorder`` the long ones start at once instead of ending the run on one
+    worker (xdist's own reordering puts the modules with most tests first)."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
 
 
 @pytest.fixture

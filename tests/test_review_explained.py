@@ -90,8 +90,13 @@ def test_a_killed_worker_leaves_every_case_stored_once(setup, first_run):
     assert not list(bundles.glob("*/.*"))  # no half-written entry left
 
 
-def test_a_rerun_under_another_name_is_served_from_the_store(setup, first_run, capsys):
+def test_a_rerun_under_another_name_is_served_from_the_store_on_a_local_cluster(
+    setup, first_run, capsys, monkeypatch
+):
+    """RAY_ADDRESS names a cluster that is not there: without ``--address`` the run starts its
+    own (before, Ray joined the named one and refused the run's CPU count)."""
     _, bundles, _ = first_run
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
     args = ["review", "--cohort", str(setup["cohort"]), "--model", str(setup["model"])]
     args += ["--db", setup["url"], "--run-name", "run b", "--store", str(bundles)]
     assert main([*args, "--workers", "1", "--summary"]) == 0

@@ -20,6 +20,8 @@ from study_support import OWNER_PASSWORD, StudyServer, answer_for, make_study
 from fuselens.app.storage.db import make_engine
 from fuselens.app.storage.models import Answer, Assignment, Reader
 
+pytestmark = pytest.mark.slow
+
 ARMS = ["no_ai", "ai_explained"]
 
 

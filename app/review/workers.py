@@ -177,6 +177,7 @@ def start_pool(
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(
+                address="local",  # not a cluster RAY_ADDRESS or `ray start` left behind
                 num_cpus=workers,
                 num_gpus=1 if device == "cuda" else 0,
                 include_dashboard=False,
