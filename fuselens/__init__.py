@@ -4,19 +4,47 @@ The public API a user's own model and scripts import (see the README, "Explain y
 model"): the case, the model contract and its standard inputs, loading, and explaining.
 """
 
-from fuselens.model_zoo.case import ECHO_VIEWS, MODALITIES, STANDARD_LEADS, PatientCase
-from fuselens.model_zoo.contract import (
-    AttentionReader,
-    Batch,
-    CachedFeatures,
-    ExplainableModel,
-    GeneratedReport,
-    GradientModel,
-    ModelAttention,
-    ReportWriter,
-    capabilities,
-)
-from fuselens.model_zoo.standard_inputs import standard_batch
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fuselens.model_zoo.case import ECHO_VIEWS, MODALITIES, STANDARD_LEADS, PatientCase
+    from fuselens.model_zoo.contract import (
+        AttentionReader,
+        Batch,
+        CachedFeatures,
+        ExplainableModel,
+        GeneratedReport,
+        GradientModel,
+        ModelAttention,
+        ReportWriter,
+        capabilities,
+    )
+    from fuselens.model_zoo.standard_inputs import standard_batch
+
+_CASE, _CONTRACT = "fuselens.model_zoo.case", "fuselens.model_zoo.contract"
+_LAZY = {
+    **dict.fromkeys(("ECHO_VIEWS", "MODALITIES", "STANDARD_LEADS", "PatientCase"), _CASE),
+    **dict.fromkeys(
+        (
+            "AttentionReader",
+            "Batch",
+            "CachedFeatures",
+            "ExplainableModel",
+            "GeneratedReport",
+            "GradientModel",
+            "ModelAttention",
+            "ReportWriter",
+            "capabilities",
+        ),
+        _CONTRACT,
+    ),
+    "standard_batch": "fuselens.model_zoo.standard_inputs",
+}
+"""Where each public name lives: imported on first use, so that ``fuselens --help`` or
+``fuselens inspect`` does not wait for PyTorch."""
 
 __all__ = [
     "ECHO_VIEWS",
@@ -58,3 +86,16 @@ def explain_case(model: ExplainableModel, case: PatientCase, **options):
     from fuselens.explain.pipeline import explain_case as _explain
 
     return _explain(model, case, **options)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fuselens' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

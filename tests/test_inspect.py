@@ -105,3 +105,18 @@ def test_case_folder(capsys, tmp_path, testdata):
     assert out.startswith("case P0001:") and "lab items: Sodium" in out
     ds = pydicom.dcmread(folder / "ecg.dcm", stop_before_pixels=True)
     assert str(ds.PatientID) not in out
+
+
+def test_inspect_and_help_answer_without_loading_pytorch(testdata):
+    """The CLI's light commands do not import the model stack (``import fuselens`` loads the
+    public API's names on first use)."""
+    code = (
+        "import sys\n"
+        "from fuselens.app.cli import main\n"
+        f"assert main(['inspect', {testdata('waveform_ecg.dcm')!r}]) == 0\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'scipy.signal', 'shap') if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"
