@@ -24,27 +24,13 @@ if TYPE_CHECKING:
     )
     from fuselens.model_zoo.standard_inputs import standard_batch
 
-_CASE, _CONTRACT = "fuselens.model_zoo.case", "fuselens.model_zoo.contract"
-_LAZY = {
-    **dict.fromkeys(("ECHO_VIEWS", "MODALITIES", "STANDARD_LEADS", "PatientCase"), _CASE),
-    **dict.fromkeys(
-        (
-            "AttentionReader",
-            "Batch",
-            "CachedFeatures",
-            "ExplainableModel",
-            "GeneratedReport",
-            "GradientModel",
-            "ModelAttention",
-            "ReportWriter",
-            "capabilities",
-        ),
-        _CONTRACT,
-    ),
-    "standard_batch": "fuselens.model_zoo.standard_inputs",
-}
-"""Where each public name lives: imported on first use, so that ``fuselens --help`` or
-``fuselens inspect`` does not wait for PyTorch."""
+_SOURCES = (
+    "fuselens.model_zoo.case",
+    "fuselens.model_zoo.contract",
+    "fuselens.model_zoo.standard_inputs",
+)
+"""Where the public names of ``__all__`` live: imported on first use, so that
+``fuselens --help`` or ``fuselens inspect`` does not wait for PyTorch."""
 
 __all__ = [
     "ECHO_VIEWS",
@@ -89,12 +75,12 @@ def explain_case(model: ExplainableModel, case: PatientCase, **options):
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fuselens' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    for source in _SOURCES if name in __all__ else ():
+        module = importlib.import_module(source)
+        if hasattr(module, name):
+            globals()[name] = value = getattr(module, name)
+            return value
+    raise AttributeError(f"module 'fuselens' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
