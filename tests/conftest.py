@@ -1,5 +1,5 @@
 """Shared test helpers: the real files shipped by pydicom / pydicom-data, and a DICOM writer;
-how many pytest-xdist workers share the machine, and the slow modules handed out first."""
+how many pytest-xdist workers share the machine."""
 
 from __future__ import annotations
 
@@ -20,19 +20,11 @@ beside a workstation server and chromium. On a 2-core machine the whole suite on
 workers peaked at 6.3 GB in use (``free -m`` every 3 s)."""
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+def pytest_xdist_auto_num_workers() -> int:
     """``-n auto``: one worker per usable core, but no more than memory allows."""
     cores = len(os.sched_getaffinity(0))
     gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     return max(1, min(cores, int(gib // GIB_PER_WORKER)))
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with a slow test first (each keeps its order), so that with ``--dist loadfile
-    --no-loadscope-reorder`` the long ones start at once instead of ending the run on one
-    worker (xdist's own reordering puts the modules with most tests first)."""
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)
 
 
 @pytest.fixture
