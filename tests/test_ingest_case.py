@@ -78,6 +78,17 @@ def test_second_ecg_is_reported_not_used(case_dir, testdata):
     assert copy.ok and any("already has ECG from another file" in w for w in copy.warnings)
 
 
+def test_radiograph_of_another_body_part_is_reported_and_the_rest_loads(case_dir, testdata):
+    (case_dir / "cxr.dcm").unlink()
+    shutil.copy(testdata("RG3_J2KR.dcm"), case_dir / "knee_or_chest.dcm")
+    case, reports = load_case(case_dir)
+    assert case.cxr is None and case.modalities() == ["labs", "ecg", "echo"]
+    report = next(r for r in reports if r.path.endswith("knee_or_chest.dcm"))
+    assert not report.ok and report.modality == "cxr"
+    assert "'EXTREMITY' is not the chest" in report.error
+    assert any("knee_or_chest.dcm" in w for w in case.warnings)
+
+
 def test_ignored_and_sidecar_files(tmp_path):
     for name in ["ecg.npy", "ecg.json", "rec.hea", "rec.dat", "evidence.npz", "notes.md", ".x"]:
         (tmp_path / name).write_bytes(b"")

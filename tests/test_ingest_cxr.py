@@ -103,3 +103,46 @@ def test_png_8_and_16_bit_and_jpeg(tmp_path):
     modality, part, report = read_file(tmp_path / "c.jpg")
     assert modality == "cxr" and report.ok and part.image.shape == (40, 256)
     assert np.abs(part.image - ramp8 / 255.0).max() < 0.05
+
+
+def test_radiograph_of_another_body_part_refused_before_decoding(testdata, monkeypatch):
+    from fuselens.app.ingest import cxr_dicom
+
+    def decode(*args, **kwargs):
+        raise AssertionError("pixel data read before the header was checked")
+
+    monkeypatch.setattr(cxr_dicom.dicom, "read_dicom", decode)
+    # pydicom-data's RG3: a CR of the distal tibia, BodyPartExamined EXTREMITY
+    with pytest.raises(IngestError, match="BodyPartExamined 'EXTREMITY' is not the chest") as info:
+        read_cxr_dicom(testdata("RG3_J2KR.dcm"))
+    assert info.value.modality == "cxr" and info.value.path.endswith("RG3_J2KR.dcm")
+
+
+@pytest.mark.parametrize(
+    ("body_part", "refused", "warned"),
+    [
+        ("CHEST", None, False),
+        ("PORT CHEST", None, False),
+        ("Thorax", None, False),
+        ("", None, False),
+        ("KNEE", "'KNEE' is not the chest", False),
+        ("ANKLE", r"'ANKLE' \(ankle joint\) is not the chest", False),
+        ("LSPINE", r"\(lumbar spine\)", False),
+        ("TORACE", None, True),
+    ],
+)
+def test_body_part_examined(tmp_path, write_dicom, body_part, refused, warned):
+    path = write_dicom(
+        tmp_path / "cr.dcm",
+        ComputedRadiographyImageStorage,
+        "CR",
+        np.tile(np.arange(0, 4096, 32, dtype=np.uint16), (64, 1)),
+        BodyPartExamined=body_part,
+    )
+    if refused:
+        with pytest.raises(IngestError, match=refused):
+            read_cxr_dicom(path)
+        return
+    reading = read_cxr_dicom(path)
+    assert reading.part.image.shape == (64, 128)
+    assert any("BodyPartExamined" in w for w in reading.warnings) == warned

@@ -99,6 +99,21 @@ def test_view_from_file_name_and_default_frame_rate(tmp_path, write_dicom):
     assert any("no frame rate" in w for w in reading.warnings)
 
 
+def test_ultrasound_of_another_body_part_is_not_an_echo(tmp_path, write_dicom):
+    abdomen = tmp_path / "abdomen.dcm"
+    write_dicom(abdomen, UltrasoundMultiFrameImageStorage, "US", cine(), BodyPartExamined="ABDOMEN")
+    with pytest.raises(IngestError, match="'ABDOMEN' is not the chest: the echocardiogram input"):
+        read_echo_dicom(abdomen)
+    heart = write_dicom(
+        tmp_path / "heart.dcm",
+        UltrasoundMultiFrameImageStorage,
+        "US",
+        cine(),
+        BodyPartExamined="HEART",
+    )
+    assert not any("BodyPartExamined" in w for w in read_echo_dicom(heart).warnings)
+
+
 @pytest.mark.parametrize(
     ("text", "view"),
     [

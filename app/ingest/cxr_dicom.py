@@ -9,6 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from fuselens.app.ingest import dicom
+from fuselens.app.ingest.body_part import check_body_part
 from fuselens.app.ingest.errors import IngestError, guarded
 from fuselens.app.ingest.report import Reading
 from fuselens.model_zoo.case import CXR
@@ -75,13 +76,14 @@ def windowed_unit(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
 def read_cxr_dicom(path: str | Path) -> Reading[CXR]:
     """A CR/DX radiograph as float32 [0, 1]; the size is checked before any pixel is decoded."""
     header = dicom.read_dicom_header(path, "cxr")
+    body_part_warning = check_body_part(path, header, "cxr")
     dicom.check_image_header(path, header, "cxr")
     ds = dicom.read_dicom(path, "cxr")
     dicom.check_pixel_data(path, ds, "cxr")
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if photometric not in {"MONOCHROME1", "MONOCHROME2"}:
         raise IngestError(path, "cxr", f"photometric interpretation {photometric!r}: expected grey")
-    warnings: list[str] = []
+    warnings = [body_part_warning] if body_part_warning else []
     pixels = ds.pixel_array
     if dicom.number_of_frames(ds) > 1:
         pixels = pixels[0]

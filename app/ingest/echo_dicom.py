@@ -9,6 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, iter_pixels
 
 from fuselens.app.ingest import dicom
+from fuselens.app.ingest.body_part import check_body_part
 from fuselens.app.ingest.echo_common import (
     build_cine,
     check_cine_size,
@@ -67,6 +68,7 @@ def pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
 def read_echo_dicom(path: str | Path) -> Reading[EchoCine]:
     """All frames as uint8 grey; view from the tags or the file name, else ``"unknown"``."""
     header = dicom.read_dicom_header(path, "echo")
+    body_part_warning = check_body_part(path, header, "echo")
     rows, cols = dicom.check_image_header(path, header, "echo")
     check_cine_size(path, dicom.number_of_frames(header), rows, cols)
     ds = dicom.read_dicom(path, "echo")
@@ -89,6 +91,8 @@ def read_echo_dicom(path: str | Path) -> Reading[EchoCine]:
     reading = build_cine(path, frames, rate, view, pixel_spacing(ds))
     reading.details.update(dicom.dicom_details(ds))
     reading.details["frame_rate_source"] = rate_source
+    if body_part_warning:
+        reading.warnings.append(body_part_warning)
     reading.identifiers = dicom.identifiers(ds)
     reading.demographics = dicom.demographics(ds)
     return reading
