@@ -456,6 +456,18 @@ def _print_patterns(args: argparse.Namespace, run_id: int) -> None:
         Path(args.summary_json).write_text(json.dumps(patterns.to_json(), indent=2) + "\n")
 
 
+def _print_input_warnings(warnings: dict[str, list[str]], shown: int = 10) -> None:
+    """The first ``shown`` stored cases whose files were not all read cleanly, and a count."""
+    for case in list(warnings)[:shown]:
+        print(f"  {case}: stored with input warnings: {'; '.join(warnings[case])}", file=sys.stderr)
+    if len(warnings) > shown:
+        print(
+            f"  ... and {len(warnings) - shown} more case(s) with input warnings "
+            "(the Error review's input warnings column lists them all)",
+            file=sys.stderr,
+        )
+
+
 def _review(args: argparse.Namespace) -> int:
     from fuselens.app.review.runner import review_cohort
 
@@ -478,6 +490,7 @@ def _review(args: argparse.Namespace) -> int:
         return 2
     for case, error in summary.failed.items():
         print(f"  {case}: not reviewed: {error}", file=sys.stderr)
+    _print_input_warnings(summary.input_warnings)
     if summary.unlabelled:
         shown = ", ".join(summary.unlabelled[:5]) + (" ..." if len(summary.unlabelled) > 5 else "")
         print(

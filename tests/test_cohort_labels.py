@@ -8,6 +8,7 @@ import math
 import shutil
 from pathlib import Path
 
+import pydicom
 import pytest
 import torch
 from pydicom.data import get_testdata_file
@@ -78,12 +79,13 @@ def _mean(cohort, case_id: str) -> float:
 LABELS = (
     "case_id,bright,exposure\n"
     "a-bright,yes,bright\n"  # RG1 (mean ~0.75): TP, correct
-    "b-dim,yes,mid\n"  # RG3 (mean ~0.70): FN, correct
+    "b-dim,yes,mid\n"  # RG1 in a lower window (mean ~0.69): FN, correct
     "c-bright-no,no,mid\n"  # RG1: FP, wrong (predicted bright)
-    "d-dim-no,no,\n"  # RG3: TN; unlabelled for exposure
+    "d-dim-no,no,\n"  # RG1 in a lower window: TN; unlabelled for exposure
 )
-CXR = {"a-bright": "RG1_UNCR.dcm", "b-dim": "RG3_UNCR.dcm", "c-bright-no": "RG1_UNCR.dcm"}
-CXR["d-dim-no"] = "RG3_UNCR.dcm"
+DIM_WINDOW_CENTRE = 13000  # RG1's own window is centred at 15000 (width 30000, MONOCHROME1)
+CXR = {"a-bright": None, "b-dim": DIM_WINDOW_CENTRE, "c-bright-no": None}
+CXR["d-dim-no"] = DIM_WINDOW_CENTRE
 
 
 def _copy(name: str, to: Path) -> None:
@@ -94,11 +96,15 @@ def _copy(name: str, to: Path) -> None:
 
 @pytest.fixture(scope="module")
 def cohort_dir(tmp_path_factory) -> Path:
-    """Four case folders of real DICOM files (CR chest X-rays, one with the 12-lead ECG)."""
+    """Four case folders of real DICOM files (pydicom-data's chest CR, two in a lower window;
+    one case with the 12-lead ECG)."""
     root = tmp_path_factory.mktemp("labelled")
-    for case_id, cxr in CXR.items():
+    for case_id, window_centre in CXR.items():
         (root / case_id).mkdir()
-        _copy(cxr, root / case_id / "cxr.dcm")
+        chest = pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm"))  # a real chest CR
+        if window_centre is not None:
+            chest.WindowCenter = window_centre
+        chest.save_as(root / case_id / "cxr.dcm")
     _copy("waveform_ecg.dcm", root / "a-bright" / "ecg.dcm")
     (root / "labels.csv").write_text(LABELS, encoding="utf-8")
     return root

@@ -123,14 +123,17 @@ def test_the_workstation_explains_an_upload_with_the_readme_model(user_folder, m
 REAL_CASES = {  # case folder -> (files copied in, cardiomegaly label, rhythm label)
     "r1-ecg-cxr": (("waveform_ecg.dcm", "RG1_UNCR.dcm"), "yes", "sinus"),
     "r2-cxr-j2k": (("RG1_J2KR.dcm",), "no", ""),
-    "r3-ecg-cxr": (("waveform_ecg.dcm", "RG3_UNCR.dcm"), "no", "other"),
-    "r4-cxr": (("RG3_J2KR.dcm",), "yes", ""),
+    "r3-ecg-tibia": (("waveform_ecg.dcm", "RG3_UNCR.dcm"), "no", "other"),
+    "r4-tibia": (("RG3_J2KR.dcm",), "yes", ""),
 }
+TIBIA = "cxr.dcm: cxr: BodyPartExamined 'EXTREMITY' is not the chest"  # pydicom-data's RG3
 
 
 def test_fuselens_review_of_real_dicom_cases_with_the_readme_model(user_folder, tmp_path):
-    """``fuselens review --labels --task --model my_model:build``: every case stored, each
-    outcome what the CSV's truth and the model's own prediction (run here) make it."""
+    """``fuselens review --labels --task --model my_model:build``: each outcome what the CSV's
+    truth and the model's own prediction (run here) make it; RG3, a radiograph of the tibia,
+    is refused as a chest X-ray: its case with an ECG is stored on the ECG with the refusal
+    among its input warnings, the case with nothing else is reported, not stored."""
     from pydicom.data import get_testdata_file
 
     from fuselens.app.cohort import open_cohort
@@ -168,8 +171,11 @@ def test_fuselens_review_of_real_dicom_cases_with_the_readme_model(user_folder, 
         "real",
     ]
     run = subprocess.run(cmd, cwd=user_folder, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    assert "4/4 cases stored" in run.stdout
+    assert run.returncode == 1, run.stderr  # a case was not reviewed
+    assert "3/4 cases stored" in run.stdout
+    (refused,) = [line for line in run.stderr.splitlines() if "r4-tibia: not reviewed" in line]
+    assert "no readable modality" in refused and TIBIA in refused
+    assert f"r3-ecg-tibia: stored with input warnings: {TIBIA}" in run.stderr
 
     engine, sessions = open_database(url)
     try:
@@ -177,7 +183,7 @@ def test_fuselens_review_of_real_dicom_cases_with_the_readme_model(user_folder, 
         stored = {r["case_id"]: r for r in store.run_rows(sessions, info.id)}
     finally:
         engine.dispose()
-    assert sorted(stored) == sorted(REAL_CASES)
+    assert sorted(stored) == sorted(set(REAL_CASES) - {"r4-tibia"})
     from fuselens.model_zoo.predict import predict_case
 
     old_cwd = os.getcwd()
@@ -188,6 +194,8 @@ def test_fuselens_review_of_real_dicom_cases_with_the_readme_model(user_folder, 
         os.chdir(old_cwd)
     opened = open_cohort(cohort, labels)
     for case_id, (files, cardio, _) in REAL_CASES.items():
+        if case_id not in stored:
+            continue
         p_yes = predict_case(model, opened.load(case_id))["tasks"]["cardiomegaly"]["probability"]
         predicted = "yes" if p_yes >= 0.5 else "no"
         outcome = {("yes", "yes"): "TP", ("no", "yes"): "FP", ("no", "no"): "TN"}.get(
@@ -197,4 +205,5 @@ def test_fuselens_review_of_real_dicom_cases_with_the_readme_model(user_folder, 
         assert row["truth_answer"] == cardio and row["predicted_answer"] == predicted
         assert row["outcome"] == outcome and row["probability"] == pytest.approx(p_yes, abs=1e-5)
         expected = ["ecg", "cxr"] if len(files) == 2 else ["cxr"]
-        assert row["modalities"] == expected
+        assert row["modalities"] == (["ecg"] if "tibia" in case_id else expected)
+        assert any(w.startswith(TIBIA) for w in row["input_warnings"]) == ("tibia" in case_id)

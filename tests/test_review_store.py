@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from fuselens.app.review import store, views
 from fuselens.app.review.cohort import CaseResult, outcome
+from fuselens.app.review.table import for_display
 from fuselens.app.storage.db import open_database
 from fuselens.app.storage.models import AuditLog
 
@@ -20,6 +21,9 @@ DEFAULT_TAGS = {
     "spurious lab cue",
     "confounder",
 }
+
+
+ECHO_REFUSED = "us.dcm: echo: BodyPartExamined 'ABDOMEN' is not the chest (not loaded)"
 
 
 def _result(i: int, truth: int, p: float, modalities=("labs", "ecg", "echo", "cxr")):
@@ -39,7 +43,8 @@ def db(tmp_path):
         _result(2, 0, 0.61),
         _result(3, 0, 0.08),
     ):
-        assert store.add_result(sessions, run_id, r, tmp_path / r.case_id)
+        problems = [ECHO_REFUSED] if r.case_id == "P00001" else []
+        assert store.add_result(sessions, run_id, r, tmp_path / r.case_id, None, problems)
     yield url, sessions, run_id, tmp_path
     engine.dispose()
 
@@ -125,9 +130,18 @@ def test_taxonomy_add_rename_remove(db):
 def test_views_filter_export_and_summarise_a_stored_run(db):
     _, sessions, run_id, tmp_path = db
     store.save_annotation(sessions, run_id, "P00001", ["modality missing"], "no echo", "ana")
-    filters = views.make_filters(["FN"], 0.5, 1.0, [], ["echo"], ["modality missing"], "case_id", 0)
+    filters = views.make_filters(
+        ["FN"], 0.5, 1.0, [], ["echo"], ["modality missing"], False, "case_id", 0
+    )
     table, shown = views.tables(sessions, run_id, filters)
     assert list(shown["case_id"]) == ["P00001"]
+    problems = views.make_filters([], 0, 1, [], [], [], True, "case_id", 0)
+    assert list(views.tables(sessions, run_id, problems)[1]["case_id"]) == ["P00001"]
+    row = store.result(sessions, run_id, "P00001")
+    assert row["input_warnings"] == [ECHO_REFUSED]
+    assert list(for_display(shown)["input_warnings"]) == ["1 file not loaded"]
+    assert f"- {ECHO_REFUSED}" in views.case_markdown(row)
+    assert "Input warnings" not in views.case_markdown(store.result(sessions, run_id, "P00000"))
     assert views.summary_markdown(table, shown).startswith("Showing **1** of 4 cases")
     path = views.export_path(shown, run_id, tmp_path / "out")
     with path.open(encoding="utf-8") as f:
@@ -141,6 +155,7 @@ def test_views_filter_export_and_summarise_a_stored_run(db):
             "probability": "0.22",
             "confidence": "0.78",
             "modalities": "labs, cxr",
+            "input_warnings": ECHO_REFUSED,
             "tags": "modality missing",
             "notes": "no echo",
         }
@@ -149,7 +164,7 @@ def test_views_filter_export_and_summarise_a_stored_run(db):
     assert [list(r) for r in confusion.data[0].z] == [[1, 1], [1, 1]]
     assert "Brier score 0.249" in calibration.layout.title.text  # (.09²+.78²+.61²+.08²)/4
     with pytest.raises(ValueError):
-        views.make_filters([], 0.9, 0.6, [], [], [], "confidence", True)
+        views.make_filters([], 0.9, 0.6, [], [], [], False, "confidence", True)
 
 
 def test_runs_are_listed_with_counts_and_a_clash_is_refused(db):

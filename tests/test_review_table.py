@@ -12,7 +12,7 @@ from sklearn.metrics import confusion_matrix
 from fuselens.app.review.cohort import outcome
 from fuselens.app.review.figures import calibration_figure, confusion_figure
 from fuselens.app.review.metrics import calibration, confusion_counts
-from fuselens.app.review.table import Filters, cohort_table, export_csv, filter_table
+from fuselens.app.review.table import Filters, cohort_table, export_csv, filter_table, for_display
 
 
 def _rows(n: int = 40, seed: int = 7) -> list[dict]:
@@ -148,6 +148,7 @@ def test_csv_export_has_every_row_tag_and_note(table, tmp_path):
         "probability",
         "confidence",
         "modalities",
+        "input_warnings",
         "tags",
         "notes",
     ]
@@ -155,3 +156,22 @@ def test_csv_export_has_every_row_tag_and_note(table, tmp_path):
     assert rows[10]["notes"] == "looks mislabelled | second look: agreed"
     assert rows[2]["modalities"] == "ecg, echo"
     assert float(rows[3]["probability"]) == _rows()[3]["probability"]  # full precision
+
+
+def test_input_warnings_are_counted_on_screen_and_exported_whole(tmp_path):
+    refused = "us.dcm: echo: BodyPartExamined 'ABDOMEN' is not the chest (not loaded)"
+    spacing = "cr.dcm: PixelSpacing [0.000, 0.000] not a usable pixel spacing:\nignored"
+    rows = [dict(_rows()[0], input_warnings=[refused, spacing, "ecg.dcm: is this one patient?"])]
+    rows.append(dict(_rows()[1], case_id="clean", input_warnings=[]))
+    table = cohort_table(rows)
+    shown = for_display(table)
+    assert list(shown["input_warnings"]) == ["1 file not loaded · 2 warnings", ""]
+    only = filter_table(table, Filters(input_warnings=True))
+    assert list(only["case_id"]) == [rows[0]["case_id"]]
+    with export_csv(table, tmp_path / "w.csv").open(newline="", encoding="utf-8") as f:
+        exported = list(csv.DictReader(f))
+    assert exported[0]["input_warnings"].splitlines() == [
+        refused,
+        spacing.replace("\n", " "),
+        "ecg.dcm: is this one patient?",
+    ]

@@ -26,6 +26,7 @@ REVIEW_IDS = [
     "fl-review-present",
     "fl-review-missing",
     "fl-review-tag-filter",
+    "fl-review-warnings",
     "fl-review-sort",
     "fl-review-table",
     "fl-review-confusion",

@@ -10,7 +10,7 @@ from fuselens.app.ingest.detect import detect
 from fuselens.app.ingest.echo_common import FILENAME_VIEWS
 from fuselens.app.ingest.echo_frames import natural_key
 from fuselens.app.ingest.errors import IngestError, describe
-from fuselens.app.ingest.report import FileReport
+from fuselens.app.ingest.report import NOT_LOADED, FileReport
 from fuselens.app.ingest.text import read_text
 from fuselens.model_zoo.case import ECHO_VIEWS, PatientCase
 
@@ -168,7 +168,7 @@ def load_case(folder: str | Path) -> tuple[PatientCase, list[FileReport]]:
         modality, part, report = read_file(entry, views.get(entry.name.lower()))
         reports.append(report)
         if part is None:
-            case.warnings.append(f"{report.error} (not loaded)")
+            case.warnings.append(f"{report.error} {NOT_LOADED}")
             continue
         _add(case, modality, part, report)
         _merge_identifiers(case, report)

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 from fuselens.model_zoo.case import Demographics, Identifiers
 
 T = TypeVar("T")
+NOT_LOADED = "(not loaded)"  # ends a case warning about a file that could not be read
 
 
 @dataclass

@@ -47,6 +47,7 @@ class RunSummary:
     bundles_written: int = 0
     retried: list[str] = field(default_factory=list)  # cases rerun after their worker died
     workers: list[dict[str, Any]] = field(default_factory=list)  # each worker's pid, peak MB
+    input_warnings: dict[str, list[str]] = field(default_factory=dict)  # stored cases' warnings
 
     @property
     def complete(self) -> bool:
@@ -63,7 +64,8 @@ def _labels_file(cohort: Cohort) -> str | None:
 
 
 def load_case_of(cohort: Cohort, case_id: str) -> PatientCase:
-    """The cohort's case ``case_id``; ``ValueError`` when unreadable or empty."""
+    """The cohort's case ``case_id``; ``ValueError`` when unreadable or empty (naming what
+    went wrong with its files)."""
     from fuselens.app.ingest.errors import IngestError
 
     try:
@@ -71,7 +73,8 @@ def load_case_of(cohort: Cohort, case_id: str) -> PatientCase:
     except IngestError as exc:
         raise ValueError(str(exc)) from exc
     if not case.modalities():
-        raise ValueError(f"{case_id}: no readable modality")
+        why = f" ({'; '.join(case.warnings)})" if case.warnings else ""
+        raise ValueError(f"{case_id}: no readable modality{why}")
     return case
 
 
@@ -190,8 +193,10 @@ class _Review:
     on_stored: Callable[[CaseResult], None] | None
 
     def record(self, case_id: str, prediction: dict[str, Any], used: list[str],
-               modalities: list[str], bundle_key: str | None = None) -> None:  # fmt: skip
-        """Score one case's prediction and store it (a case no modality of reached fails)."""
+               modalities: list[str], warnings: list[str],
+               bundle_key: str | None = None) -> None:  # fmt: skip
+        """Score one case's prediction and store it with its input ``warnings`` (the case's
+        ingest warnings); a case no modality of the model reached fails."""
         if not used:
             self.summary.failed[case_id] = (
                 f"{case_id}: none of the modalities the model reads "
@@ -202,8 +207,10 @@ class _Review:
         answers = list(self.model.tasks[self.task])
         result = score(case_id, answers, label, prediction, modalities, self.threshold)
         folder = self.cohort.folder(case_id)
-        if store.add_result(self.sessions, self.run_id, result, folder, bundle_key):
+        if store.add_result(self.sessions, self.run_id, result, folder, bundle_key, warnings):
             self.summary.added += 1
+            if warnings:
+                self.summary.input_warnings[case_id] = list(warnings)
             if self.on_stored is not None:
                 self.on_stored(result)
 
@@ -221,7 +228,7 @@ class _Review:
                 self.bar.update(1)
                 self.record(
                     case.case_id, pred["tasks"][self.task], pred["modalities_used"],
-                    case.modalities(),
+                    case.modalities(), case.warnings,
                 )  # fmt: skip
 
     def explain(self, todo: list[str], model_name: str, explained: Explained) -> None:
@@ -259,7 +266,7 @@ class _Review:
                     self.summary.bundles_written += 1
                 self.record(
                     case_id, out["prediction"][self.task], out["modalities"],
-                    out["case_modalities"], out["key"],
+                    out["case_modalities"], out["case_warnings"], out["key"],
                 )  # fmt: skip
             self.summary.workers = pool.info()
             self.summary.retried = list(pool.retried)

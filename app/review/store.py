@@ -126,9 +126,11 @@ def add_result(
     result: CaseResult,
     folder: Path,
     bundle_key: str | None = None,
+    input_warnings: Sequence[str] = (),
 ) -> bool:
-    """Store one case's result (committed); False when the case was stored already (a
-    stored result without a bundle gets ``bundle_key``)."""
+    """Store one case's result (committed) with its ``input_warnings`` (the case's ingest
+    warnings); False when the case was stored already (a stored result without a bundle gets
+    ``bundle_key``)."""
     row = ResultRow(
         run_id=run_id,
         case_key=result.case_id,
@@ -141,6 +143,7 @@ def add_result(
         truth_answer=result.truth_answer,
         predicted_answer=result.predicted_answer,
         bundle_key=bundle_key,
+        input_warnings=list(input_warnings),
     )
     try:
         with sessions.begin() as s:
@@ -212,6 +215,7 @@ def _row(r: ResultRow) -> dict[str, Any]:
         "outcome": r.outcome,
         "modalities": list(r.modalities),
         "bundle_key": r.bundle_key,
+        "input_warnings": list(r.input_warnings or ()),
         "tags": sorted(ct.tag.name for ct in r.tags),
         "notes": [n.text for n in sorted(r.notes, key=lambda n: (n.created_at, n.id))],
     }

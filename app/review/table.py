@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from fuselens.app.csv_safety import CSV_LINE_END, csv_cell
+from fuselens.app.ingest.report import NOT_LOADED
 from fuselens.app.storage.models import ALL_OUTCOMES, ANSWER_OUTCOMES
 from fuselens.model_zoo.case import MODALITIES
 
@@ -21,6 +22,7 @@ COLUMNS = [
     "probability",
     "confidence",
     "modalities",
+    "input_warnings",
     "tags",
     "notes",
 ]
@@ -39,11 +41,12 @@ def _answer(r: Mapping[str, Any], key: str) -> str:
 
 def cohort_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The table from stored results (``case_id``, ``truth``, ``probability``, ``prediction``,
-    ``outcome``, ``modalities``, ``tags``, ``notes``, and optionally ``truth_answer`` /
-    ``predicted_answer``); truth and prediction shown as answers (no/yes from 0/1 when the
-    answers are not given). For a yes/no task ``probability`` is P(yes) and confidence the
-    probability of the predicted answer (below 0.5 for a "no" called under a threshold above
-    0.5); for a task with other answers (outcome correct/wrong) both are the top answer's."""
+    ``outcome``, ``modalities``, ``tags``, ``notes``, and optionally ``input_warnings``,
+    ``truth_answer`` / ``predicted_answer``); truth and prediction shown as answers (no/yes
+    from 0/1 when the answers are not given). For a yes/no task ``probability`` is P(yes) and
+    confidence the probability of the predicted answer (below 0.5 for a "no" called under a
+    threshold above 0.5); for a task with other answers (outcome correct/wrong) both are the
+    top answer's."""
     records = []
     for r in rows:
         p = float(r["probability"])
@@ -60,6 +63,9 @@ def cohort_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 "probability": p,
                 "confidence": confidence,
                 "modalities": ", ".join(m for m in MODALITIES if m in r["modalities"]),
+                "input_warnings": "\n".join(
+                    " ".join(str(w).split()) for w in r.get("input_warnings") or ()
+                ),
                 "tags": SEPARATOR.join(sorted(r.get("tags") or ())),
                 "notes": NOTE_SEPARATOR.join(r.get("notes") or ()),
             }
@@ -67,9 +73,24 @@ def cohort_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=COLUMNS)
 
 
+def warnings_count(cell: str) -> str:
+    """``1 file not loaded · 2 warnings`` for a table's input warnings (one per line)."""
+    lines = cell.splitlines()
+    not_loaded = sum(line.endswith(NOT_LOADED) for line in lines)
+    parts = []
+    if not_loaded:
+        parts.append(f"{not_loaded} file{'s' * (not_loaded > 1)} not loaded")
+    if len(lines) > not_loaded:
+        rest = len(lines) - not_loaded
+        parts.append(f"{rest} warning{'s' * (rest > 1)}")
+    return " · ".join(parts)
+
+
 def for_display(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
-    """The table with probabilities rounded for the screen (exports keep full precision)."""
-    return table.round({"probability": decimals, "confidence": decimals})
+    """The table for the screen: probabilities rounded, input warnings counted (the selected
+    case lists them; exports keep full precision and every warning)."""
+    shown = table.round({"probability": decimals, "confidence": decimals})
+    return shown.assign(input_warnings=shown["input_warnings"].map(warnings_count))
 
 
 def _split(cell: str, sep: str) -> set[str]:
@@ -85,6 +106,7 @@ class Filters:
     present: Sequence[str] = ()  # every one of these modalities present
     missing: Sequence[str] = ()  # at least one of these modalities missing
     tags: Sequence[str] = ()  # at least one of these tags
+    input_warnings: bool = False  # only cases whose files were not all read cleanly
     sort_by: str = "confidence"
     descending: bool = True
     cases: frozenset[str] | None = None  # only these cases (a cluster of the cohort view)
@@ -117,6 +139,8 @@ def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
         keep &= mods.map(lambda m: not set(filters.missing).issubset(m))
     if filters.tags:
         keep &= table["tags"].map(lambda s: bool(_split(s, SEPARATOR) & set(filters.tags)))
+    if filters.input_warnings:
+        keep &= table["input_warnings"] != ""
     if filters.cases is not None:
         keep &= table["case_id"].isin(filters.cases)
     out = table[keep]

@@ -60,6 +60,7 @@ class ReviewLayout:
     present: Any
     missing: Any
     tag_filter: Any
+    warnings: Any
     sort_by: Any
     descending: Any
     summary: Any
@@ -99,6 +100,7 @@ class ReviewLayout:
             self.present,
             self.missing,
             self.tag_filter,
+            self.warnings,
             self.sort_by,
             self.descending,
             self.cluster,
@@ -131,6 +133,9 @@ def _filter_controls(tags: list[str]) -> dict[str, Any]:
             list(SORTABLE), value="confidence", label="Sort by", elem_id="fl-review-sort"
         )
         out["descending"] = gr.Checkbox(True, label="Descending", elem_id="fl-review-desc")
+        out["warnings"] = gr.Checkbox(
+            False, label="Only cases with input warnings", elem_id="fl-review-warnings"
+        )
     return out
 
 

@@ -53,6 +53,7 @@ def make_filters(
     present: Sequence[str] | None,
     missing: Sequence[str] | None,
     tags: Sequence[str] | None,
+    input_warnings: bool,
     sort_by: str,
     descending: bool,
 ) -> Filters:
@@ -63,6 +64,7 @@ def make_filters(
         present=list(present or ()),
         missing=list(missing or ()),
         tags=list(tags or ()),
+        input_warnings=bool(input_warnings),
         sort_by=sort_by,
         descending=bool(descending),
     )
@@ -133,6 +135,9 @@ def case_markdown(row: Mapping[str, Any] | None) -> str:
         f"**{row['case_id']}** · {row['outcome']} · truth {truth}, predicted "
         f"{predicted} ({probability_text(row)}) · " + ", ".join(row["modalities"])
     ]
+    if row.get("input_warnings"):
+        lines += ["", "Input warnings (files not loaded or read with a warning):"]
+        lines += [f"- {p}" for p in row["input_warnings"]]
     if row["notes"]:
         lines += ["", "Notes so far:"] + [f"- {n}" for n in row["notes"]]
     return "\n".join(lines)

@@ -101,6 +101,7 @@ class CaseExplainer:
         except (OSError, ValueError) as exc:
             return {**out, "error": str(exc)}
         out["case_modalities"] = case.modalities()
+        out["case_warnings"] = list(case.warnings)
         plan = self.plan
         key = bundle_key(case, self.digest, self.task, self.target, plan.methods, plan.settings())
         out["key"] = key

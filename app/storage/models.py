@@ -223,7 +223,8 @@ class CaseResult(Base):
     """The model's answer on one cohort case and its outcome against the truth: ``truth``
     and ``prediction`` 0/1 for a yes/no task (outcome TP/FP/TN/FN), answer indices otherwise
     (outcome correct/wrong); ``truth_answer`` / ``predicted_answer`` the answers themselves
-    (``None`` in rows stored before they were kept, all yes/no)."""
+    (``None`` in rows stored before they were kept, all yes/no); ``input_warnings`` the
+    case's ingest warnings (files not loaded and why, files read with a warning)."""
 
     __tablename__ = "case_results"
     __table_args__ = (UniqueConstraint("run_id", "case_key"),)
@@ -242,6 +243,7 @@ class CaseResult(Base):
     outcome: Mapped[str] = mapped_column(String(10))
     modalities: Mapped[list[Any]] = mapped_column(JSON, default=list)
     bundle_key: Mapped[str | None] = mapped_column(String(64))  # None: no explanation stored
+    input_warnings: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     run: Mapped[ReviewRun] = relationship(back_populates="results")
