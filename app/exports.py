@@ -58,6 +58,18 @@ def identifier_leaks(texts: Iterable[str], identifiers: Identifiers) -> list[str
     return sorted(found)
 
 
+def redact(texts: Iterable[str], identifiers: Identifiers) -> list[str]:
+    """``texts`` with each identifying value replaced by its field's name in brackets (whole
+    values before their parts)."""
+    patterns = sorted(_identifier_patterns(identifiers), key=lambda kp: -len(kp[1].pattern))
+    out = []
+    for text in texts:
+        for key, pattern in patterns:
+            text = pattern.sub(f"[{key}]", text)
+        out.append(text)
+    return out
+
+
 def _check(path: Path, texts: Iterable[str], identifiers: Identifiers) -> None:
     leaks = identifier_leaks(texts, identifiers)
     if leaks:

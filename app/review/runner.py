@@ -73,9 +73,16 @@ def load_case_of(cohort: Cohort, case_id: str) -> PatientCase:
     except IngestError as exc:
         raise ValueError(str(exc)) from exc
     if not case.modalities():
-        why = f" ({'; '.join(case.warnings)})" if case.warnings else ""
+        why = f" ({'; '.join(case_warnings(case))})" if case.warnings else ""
         raise ValueError(f"{case_id}: no readable modality{why}")
     return case
+
+
+def case_warnings(case: PatientCase) -> list[str]:
+    """The case's ingest warnings as a review stores them: identifying values redacted."""
+    from fuselens.app.exports import redact
+
+    return redact(case.warnings, case.identifiers)
 
 
 def _predictions(
@@ -228,7 +235,7 @@ class _Review:
                 self.bar.update(1)
                 self.record(
                     case.case_id, pred["tasks"][self.task], pred["modalities_used"],
-                    case.modalities(), case.warnings,
+                    case.modalities(), case_warnings(case),
                 )  # fmt: skip
 
     def explain(self, todo: list[str], model_name: str, explained: Explained) -> None:
