@@ -445,7 +445,7 @@ def _explanation_updates(
         LOG.exception("explanation of %s stopped after %s", cur.loaded.key, stage)
         message = f"Explanation stopped after {stage}: {type(exc).__name__}: {exc}"
         yield {ui.progress: message}
-        raise gr.Error(message) from exc
+        raise gr.Error(message, print_exception=False) from exc
     finally:
         job.cancel()
 
@@ -657,11 +657,13 @@ def _wire_report_and_export(ws: Workstation, ui: Layout) -> None:
 
     def export(cur: Current | None):
         if cur is None or cur.bundle is None or not ws.is_finished(cur.loaded, cur.bundle):
-            raise gr.Error("Open a case and let its explanations finish first.")
+            raise gr.Error(
+                "Open a case and let its explanations finish first.", print_exception=False
+            )
         try:
             html, bundle_zip = exports.export_all(cur.loaded.case, cur.bundle, ws.media_dir)
         except exports.IdentifierLeak as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(str(exc), print_exception=False) from exc
         return str(html), str(bundle_zip)
 
     ui.export_btn.click(export, [ui.current], [ui.html_file, ui.zip_file])

@@ -118,7 +118,7 @@ def _stored(db: Path, case_id: str) -> tuple[list[str], list[str]]:
         engine.dispose()
 
 
-def test_filter_tag_export_and_open_in_case_view(page, review_db, tmp_path):
+def test_filter_tag_export_and_open_in_case_view(page, server, review_db, tmp_path):
     pg = page
     db, _ = review_db
     pg.get_by_role("tab", name="Error review").click()
@@ -132,6 +132,7 @@ def test_filter_tag_export_and_open_in_case_view(page, review_db, tmp_path):
     pg.click("#fl-review-open")  # nothing picked yet: the tab stays and says why
     pg.get_by_text("Select a case in the table first.").first.wait_for()
     assert pg.locator("#fl-review-table").is_visible() and not pg.locator("#fl-demo").is_visible()
+    assert not any("Traceback" in line for line in server["log"])  # a user's slip, not a crash
 
     pg.locator("#fl-review-outcomes").get_by_label("FN").check()
     pg.wait_for_function(

@@ -257,7 +257,7 @@ def _filters(sessions: store.Sessions, run_id: int, *values: Any) -> views.Filte
             filters.cases = views.cluster_cases(patterns, cluster)
         return filters
     except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(str(exc), print_exception=False) from exc
 
 
 def _show_table(
@@ -361,7 +361,7 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
 
     def export(run_id: int | None, *filter_values: Any) -> str:
         if run_id is None:
-            raise gr.Error(views.NO_RUN)
+            raise gr.Error(views.NO_RUN, print_exception=False)
         _, shown = views.tables(sessions, run_id, _filters(sessions, run_id, *filter_values))
         return str(views.export_path(shown, run_id))
 
@@ -391,13 +391,13 @@ def _wire_annotations(sessions: store.Sessions, rl: ReviewLayout) -> None:
         request: gr.Request, run_id, case_id, tags, note, actor, *filter_values
     ) -> dict[Any, Any]:
         if run_id is None or not case_id:
-            raise gr.Error("Select a case in the table first.")
+            raise gr.Error("Select a case in the table first.", print_exception=False)
         try:
             change = store.save_annotation(
                 sessions, run_id, case_id, tags or [], note, acting_user(request, actor)
             )
         except (KeyError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(str(exc), print_exception=False) from exc
         return {
             rl.status: views.annotation_status(change),
             rl.note: "",
@@ -429,7 +429,7 @@ def _wire_taxonomy(sessions: store.Sessions, rl: ReviewLayout) -> None:
         try:
             message = action()
         except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(str(exc), print_exception=False) from exc
         tags = store.tag_names(sessions)
 
         def follow(values: list[str] | None) -> list[str]:
@@ -455,7 +455,7 @@ def _wire_taxonomy(sessions: store.Sessions, rl: ReviewLayout) -> None:
     ) -> dict[Any, Any]:
         actor = acting_user(request, actor)
         if not old:
-            raise gr.Error("Choose the tag to rename.")
+            raise gr.Error("Choose the tag to rename.", print_exception=False)
         return edit(
             lambda: f"Renamed {old!r} to {store.rename_tag(sessions, old, new, actor)!r}.",
             picked,
@@ -466,7 +466,7 @@ def _wire_taxonomy(sessions: store.Sessions, rl: ReviewLayout) -> None:
     def remove(request: gr.Request, name: str | None, actor: str, picked, wanted) -> dict[Any, Any]:
         actor = acting_user(request, actor)
         if not name:
-            raise gr.Error("Choose the tag to remove.")
+            raise gr.Error("Choose the tag to remove.", print_exception=False)
         return edit(
             lambda: f"Removed {name!r} (from {store.remove_tag(sessions, name, actor)} cases).",
             picked,
@@ -505,11 +505,11 @@ def wire_review_events(sessions: store.Sessions, rl: ReviewLayout) -> CaseOpener
 
     def load(run_id: int | None, case_id: str | None) -> LoadedCase:
         if run_id is None or not case_id:
-            raise gr.Error("Select a case in the table first.")
+            raise gr.Error("Select a case in the table first.", print_exception=False)
         try:
             return views.open_result(sessions, run_id, case_id)
         except (KeyError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(str(exc), print_exception=False) from exc
 
     return CaseOpener(
         rl.open_case.click,
