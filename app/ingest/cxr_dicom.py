@@ -74,7 +74,8 @@ def windowed_unit(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
 
 @guarded("cxr")
 def read_cxr_dicom(path: str | Path) -> Reading[CXR]:
-    """A CR/DX radiograph as float32 [0, 1]; the size is checked before any pixel is decoded."""
+    """A CR/DX chest radiograph as float32 [0, 1]; body part and size are checked before any
+    pixel is decoded."""
     header = dicom.read_dicom_header(path, "cxr")
     body_part_warning = check_body_part(path, header, "cxr")
     dicom.check_image_header(path, header, "cxr")
