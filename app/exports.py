@@ -17,12 +17,10 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from fuselens.app.identifier_text import identifier_leaks
 from fuselens.explain.bundle import BUNDLE_JSON, BUNDLE_NPZ, ExplanationBundle
 from fuselens.explain.html_report import render_html, write_html
 from fuselens.model_zoo.case import Identifiers, PatientCase
-
-MIN_IDENTIFIER_CHARS = 4
-MIN_NUMERIC_IDENTIFIER_CHARS = 6
 
 
 class IdentifierLeak(RuntimeError):
@@ -31,43 +29,6 @@ class IdentifierLeak(RuntimeError):
 
 def _safe_name(case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", case_id)[:60] or "case"
-
-
-def _identifier_patterns(identifiers: Identifiers) -> list[tuple[str, re.Pattern[str]]]:
-    """A pattern per identifying value long enough to be told apart from ordinary text
-    (numbers from 6 digits); DICOM person names (``Family^Given``) also match by part."""
-    out = []
-    for key, value in identifiers.reveal().items():
-        candidates = {value.strip(), *(v.strip() for v in value.split("^"))}
-        for text in candidates:
-            shortest = MIN_NUMERIC_IDENTIFIER_CHARS if text.isdigit() else MIN_IDENTIFIER_CHARS
-            if len(text) >= shortest:
-                pattern = re.compile(r"(?<![\w.])" + re.escape(text) + r"(?!\w)", re.IGNORECASE)
-                out.append((key, pattern))
-    return out
-
-
-def identifier_leaks(texts: Iterable[str], identifiers: Identifiers) -> list[str]:
-    """Names of the identifying fields whose values occur in any of ``texts``."""
-    patterns = _identifier_patterns(identifiers)
-    found = set()
-    for text in texts:
-        for key, pattern in patterns:
-            if pattern.search(text):
-                found.add(key)
-    return sorted(found)
-
-
-def redact(texts: Iterable[str], identifiers: Identifiers) -> list[str]:
-    """``texts`` with each identifying value replaced by its field's name in brackets (whole
-    values before their parts)."""
-    patterns = sorted(_identifier_patterns(identifiers), key=lambda kp: -len(kp[1].pattern))
-    out = []
-    for text in texts:
-        for key, pattern in patterns:
-            text = pattern.sub(f"[{key}]", text)
-        out.append(text)
-    return out
 
 
 def _check(path: Path, texts: Iterable[str], identifiers: Identifiers) -> None:

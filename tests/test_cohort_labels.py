@@ -391,7 +391,7 @@ def test_rows_stored_before_answers_were_kept_still_read(tmp_path):
         engine.dispose()
 
 
-def test_cli_study_create_from_a_labelled_cohort(cohort_dir, tmp_path, monkeypatch, capsys):
+def test_cli_study_create_from_a_labelled_cohort(cohort_dir, tmp_path, monkeypatch, capsys, caplog):
     from fuselens.app.study.service import get_study
 
     config = tmp_path / "study.yaml"
@@ -408,6 +408,8 @@ def test_cli_study_create_from_a_labelled_cohort(cohort_dir, tmp_path, monkeypat
     assert "no labels for task 'heart_failure'" in capsys.readouterr().err
     assert main([*args, *model, "--task", "bright"]) == 0
     study_id = int(capsys.readouterr().out.strip())
+    # the owner is told what was not read cleanly (RG1's spacing is 0\0), even with --quiet
+    assert "a-bright: input warnings: cxr.dcm: PixelSpacing" in caplog.text
     engine, sessions = open_database(url)
     try:
         with sessions() as s:

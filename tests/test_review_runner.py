@@ -152,7 +152,7 @@ def test_an_unreadable_case_is_reported_not_stored(cohort, model, tmp_path):
 
 
 def test_stored_input_warnings_never_hold_an_identifying_value():
-    from fuselens.app.review.runner import case_warnings
+    from fuselens.app.identifier_text import redacted_warnings
     from fuselens.model_zoo.case import PatientCase
 
     case = PatientCase(case_id="c1")
@@ -162,7 +162,7 @@ def test_stored_input_warnings_never_hold_an_identifying_value():
         "ecg.dcm: PatientID ID-998877 differs",
         "echo.dcm: no frame rate in the file: assumed 30 frames/s",
     ]
-    assert case_warnings(case) == [
+    assert redacted_warnings(case) == [
         "cxr.dcm: cxr: unreadable value '[PatientName]' (not loaded)",
         "ecg.dcm: PatientID [PatientID] differs",
         "echo.dcm: no frame rate in the file: assumed 30 frames/s",

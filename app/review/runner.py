@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from fuselens.app.cohort import Cohort, LabelledCohort, open_cohort
+from fuselens.app.identifier_text import redacted_warnings
 from fuselens.app.review import store
 from fuselens.app.review.cohort import CaseResult, score
 from fuselens.app.review.workers import ExplainPlan
@@ -73,16 +74,9 @@ def load_case_of(cohort: Cohort, case_id: str) -> PatientCase:
     except IngestError as exc:
         raise ValueError(str(exc)) from exc
     if not case.modalities():
-        why = f" ({'; '.join(case_warnings(case))})" if case.warnings else ""
+        why = f" ({'; '.join(redacted_warnings(case))})" if case.warnings else ""
         raise ValueError(f"{case_id}: no readable modality{why}")
     return case
-
-
-def case_warnings(case: PatientCase) -> list[str]:
-    """The case's ingest warnings as a review stores them: identifying values redacted."""
-    from fuselens.app.exports import redact
-
-    return redact(case.warnings, case.identifiers)
 
 
 def _predictions(
@@ -235,7 +229,7 @@ class _Review:
                 self.bar.update(1)
                 self.record(
                     case.case_id, pred["tasks"][self.task], pred["modalities_used"],
-                    case.modalities(), case_warnings(case),
+                    case.modalities(), redacted_warnings(case),
                 )  # fmt: skip
 
     def explain(self, todo: list[str], model_name: str, explained: Explained) -> None:

@@ -90,7 +90,8 @@ class CaseExplainer:
     def explain(self, case_id: str) -> dict[str, Any]:
         """``case_id``'s prediction and store key, and the entry's files unless the store
         already holds it; ``error`` when the case cannot be read or the model fails on it."""
-        from fuselens.app.review.runner import case_warnings, load_case_of, model_error
+        from fuselens.app.identifier_text import redacted_warnings
+        from fuselens.app.review.runner import load_case_of, model_error
         from fuselens.explain.bundle_store import bundle_key, entry_files
         from fuselens.explain.pipeline import explain_case
 
@@ -101,7 +102,7 @@ class CaseExplainer:
         except (OSError, ValueError) as exc:
             return {**out, "error": str(exc)}
         out["case_modalities"] = case.modalities()
-        out["case_warnings"] = case_warnings(case)
+        out["case_warnings"] = redacted_warnings(case)
         plan = self.plan
         key = bundle_key(case, self.digest, self.task, self.target, plan.methods, plan.settings())
         out["key"] = key

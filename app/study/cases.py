@@ -14,11 +14,13 @@ model reuses it) and drawn into the arm's panel files (:mod:`fuselens.app.study.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fuselens.app.cohort import Cohort, open_cohort
+from fuselens.app.identifier_text import redacted_warnings
 from fuselens.app.study.service import CaseSpec
 from fuselens.model_zoo.case import PatientCase
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from fuselens.model_zoo.contract import ExplainableModel
 
 Predictor = Callable[[PatientCase], dict[str, Any]]
+LOG = logging.getLogger("fuselens.study")
 
 
 def check_yes_no(model_tasks: Mapping[str, Sequence[str]], task: str) -> None:
@@ -182,7 +185,8 @@ def load_study_cases(
     """A :class:`CaseSpec` per case labelled for ``task`` (``cases_dir`` a cohort, or its
     folder with ``labels`` a labels.csv), the model's answer stored and media rendered.
 
-    With map ``methods`` (arms that show explanation panels), each case is explained once
+    A case whose files were not all read cleanly is logged with its input warnings. With map
+    ``methods`` (arms that show explanation panels), each case is explained once
     (``predictor.explain``), its panels drawn into its media folder and the regions that
     readers' marks are scored against written under ``regions_dir`` (one ``.npz`` per case
     and method), which the server never serves.
@@ -196,6 +200,8 @@ def load_study_cases(
     specs = []
     for key, truth in tqdm(truth_of.items(), desc="study cases", disable=not progress):
         case = cohort.load(key)
+        if case.warnings:  # readers will see what was read: the owner learns what was not
+            LOG.warning("%s: input warnings: %s", key, "; ".join(redacted_warnings(case)))
         render_media(case, media_dir / key)
         folder = cohort.folder(key)
         spec = CaseSpec(key, truth, case.modalities(), folder=str(folder.resolve()))
