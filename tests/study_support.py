@@ -59,12 +59,17 @@ def fake_cases(n: int, seed: int = 0) -> list[CaseSpec]:
     return cases
 
 
-def make_study(url: str, n_readers: int, n_cases: int, arms: list, seed: int = 11) -> int:
+def make_study(
+    url: str, n_readers: int, n_cases: int, arms: list, seed: int = 11, caveat: str | None = None
+) -> int:
+    """A study of fake cases; ``caveat`` as ``fuselens study create`` keeps the model's (None:
+    a study stored before it was kept)."""
     config, _ = resolve_passwords(parse_config(study_config(n_readers, arms, seed)))
     engine, sessions = open_database(url)
     try:
         with sessions() as session:
-            return create_study(session, config, fake_cases(n_cases, seed)).id
+            extra = {"caveat": caveat} if caveat else None
+            return create_study(session, config, fake_cases(n_cases, seed), extra).id
     finally:
         engine.dispose()
 

@@ -416,6 +416,7 @@ def test_cli_study_create_from_a_labelled_cohort(cohort_dir, tmp_path, monkeypat
             study = get_study(s, study_id)
             truth = {c.case_key: (c.truth, c.prediction) for c in study.cases}
             assert study.task == "bright" and study.model_name == "test_cohort_labels:make_model"
+            assert study.config["caveat"] == CxrBrightness.caveat  # shown to its readers
             media = Path(study.config["media_dir"]) / "a-bright"
     finally:
         engine.dispose()

@@ -167,3 +167,22 @@ def test_stored_input_warnings_never_hold_an_identifying_value():
         "ecg.dcm: PatientID [PatientID] differs",
         "echo.dcm: no frame rate in the file: assumed 30 frames/s",
     ]
+
+
+def test_a_run_shows_the_caveat_of_the_model_that_made_it(cohort, tmp_path):
+    from fuselens.app.review.views import caveat_markdown
+    from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT
+
+    own = tiny_explainable(0)
+    own.caveat = "Untrained example model (random weights): its answers mean nothing."
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'caveat.db'}")
+    try:
+        summary = run_review(sessions, cohort, own, "mine", "mine", progress=False, limit=1)
+        assert store.get_run(sessions, summary.run_id).model_caveat == own.caveat
+        assert caveat_markdown(sessions, summary.run_id) == f"⚠️ **{own.caveat}**"
+        # runs stored before the caveat was kept: the demo model's, or said to be unknown
+        for name, expected in (("demo", DEMO_CAVEAT), ("my_model:build", "was not recorded")):
+            run_id = store.open_run(sessions, f"old {name}", cohort, name, "heart_failure")
+            assert expected in caveat_markdown(sessions, run_id)
+    finally:
+        engine.dispose()

@@ -228,7 +228,8 @@ def test_readers_reach_only_their_own_queue(study):
 
 def test_the_arm_decides_what_the_reader_is_sent(study):
     arms = ["no_ai", "ai", "ai_explained"]
-    study_id = make_study(study["url"], n_readers=1, n_cases=2, arms=arms)
+    caveat = "Untrained <example> model: its answers mean nothing."
+    study_id = make_study(study["url"], n_readers=1, n_cases=2, arms=arms, caveat=caveat)
     server = StudyServer(study_id, study["url"], study["tmp"])
     server.start()
     seen = {}
@@ -246,9 +247,10 @@ def test_the_arm_decides_what_the_reader_is_sent(study):
     assert seen["no_ai"]["questions"]["usefulness"] == {}
     assert "ai-prediction" not in seen["no_ai:html"] and "probability" not in seen["no_ai:html"]
     assert "prediction" in seen["ai"] and "explanation" not in seen["ai"]
-    assert "synthetic data" in seen["ai"]["prediction"]["caveat"]
+    assert seen["ai"]["prediction"]["caveat"] == caveat  # the study's model's own caveat
     assert list(seen["ai"]["questions"]["usefulness"]) == ["prediction"]
     assert "ai-prediction" in seen["ai:html"] and "ai-explanation" not in seen["ai:html"]
     assert set(seen["ai_explained"]["explanation"]["modality_shapley"]) == {"labs", "ecg"}
     assert "ai-explanation" in seen["ai_explained:html"]
-    assert "synthetic data" in seen["ai_explained:html"]
+    assert "Untrained &lt;example&gt; model" in seen["ai_explained:html"]
+    assert "synthetic data" not in seen["ai:html"] + seen["ai_explained:html"]

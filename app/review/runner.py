@@ -148,8 +148,9 @@ def run_review(
     labelled = cohort.labelled(task)
     name = run_name or default_run_name(cohort.root, model_name)
     run_id = store.open_run(
-        sessions, name, cohort.root, model_name, task, threshold, labels_file=_labels_file(cohort)
-    )
+        sessions, name, cohort.root, model_name, task, threshold, _labels_file(cohort),
+        str(model.caveat),
+    )  # fmt: skip
     if explained is not None:
         store.set_explanations(sessions, run_id, explained.store_dir, explained.plan.methods)
     done = store.stored_case_keys(sessions, run_id, explained=explained is not None)

@@ -40,6 +40,7 @@ class RunInfo:
     labels_file: str | None = None
     bundle_store: str | None = None
     methods: tuple[str, ...] = ()
+    model_caveat: str | None = None
 
     @property
     def label(self) -> str:
@@ -63,9 +64,11 @@ def open_run(
     task: str,
     threshold: float = 0.5,
     labels_file: str | None = None,
+    model_caveat: str | None = None,
 ) -> int:
     """The id of the run called ``name``: created, or the stored one when the cohort, labels
-    file, model, task and threshold match (a rerun resumes it); a clash is an error."""
+    file, model, task and threshold match (a rerun resumes it); a clash is an error. The
+    model's caveat is kept with the run (a resumed run without one gets it)."""
     cohort = str(Path(cohort_dir).resolve())
     labels = str(Path(labels_file).resolve()) if labels_file else None
     with sessions.begin() as s:
@@ -78,6 +81,7 @@ def open_run(
                 model_name=model_name,
                 task=task,
                 threshold=threshold,
+                model_caveat=model_caveat,
             )
             s.add(run)
             s.flush()
@@ -91,6 +95,8 @@ def open_run(
                 + f", model {run.model_name}, task {run.task}, threshold {run.threshold}: "
                 "choose another --run-name"
             )
+        if run.model_caveat is None:
+            run.model_caveat = model_caveat
         return run.id
 
 
@@ -192,6 +198,7 @@ def list_runs(sessions: Sessions) -> list[RunInfo]:
                 r.labels_file,
                 r.bundle_store,
                 tuple(r.methods or ()),
+                r.model_caveat,
             )
             for r, n in s.execute(query)
         ]

@@ -23,7 +23,6 @@ from fuselens.app.review.table import SORTABLE, for_display  # noqa: E402
 from fuselens.app.session import LoadedCase  # noqa: E402
 from fuselens.app.storage.models import ALL_OUTCOMES  # noqa: E402
 from fuselens.model_zoo.case import MODALITIES  # noqa: E402
-from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT  # noqa: E402
 
 DEFAULT_ACTOR = "reviewer"
 # Every event that writes the case table runs in one queue, one at a time, so the table
@@ -51,6 +50,7 @@ class ReviewLayout:
     """Every component of the Error review tab."""
 
     tab: Any
+    caveat: Any
     run: Any
     refresh: Any
     actor: Any
@@ -168,11 +168,16 @@ def declare_review_tab(sessions: store.Sessions) -> ReviewLayout:
 def _declare(sessions: store.Sessions, tab: Any) -> ReviewLayout:
     runs = views.run_choices(sessions)
     tags = store.tag_names(sessions)
-    gr.Markdown(f"⚠️ **{DEMO_CAVEAT}**", elem_classes=["fl-caveat"])
+    first = runs[0][1] if runs else None
+    caveat = gr.Markdown(
+        views.caveat_markdown(sessions, first),
+        elem_classes=["fl-caveat"],
+        elem_id="fl-review-caveat",
+    )
     with gr.Row(equal_height=False):
         run = gr.Dropdown(
             runs,
-            value=runs[0][1] if runs else None,
+            value=first,
             label="Review run",
             scale=4,
             elem_id="fl-review-run",
@@ -199,6 +204,7 @@ def _declare(sessions: store.Sessions, tab: Any) -> ReviewLayout:
     patterns = _pattern_controls()
     return ReviewLayout(
         tab=tab,
+        caveat=caveat,
         run=run,
         refresh=refresh,
         actor=actor,
@@ -307,6 +313,7 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
         out = show_overview(run_id, *controls, "")
         out.update({rl.selected: None, rl.case_md: views.case_markdown(None), rl.tags: []})
         out[rl.cluster] = gr.update(value="")
+        out[rl.caveat] = views.caveat_markdown(sessions, run_id)
         return out
 
     def refresh_runs(run_id: int | None) -> Any:
@@ -317,7 +324,7 @@ def _wire_table(sessions: store.Sessions, rl: ReviewLayout) -> None:
     inputs = [rl.run, *rl.filters]
     table_out = [rl.summary, rl.table]
     run_out = [*table_out, rl.confusion, rl.calibration, rl.selected, rl.case_md, rl.tags]
-    run_out.append(rl.cluster)
+    run_out += [rl.cluster, rl.caveat]
     pattern_out = [rl.patterns_md, rl.outcome_maps, rl.cluster_maps, rl.embedding, rl.shapley]
     pattern_out.append(rl.cluster)
     pattern_in = [rl.run, rl.pattern_modality, rl.strategies, rl.cluster]

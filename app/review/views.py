@@ -28,6 +28,23 @@ if TYPE_CHECKING:
 NO_RUN = "No review run yet: run `fuselens review --cohort DIR` first."
 
 
+def caveat_markdown(sessions: store.Sessions, run_id: int | None) -> str:
+    """The caveat of the model whose predictions the run holds, above them; a run stored
+    before caveats were kept shows the demo model's when it was the demo model's."""
+    from fuselens.model_zoo.fusion_explainable import DEMO_CAVEAT
+
+    if run_id is None:
+        return ""
+    run = store.get_run(sessions, run_id)
+    if run.model_caveat:
+        caveat = run.model_caveat
+    elif run.model_name == "demo" or Path(run.model_name).name == "demo_model":
+        caveat = DEMO_CAVEAT
+    else:
+        caveat = f"Predictions of {run.model_name}; its caveat was not recorded with this run."
+    return f"⚠️ **{caveat}**"
+
+
 def run_choices(sessions: store.Sessions) -> list[tuple[str, int]]:
     """The run picker's (label, run id) pairs, newest first."""
     return [(r.label, r.id) for r in store.list_runs(sessions)]

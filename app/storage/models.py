@@ -213,6 +213,7 @@ class ReviewRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     bundle_store: Mapped[str | None] = mapped_column(String(1000))  # None: no explanations
     methods: Mapped[list[Any] | None] = mapped_column(JSON)
+    model_caveat: Mapped[str | None] = mapped_column(Text)  # None: run stored before it was kept
 
     results: Mapped[list[CaseResult]] = relationship(
         back_populates="run", cascade="all, delete-orphan"

@@ -62,6 +62,7 @@ def create_from_folder(
                     "media_dir": str(media_dir),
                     "regions_dir": str(regions_dir),
                     "model": model_name,
+                    "caveat": str(predictor.model.caveat) if predictor is not None else None,
                 },
             )
             return study.id, generated

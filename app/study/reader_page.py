@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-CAVEAT = "Demonstration model trained on synthetic data, not for clinical use."
+CAVEAT = "Demonstration model trained on synthetic data, not for clinical use."  # studies
+# created before a study kept its model's caveat
 OVERLAY_OPACITY = 50  # percent, as the workstation's default blend
 STYLE = """<style>
 .tools{margin:4px 0;font-size:90%}.tools button{margin-right:4px}
@@ -164,28 +165,29 @@ def cxr_html(base: str, heat: str | None, label: str) -> str:
     return _details("cxr", "Chest X-ray", body)
 
 
-def report_html(path: Path) -> str:
+def report_html(path: Path, caveat: str) -> str:
     report = json.loads(path.read_text(encoding="utf-8"))
     items = "".join(f"<li>{html.escape(s['text'])}</li>" for s in report["sentences"])
     body = (
         f'<ol id="report-text">{items}</ol><div class="checks">{report["checks_html"]}</div>'
-        f'<p class="caveat">{CAVEAT}</p>'
+        f'<p class="caveat">{html.escape(caveat)}</p>'
     )
     return _details("report", "The model's report and its checks", body, "ai-report")
 
 
-def prediction_html(p: dict[str, Any]) -> str:
+def prediction_html(p: dict[str, Any], caveat: str) -> str:
     body = (
         f"<p>The model answers <b>{'yes' if p['answer'] else 'no'}</b> (probability "
-        f"{p['probability']:.2f}).</p><p class='caveat'>{CAVEAT}</p>"
+        f"{p['probability']:.2f}).</p><p class='caveat'>{html.escape(caveat)}</p>"
     )
     return _details("prediction", "AI answer", body, "ai-prediction")
 
 
 def case_html(view: dict[str, Any], media_root: Path, method_label: str) -> str:
     """The whole page body of one assignment (``view`` from the server: the case, the
-    arm's panels and media files, the questions)."""
+    arm's panels and media files, the questions, the model's caveat)."""
     key = view["case"]["key"]
+    caveat = view.get("caveat") or CAVEAT
     base = f"/media/{_q(key)}"
     # media holds only what the reader's arm shows (the server filters it)
     media, panels, method = view["media"], view["arm"]["panels"], view["arm"]["method"]
@@ -214,14 +216,14 @@ def case_html(view: dict[str, Any], media_root: Path, method_label: str) -> str:
         cxr_heat = f"cxr_heat_{method}.png"
         parts.append(cxr_html(base, cxr_heat if cxr_heat in media else None, method_label))
     if "prediction" in view:
-        parts.append(prediction_html(view["prediction"]))
+        parts.append(prediction_html(view["prediction"], caveat))
     if "modality_contributions" in panels and (
         "contributions.json" in media or "explanation" in view
     ):
         if "contributions.json" in media:
             figs = _figure_div(f"{base}/contributions.json", "contributions")
         else:
-            figs = shapley_table(view["explanation"])
+            figs = shapley_table(view["explanation"], caveat)
         if "interactions.json" in media:
             figs += _figure_div(f"{base}/interactions.json", "interactions")
         title = "Why: contribution of each modality (Shapley values)"
@@ -236,7 +238,7 @@ def case_html(view: dict[str, Any], media_root: Path, method_label: str) -> str:
             _details("attention", "The model's cross-modal attention", figs, "ai-attention")
         )
     if "report.json" in media:
-        parts.append(report_html(folder / "report.json"))
+        parts.append(report_html(folder / "report.json", caveat))
     parts.append(form_html(view))
     parts.append(
         '<script src="/static/plotly.min.js"></script><script src="/static/reader.js"></script>'
@@ -244,7 +246,7 @@ def case_html(view: dict[str, Any], media_root: Path, method_label: str) -> str:
     return "".join(parts)
 
 
-def shapley_table(expl: dict[str, Any]) -> str:
+def shapley_table(expl: dict[str, Any], caveat: str) -> str:
     """The stored modality Shapley values as a table (a case given without drawn panels)."""
     values = expl["modality_shapley"]
     rows = "".join(
@@ -255,7 +257,7 @@ def shapley_table(expl: dict[str, Any]) -> str:
     return (
         f"<p>Shapley values on the {html.escape(expl['scale'])}: with no modality "
         f"{expl['base_value']:.2f}, with all {expl['full_value']:.2f}.</p><table>{rows}</table>"
-        f"<p class='caveat'>{CAVEAT}</p>"
+        f"<p class='caveat'>{html.escape(caveat)}</p>"
     )
 
 

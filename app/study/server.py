@@ -409,6 +409,7 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
         files = sorted(p.name for p in folder.glob("*")) if folder and folder.is_dir() else []
         view["media"] = [n for n in files if _shows(assignment.arm, n)]
         view["questions"] = _questions(session, view["arm"])
+        view["caveat"] = get_study(session, study_id).config.get("caveat") or CAVEAT
         return view
 
     def _questions(session: Session, arm: dict[str, Any]) -> dict[str, Any]:
@@ -427,7 +428,7 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
         if view is None:
             return {"done": True}
         if "prediction" in view:
-            view["prediction"]["caveat"] = CAVEAT
+            view["prediction"]["caveat"] = view["caveat"]
         return {"done": False, **view}
 
     @app.post("/api/answers", status_code=201, dependencies=[Depends(json_only)])

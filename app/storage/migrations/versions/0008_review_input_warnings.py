@@ -1,7 +1,9 @@
-"""Review results keep what went wrong reading their case's files.
+"""Review results keep what went wrong reading their case's files; runs keep their caveat.
 
 ``case_results`` gains ``input_warnings`` (the case's ingest warnings: files not loaded, with
-why, and files read with a warning; NULL for rows stored before they were kept).
+why, and files read with a warning; NULL for rows stored before they were kept), and
+``review_runs`` gains ``model_caveat`` (the caveat of the model that made the run's
+predictions, shown above them; NULL for runs stored before it was kept).
 
 Revision ID: 0008
 Revises: 0007
@@ -24,9 +26,13 @@ def upgrade() -> None:
     """Upgrade schema."""
     with op.batch_alter_table("case_results", schema=None) as batch_op:
         batch_op.add_column(sa.Column("input_warnings", sa.JSON(), nullable=True))
+    with op.batch_alter_table("review_runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("model_caveat", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    """Downgrade schema (results forget their input warnings)."""
+    """Downgrade schema (results forget their input warnings, runs their caveat)."""
+    with op.batch_alter_table("review_runs", schema=None) as batch_op:
+        batch_op.drop_column("model_caveat")
     with op.batch_alter_table("case_results", schema=None) as batch_op:
         batch_op.drop_column("input_warnings")
