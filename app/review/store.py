@@ -123,7 +123,7 @@ def bundle_keys(sessions: Sessions, run_id: int) -> dict[str, str]:
         ResultRow.run_id == run_id, ResultRow.bundle_key.is_not(None)
     )
     with sessions() as s:
-        return dict(s.execute(query).tuples().all())
+        return {case: key for case, key in s.execute(query)}
 
 
 def add_result(
