@@ -47,6 +47,7 @@ from fuselens.explain.bundle import ExplanationBundle  # noqa: E402
 from fuselens.explain.context import PREDICTED  # noqa: E402
 from fuselens.explain.methods import DEFAULT_METHOD, REGISTRY  # noqa: E402
 from fuselens.explain.pipeline import stage_names  # noqa: E402
+from fuselens.model_zoo.contract import capabilities  # noqa: E402
 
 CSS = (
     HIGHLIGHT_CSS
@@ -218,11 +219,14 @@ def declare_layout(ws: Workstation) -> Layout:
             )
             cxr_opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity")
 
-    with gr.Row(equal_height=False):
+    # a model without attention or a report gets no empty panels for them (its one-line
+    # reasons are in "Not shown for this model")
+    caps = capabilities(ws.model.model)
+    with gr.Row(equal_height=False, visible=caps["attention"]):
         p["attention_modality"] = gr.Plot(label="Cross-modal attention", elem_id="fl-attention")
         p["attention_guidance"] = gr.Plot(label="Task guidance attention", elem_id="fl-guidance")
 
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, visible=caps["report"]):
         with gr.Column(scale=1):
             p["report_sentences"] = gr.Radio(
                 choices=[],

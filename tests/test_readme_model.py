@@ -104,6 +104,9 @@ def test_the_workstation_explains_an_upload_with_the_readme_model(user_folder, m
             assert "Cardiomegaly" in pg.inner_text("#fl-prediction")
             assert "Untrained example model" in pg.inner_text("#fl-prediction")
             assert "exposes no attention maps" in pg.inner_text("#fl-unavailable")
+            # ...and no empty attention or report panels stand on the page for it
+            for panel in ("#fl-attention", "#fl-guidance", "#fl-sentences", "#fl-report"):
+                assert not pg.locator(panel).is_visible(), panel
             pg.locator("#fl-ecg").scroll_into_view_if_needed()
             pg.wait_for_selector("#fl-ecg .heatmaplayer .hm", state="attached")
             assert "Grad-CAM++" in pg.inner_text("#fl-ecg")
