@@ -146,3 +146,12 @@ def test_body_part_examined(tmp_path, write_dicom, body_part, refused, warned):
     reading = read_cxr_dicom(path)
     assert reading.part.image.shape == (64, 128)
     assert any("BodyPartExamined" in w for w in reading.warnings) == warned
+
+
+def test_a_lateral_radiograph_is_read_with_a_warning(tmp_path, write_dicom):
+    ramp = np.tile(np.arange(0, 4096, 32, dtype=np.uint16), (64, 1))
+    cr = ComputedRadiographyImageStorage
+    lateral = write_dicom(tmp_path / "ll.dcm", cr, "CR", ramp, ViewPosition="LL")
+    frontal = write_dicom(tmp_path / "pa.dcm", cr, "CR", ramp, ViewPosition="PA")
+    assert any("LL: a lateral radiograph" in w for w in read_cxr_dicom(lateral).warnings)
+    assert not any("lateral" in w for w in read_cxr_dicom(frontal).warnings)

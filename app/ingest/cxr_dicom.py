@@ -14,6 +14,8 @@ from fuselens.app.ingest.errors import IngestError, guarded
 from fuselens.app.ingest.report import Reading
 from fuselens.model_zoo.case import CXR
 
+LATERAL_VIEWS = {"LL", "RL", "LATERAL", "LAT", "LLD", "RLD"}  # DICOM ViewPosition terms
+
 
 def voi_output_range(ds: Dataset) -> tuple[float, float] | None:
     """The value range ``apply_voi_lut`` maps into, None when it leaves values unchanged."""
@@ -98,6 +100,11 @@ def read_cxr_dicom(path: str | Path) -> Reading[CXR]:
         view_position=str(ds.get("ViewPosition", "") or "unknown"),
         pixel_spacing_mm=spacing,
     )
+    if cxr.view_position.strip().upper() in LATERAL_VIEWS:
+        warnings.append(
+            f"ViewPosition {cxr.view_position}: a lateral radiograph; check that the model "
+            "was trained on lateral views (the demo model saw frontal ones)"
+        )
     cxr.validate()
     details = dicom.dicom_details(ds)
     details.update({"shape": list(image.shape), "view_position": cxr.view_position})
