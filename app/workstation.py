@@ -145,12 +145,26 @@ def _case_controls(ws: Workstation) -> dict[str, Any]:
     return out
 
 
-def _echo_slot(i: int, panels: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+NOT_READ = {
+    "labs": "this model does not read labs",
+    "ecg": "this model does not read the ECG",
+    "echo": "this model does not read echo",
+    "cxr": "this model does not read X-rays",
+}
+
+
+def panel_label(label: str, modality: str, reads: Sequence[str], plain: str) -> str:
+    """A panel's ``label``, or ``plain (why)`` for a modality the model does not read: its
+    input is shown, with no map or SHAP colours."""
+    return label if modality in reads else f"{plain} ({NOT_READ[modality]})"
+
+
+def _echo_slot(i: int, panels: dict[str, Any], reads: Sequence[str]) -> tuple[Any, Any, Any, Any]:
     """One echo view: its loop, opacity slider, frame scrubber and frame; hidden until used."""
     with gr.Column(scale=2, min_width=220, visible=False) as col:
         title = gr.Markdown(f"**Echo view {i + 1}**")
         panels[f"echo_video:{i}"] = gr.Video(
-            label="Cine loop with the chosen map",
+            label=panel_label("Cine loop with the chosen map", "echo", reads, "Cine loop"),
             autoplay=True,
             loop=True,
             interactive=False,
@@ -168,6 +182,7 @@ def _echo_slot(i: int, panels: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
 def declare_layout(ws: Workstation) -> Layout:
     """Place every component (call inside a ``gr.Blocks`` context)."""
     current = gr.State(None)
+    reads = tuple(ws.model.model.modalities)
     with gr.Row(elem_classes=["fl-header"]):
         gr.Markdown(header_markdown(ws), elem_id="fl-header")
         gr.Markdown(
@@ -191,7 +206,12 @@ def declare_layout(ws: Workstation) -> Layout:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             p["lab_text"] = gr.HighlightedText(
-                label="Lab text (SHAP: red raises, blue lowers the explained answer)",
+                label=panel_label(
+                    "Lab text (SHAP: red raises, blue lowers the explained answer)",
+                    "labs",
+                    reads,
+                    "Lab text",
+                ),
                 show_legend=True,
                 combine_adjacent=False,
                 elem_classes=[HIGHLIGHT_CLASS],
@@ -199,20 +219,25 @@ def declare_layout(ws: Workstation) -> Layout:
             )
         with gr.Column(scale=2):
             p["lab_table"] = gr.Dataframe(
-                label="Lab items by contribution (log-odds)",
+                label=panel_label(
+                    "Lab items by contribution (log-odds)", "labs", reads, "Lab items"
+                ),
                 interactive=False,
                 wrap=True,
                 elem_id="fl-lab-table",
             )
 
-    p["ecg"] = gr.Plot(label="12-lead ECG with the chosen map", elem_id="fl-ecg")
+    p["ecg"] = gr.Plot(
+        label=panel_label("12-lead ECG with the chosen map", "ecg", reads, "12-lead ECG"),
+        elem_id="fl-ecg",
+    )
     p["ecg_measurements"] = gr.Markdown(elem_id="fl-ecg-measurements")
 
     with gr.Row(equal_height=False):
-        slots = [_echo_slot(i, p) for i in range(image_views.ECHO_SLOTS)]
+        slots = [_echo_slot(i, p, reads) for i in range(image_views.ECHO_SLOTS)]
         with gr.Column(scale=3, min_width=300):
             p["cxr"] = gr.Image(
-                label="Chest X-ray with the chosen map",
+                label=panel_label("Chest X-ray with the chosen map", "cxr", reads, "Chest X-ray"),
                 interactive=False,
                 height=460,
                 elem_id="fl-cxr",

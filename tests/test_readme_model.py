@@ -107,6 +107,9 @@ def test_the_workstation_explains_an_upload_with_the_readme_model(user_folder, m
             # ...and no empty attention or report panels stand on the page for it
             for panel in ("#fl-attention", "#fl-guidance", "#fl-sentences", "#fl-report"):
                 assert not pg.locator(panel).is_visible(), panel
+            # the labs it does not read are shown plain, and the panel says why
+            assert "Lab text (this model does not read labs)" in pg.inner_text("#fl-lab-text")
+            assert "Lab text (SHAP" not in pg.inner_text("#fl-lab-text")
             pg.locator("#fl-ecg").scroll_into_view_if_needed()
             pg.wait_for_selector("#fl-ecg .heatmaplayer .hm", state="attached")
             assert "Grad-CAM++" in pg.inner_text("#fl-ecg")
