@@ -21,9 +21,12 @@ def randomised_model(model: nn.Module, seed: int = 0) -> nn.Module:
     seed gets its own weights back) is made again from the next seed."""
     for draw_seed in range(seed, seed + MAX_DRAWS):
         fresh = _redrawn(model, draw_seed)
-        if not _unchanged(model, fresh):
+        unchanged = _unchanged(model, fresh)
+        if not unchanged:
             return fresh
-    raise ValueError(f"re-drawing the weights left some unchanged for seeds {seed}-{draw_seed}")
+    raise ValueError(
+        f"re-drawing the weights left {', '.join(unchanged)} unchanged for seeds {seed}-{draw_seed}"
+    )
 
 
 def _unchanged(model: nn.Module, fresh: nn.Module) -> list[str]:

@@ -187,7 +187,7 @@ def case_html(view: dict[str, Any], media_root: Path, method_label: str) -> str:
     """The whole page body of one assignment (``view`` from the server: the case, the
     arm's panels and media files, the questions, the model's caveat)."""
     key = view["case"]["key"]
-    caveat = view.get("caveat") or CAVEAT
+    caveat = view["caveat"]
     base = f"/media/{_q(key)}"
     # media holds only what the reader's arm shows (the server filters it)
     media, panels, method = view["media"], view["arm"]["panels"], view["arm"]["method"]

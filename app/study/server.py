@@ -408,12 +408,12 @@ required></label></p><p><button type="submit">Log in</button></p></form>""",
         folder = media_root / assignment.case.case_key if media_root else None
         files = sorted(p.name for p in folder.glob("*")) if folder and folder.is_dir() else []
         view["media"] = [n for n in files if _shows(assignment.arm, n)]
-        view["questions"] = _questions(session, view["arm"])
-        view["caveat"] = get_study(session, study_id).config.get("caveat") or CAVEAT
+        config = get_study(session, study_id).config
+        view["questions"] = _questions(config["questions"], view["arm"])
+        view["caveat"] = config.get("caveat") or CAVEAT
         return view
 
-    def _questions(session: Session, arm: dict[str, Any]) -> dict[str, Any]:
-        q = get_study(session, study_id).config["questions"]
+    def _questions(q: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any]:
         return {
             "diagnosis": q["diagnosis"],
             "confidence": "How confident are you in your answer? (0 = a guess, 100 = certain)",
